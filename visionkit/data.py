@@ -1,0 +1,1038 @@
+"""Images and datasets: one place to get them, online or offline.
+
+Where datasets come from, in order:
+
+1. the ``path`` argument of the loader (a file or a folder);
+2. the folder named by the ``VISIONKIT_DATA`` environment variable;
+3. the Keras download cache (``$KERAS_HOME/datasets`` or ``~/.keras/datasets``);
+4. a Keras download (needs the internet).
+
+When none works, :class:`~visionkit.errors.DataNotFoundError` says where it looked and
+what file to put where. ``sample=True`` returns a small real sample bundled inside the
+package, so recipes and notebooks run with no network and no data at all.
+
+Decoded JPEG datasets are cached as ``.npz`` files in :func:`cache_dir`
+(``$VISIONKIT_CACHE`` or ``~/.cache/visionkit``) so the second load is fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import _validate as V
+from ._io import atomic_path
+from .errors import DataNotFoundError, ImageReadError, InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "SAMPLE_IMAGES",
+    "cache_dir",
+    "data_dir",
+    "from_arrays",
+    "image_folder",
+    "load_cifar10",
+    "load_image",
+    "load_mnist",
+    "sample_image",
+    "sample_image_path",
+    "save_image",
+]
+
+#: CIFAR-10 class names; the label of a class is its position here.
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+#: File extensions :func:`image_folder` reads (the formats TensorFlow decodes).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+#: Names of the bundled sample images, for :func:`sample_image`.
+SAMPLE_IMAGES: dict[str, str] = {
+    "painting": "starry_night.jpg",
+    "starry_night": "starry_night.jpg",
+    "photo": "chelsea_cat.jpg",
+    "chelsea": "chelsea_cat.jpg",
+}
+
+_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+_CIFAR_PY_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+_CACHE_VERSION = "1"
+_TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def data_dir() -> Path | None:
+    """Return the folder named by ``VISIONKIT_DATA``, or ``None`` when it is unset.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder of local datasets (``mnist.npz``, ``cifar10/`` or
+        ``cifar10-jpeg.tar.gz``, ``cifar-10-batches-py/``, ...).
+    """
+    value = os.environ.get("VISIONKIT_DATA")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """Return the folder where decoded datasets are cached.
+
+    ``$VISIONKIT_CACHE`` when set, else ``$XDG_CACHE_HOME/visionkit``, else
+    ``~/.cache/visionkit``. The folder is created on first write, not here.
+    """
+    value = os.environ.get("VISIONKIT_CACHE")
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "visionkit"
+
+
+def _keras_datasets_dir() -> Path:
+    home = os.environ.get("KERAS_HOME")
+    return (Path(home) if home else Path.home() / ".keras") / "datasets"
+
+
+def _sample_file(name: str) -> Path:
+    return Path(str(resources.files("visionkit") / "_samples" / name))
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def load_image(
+    source: Any,
+    *,
+    size: int | tuple[int, int] | None = None,
+    max_dim: int | None = None,
+) -> np.ndarray:
+    """Load an image as a float32 RGB array in ``[0, 255]``.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes, PIL.Image.Image or numpy.ndarray
+        A file path, the bytes of an encoded image, a PIL image, or an array of shape
+        ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``. Integer arrays are
+        read as ``uint8`` (``uint16`` is scaled by ``255 / 65535``); float arrays are
+        taken to be in ``[0, 255]`` already.
+    size : int or (height, width), optional
+        Resize to exactly this size (bicubic, antialiased).
+    max_dim : int, optional
+        Scale so that the longer side equals ``max_dim``, keeping the aspect ratio.
+        Cannot be combined with ``size``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(H, W, 3)``, values in ``[0, 255]``.
+
+    Notes
+    -----
+    Grayscale, palette, CMYK and 16-bit images are converted to RGB (16-bit values are
+    scaled, not clipped); transparent images (RGBA, LA, palette with transparency) are
+    composited on white; the EXIF orientation is applied.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, not an image, truncated, or larger than PIL's
+        decompression-bomb limit; the message names the file.
+
+    Examples
+    --------
+    >>> from visionkit.data import load_image, sample_image_path
+    >>> img = load_image(sample_image_path("photo"), max_dim=128)
+    >>> img.shape, img.dtype
+    ((85, 128, 3), dtype('float32'))
+    """
+    target = V.size2d("size", size, allow_none=True)
+    max_dim = V.integer("max_dim", max_dim, minimum=1, allow_none=True)
+    if target is not None and max_dim is not None:
+        raise InvalidArgumentError(
+            f"Pass either `size` or `max_dim`, not both. Received: size={size!r}, max_dim={max_dim!r}"
+        )
+    if isinstance(source, np.ndarray):
+        array = _array_to_rgb(source)
+    elif isinstance(source, Image.Image):
+        array = _pil_to_rgb(source, "<PIL image>")
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        array = _open_and_convert(io.BytesIO(bytes(source)), "<bytes>")
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageReadError(f"Image file not found: '{path}'.")
+        if not path.is_file():
+            raise ImageReadError(f"Expected an image file, got a folder: '{path}'.")
+        array = _open_and_convert(path, f"'{path}'")
+    else:
+        raise TypeError(
+            "Argument `source` must be a path, bytes, a PIL image or a numpy array. "
+            f"Received: source of type {type(source).__name__}"
+        )
+    if max_dim is not None:
+        h, w = array.shape[:2]
+        scale = max_dim / max(h, w)
+        target = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if target is not None and target != array.shape[:2]:
+        array = _resize(array, target)
+    return array
+
+
+def _open_and_convert(fp: Any, label: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as img:
+                img.load()
+                return _pil_to_rgb(img, label)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(
+            f"Image {label} is too large to decode safely ({exc}). Raise "
+            "`PIL.Image.MAX_IMAGE_PIXELS` if you trust this file."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"File {label} is not an image PIL can read.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"Could not decode image {label}: {exc}.") from None
+
+
+def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:
+        pass
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 255.0 / 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
+        arr = np.clip(arr * scale, 0, 255).astype(np.float32)
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if mode == "F":
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0, 255)
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.float32).copy()
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise V.fail("source", "an image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)", f"array of shape {array.shape}")
+    if arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) * (255.0 / 65535.0)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.float32) * 255.0
+    elif np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    else:
+        raise V.fail("source", "an array of integers or floats", f"array of dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise V.fail("source", "an image array without NaN or infinite values", "array with non-finite values")
+    arr = np.clip(arr, 0.0, 255.0)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    elif arr.shape[-1] == 4:
+        alpha = arr[..., 3:4] / 255.0
+        arr = arr[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic, antialiased resize of a float ``(H, W, C)`` array to ``size=(h, w)``."""
+    h, w = size
+    channels = [
+        np.asarray(Image.fromarray(array[..., c]).resize((w, h), Image.Resampling.BICUBIC))
+        for c in range(array.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 255.0).astype(np.float32)
+
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+
+
+def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 95) -> Path:
+    """Write an image atomically; the format follows the file extension.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination, ending in ``.png``, ``.jpg``/``.jpeg``, ``.bmp``, ``.tif`` or
+        ``.webp``. Parent folders are created.
+    image : array-like
+        ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``; uint8, or floats in
+        ``[0, 255]`` (rounded and clipped).
+    quality : int, default 95
+        JPEG/WebP quality, 1-100.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Unknown extension, wrong shape, or NaN/infinite values (nothing is written).
+
+    Notes
+    -----
+    The data goes to a temporary file in the same folder, which is renamed over
+    ``path`` only when complete: a crash never leaves a half-written image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from visionkit.data import save_image
+    >>> save_image("/tmp/visionkit-doc/grey.png", np.full((8, 8, 3), 128, np.uint8))
+    PosixPath('/tmp/visionkit-doc/grey.png')
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise V.fail("path", f"a file name ending in one of {sorted(_SAVE_FORMATS)}", str(path))
+    quality = V.integer("quality", quality, minimum=1, maximum=100)
+    arr = np.asarray(image)
+    if hasattr(image, "numpy") and not isinstance(image, np.ndarray):
+        arr = np.asarray(image.numpy())
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)) or arr.size == 0:
+        raise V.fail("image", "an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)", f"array of shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise V.fail("image", "a numeric array", f"array of dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise V.fail("image", "an image without NaN or infinite values (nothing was written)", f"{path.name} with non-finite pixels")
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    pil = Image.fromarray(arr)
+    if fmt == "JPEG" and pil.mode == "RGBA":
+        pil = pil.convert("RGB")
+    options: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=fmt, **options)
+    return path
+
+
+def sample_image_path(name: str) -> Path:
+    """Return the path of a bundled sample image.
+
+    Parameters
+    ----------
+    name : str
+        ``"painting"`` (Van Gogh, *The Starry Night*, 512×384, public domain) or
+        ``"photo"`` (Chelsea the cat, 451×300, CC0); aliases ``"starry_night"`` and
+        ``"chelsea"``.
+    """
+    V.one_of("name", name, SAMPLE_IMAGES)
+    return _sample_file(SAMPLE_IMAGES[name])
+
+
+def sample_image(name: str, *, size: int | tuple[int, int] | None = None, max_dim: int | None = None) -> np.ndarray:
+    """Load a bundled sample image as float32 RGB ``(H, W, 3)`` in ``[0, 255]``.
+
+    See :func:`sample_image_path` for the names and :func:`load_image` for ``size``
+    and ``max_dim``.
+
+    Examples
+    --------
+    >>> from visionkit.data import sample_image
+    >>> sample_image("painting").shape
+    (384, 512, 3)
+    """
+    return load_image(sample_image_path(name), size=size, max_dim=max_dim)
+
+
+# ----------------------------------------------------------------------------- MNIST
+
+
+def load_mnist(
+    path: str | os.PathLike[str] | None = None, *, sample: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load MNIST as Keras-convention uint8 arrays.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        An ``mnist.npz`` file in Keras' format, or a folder holding one. When given,
+        nothing else is tried.
+    sample : bool, default False
+        Return the bundled sample (5,000 train / 1,000 test digits, stratified) instead.
+
+    Returns
+    -------
+    ((x_train, y_train), (x_test, y_test))
+        ``x`` uint8 of shape ``(N, 28, 28)`` in ``[0, 255]``; ``y`` uint8 of shape
+        ``(N,)`` in ``[0, 9]``.
+
+    Raises
+    ------
+    DataNotFoundError
+        No source worked; the message lists where it looked.
+
+    Examples
+    --------
+    >>> from visionkit.data import load_mnist
+    >>> (x_train, y_train), (x_test, y_test) = load_mnist(sample=True)
+    >>> x_train.shape, y_train.dtype
+    ((5000, 28, 28), dtype('uint8'))
+    """
+    if sample:
+        return _read_mnist_npz(_sample_file("mnist_sample.npz"))
+    tried: list[str] = []
+    if path is not None:
+        file = Path(path)
+        file = file / "mnist.npz" if file.is_dir() else file
+        if not file.is_file():
+            raise DataNotFoundError(f"MNIST file not found: '{file}' (from argument `path`). Expected Keras' mnist.npz.")
+        return _read_mnist_npz(file)
+    env = data_dir()
+    if env is not None:
+        file = env / "mnist.npz"
+        if file.is_file():
+            return _read_mnist_npz(file)
+        tried.append(f"'{file}' (VISIONKIT_DATA)")
+    else:
+        tried.append("VISIONKIT_DATA (not set)")
+    cached = _keras_datasets_dir() / "mnist.npz"
+    if cached.is_file():
+        return _read_mnist_npz(cached)
+    tried.append(f"'{cached}' (Keras cache)")
+    try:
+        import keras
+
+        return keras.datasets.mnist.load_data()
+    except Exception as exc:
+        tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
+    raise DataNotFoundError(
+        "Could not find MNIST. Looked in: " + "; ".join(tried) + ". Put Keras' `mnist.npz` "
+        "(sha256 " + _MNIST_SHA256[:12] + "...) in a folder and set VISIONKIT_DATA to it, "
+        "pass `path=`, or use `sample=True` for the bundled sample."
+    )
+
+
+def _read_mnist_npz(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    try:
+        with np.load(file, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except KeyError as exc:
+        raise DataNotFoundError(f"'{file}' is not an MNIST file: key {exc} missing.") from None
+    except (OSError, ValueError) as exc:
+        raise DataNotFoundError(f"Could not read MNIST file '{file}': {exc}") from None
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
+            raise DataNotFoundError(f"'{file}' is not an MNIST file: x_{split} {x.shape}, y_{split} {y.shape}.")
+    return (
+        (arrays["x_train"].astype(np.uint8, copy=False), arrays["y_train"].astype(np.uint8, copy=False)),
+        (arrays["x_test"].astype(np.uint8, copy=False), arrays["y_test"].astype(np.uint8, copy=False)),
+    )
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+
+
+def load_cifar10(
+    path: str | os.PathLike[str] | None = None, *, sample: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load CIFAR-10 as Keras-convention uint8 arrays.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        One of: Keras' ``cifar-10-batches-py`` folder (or a folder holding it); the
+        ``cifar-10-python.tar.gz`` archive (hash-checked); a class-per-folder JPEG tree
+        ``cifar10/{train,test}/<class>/*.jpg`` (or a folder holding ``cifar10/``); or a
+        ``.tar.gz`` of that tree. When given, nothing else is tried.
+    sample : bool, default False
+        Return the bundled sample (1,000 train / 200 test images, stratified over the 10 classes) instead.
+
+    Returns
+    -------
+    ((x_train, y_train), (x_test, y_test))
+        ``x`` uint8 ``(N, 32, 32, 3)`` RGB; ``y`` uint8 ``(N, 1)`` with the class
+        index in :data:`CIFAR10_CLASSES`.
+
+    Notes
+    -----
+    A JPEG tree or archive is decoded once and cached in :func:`cache_dir`; later
+    calls read the cache. The Python pickles are read with an unpickler that accepts
+    numpy arrays and plain containers only.
+
+    Examples
+    --------
+    >>> from visionkit.data import load_cifar10
+    >>> (x_train, y_train), _ = load_cifar10(sample=True)
+    >>> x_train.shape, y_train.shape
+    ((1000, 32, 32, 3), (1000, 1))
+    """
+    if sample:
+        return _read_cifar_sample(_sample_file("cifar10_sample.npz"))
+    if path is not None:
+        found = _find_cifar(Path(path))
+        if found is None:
+            raise DataNotFoundError(
+                f"No CIFAR-10 data at '{path}' (from argument `path`). Expected a "
+                "`cifar-10-batches-py` folder, `cifar-10-python.tar.gz`, a "
+                "`cifar10/{train,test}/<class>/*.jpg` tree or a .tar.gz of it."
+            )
+        return _load_cifar_source(*found)
+    tried: list[str] = []
+    env = data_dir()
+    if env is not None:
+        found = _find_cifar(env)
+        if found is not None:
+            return _load_cifar_source(*found)
+        tried.append(f"'{env}' (VISIONKIT_DATA)")
+    else:
+        tried.append("VISIONKIT_DATA (not set)")
+    for cached in (
+        _keras_datasets_dir() / "cifar-10-batches-py-target" / "cifar-10-batches-py",
+        _keras_datasets_dir() / "cifar-10-batches-py",
+    ):
+        if (cached / "data_batch_1").is_file():
+            return _load_cifar_source("batches", cached)
+        tried.append(f"'{cached}' (Keras cache)")
+    try:
+        import keras
+
+        return keras.datasets.cifar10.load_data()
+    except Exception as exc:
+        tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
+    raise DataNotFoundError(
+        "Could not find CIFAR-10. Looked in: " + "; ".join(tried) + ". Put one of "
+        "`cifar-10-batches-py/`, `cifar-10-python.tar.gz`, `cifar10/{train,test}/<class>/*.jpg` "
+        "or `cifar10-jpeg.tar.gz` in a folder and set VISIONKIT_DATA to it, pass `path=`, "
+        "or use `sample=True` for the bundled sample."
+    )
+
+
+def _find_cifar(p: Path) -> tuple[str, Path] | None:
+    if p.is_file():
+        if p.name.endswith((".tar.gz", ".tgz", ".tar")):
+            return ("tar", p)
+        return None
+    if not p.is_dir():
+        return None
+    if (p / "data_batch_1").is_file():
+        return ("batches", p)
+    if (p / "cifar-10-batches-py" / "data_batch_1").is_file():
+        return ("batches", p / "cifar-10-batches-py")
+    if (p / "train").is_dir() and (p / "test").is_dir():
+        return ("tree", p)
+    if (p / "cifar10" / "train").is_dir():
+        return ("tree", p / "cifar10")
+    for name in ("cifar10-jpeg.tar.gz", "cifar-10-python.tar.gz"):
+        if (p / name).is_file():
+            return ("tar", p / name)
+    return None
+
+
+def _load_cifar_source(kind: str, p: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    if kind == "batches":
+        return _read_cifar_batches_dir(p)
+    stamp = _source_stamp(kind, p)
+    cache_file = cache_dir() / f"cifar10-{stamp}.npz"
+    if cache_file.is_file():
+        try:
+            return _read_cifar_npz(cache_file)
+        except DataNotFoundError:
+            pass  # a damaged cache is rebuilt below
+    result = _read_cifar_tree(p) if kind == "tree" else _read_cifar_tar(p)
+    try:
+        with atomic_path(cache_file) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, x_train=result[0][0], y_train=result[0][1], x_test=result[1][0], y_test=result[1][1])
+    except OSError as exc:
+        warnings.warn(f"Could not write the CIFAR-10 cache '{cache_file}': {exc}", RuntimeWarning, stacklevel=3)
+    return result
+
+
+def _source_stamp(kind: str, p: Path) -> str:
+    p = p.resolve()
+    parts = [_CACHE_VERSION, kind, str(p)]
+    if kind == "tree":
+        for split in ("train", "test"):
+            for cls in CIFAR10_CLASSES:
+                d = p / split / cls
+                st = d.stat() if d.is_dir() else None
+                parts.append(f"{split}/{cls}:{st.st_mtime_ns if st else 0}")
+    else:
+        st = p.stat()
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _read_cifar_npz(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    try:
+        with np.load(file, allow_pickle=False) as f:
+            out = ((f["x_train"], f["y_train"]), (f["x_test"], f["y_test"]))
+    except (KeyError, OSError, ValueError) as exc:
+        raise DataNotFoundError(f"Could not read CIFAR-10 file '{file}': {exc}") from None
+    return out
+
+
+def _read_cifar_sample(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    out = []
+    with np.load(file, allow_pickle=False) as f:
+        for split in ("train", "test"):
+            blob, offsets = f[f"jpeg_{split}"].tobytes(), f[f"offsets_{split}"]
+            x = np.stack([
+                _decode_jpeg_bytes(blob[offsets[i] : offsets[i + 1]], f"{file.name}:{split}[{i}]")
+                for i in range(len(offsets) - 1)
+            ])
+            out.append((x, f[f"y_{split}"].astype(np.uint8)))
+    return out[0], out[1]
+
+
+def _decode_jpeg_bytes(data: bytes, label: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"Could not decode CIFAR-10 image '{label}': {exc}") from None
+    if arr.shape != (32, 32, 3):
+        raise ImageReadError(f"CIFAR-10 image '{label}' has shape {arr.shape}, expected (32, 32, 3).")
+    return arr
+
+
+def _assemble(items: list[tuple[str, int, str, bytes]], source: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    items.sort(key=lambda t: (t[0], t[1], t[2]))
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        arrays = list(pool.map(lambda t: _decode_jpeg_bytes(t[3], f"{source}:{t[0]}/{t[2]}"), items, chunksize=512))
+    out = []
+    for split in ("train", "test"):
+        idx = [i for i, t in enumerate(items) if t[0] == split]
+        if not idx:
+            raise DataNotFoundError(f"CIFAR-10 source '{source}' has no '{split}' images.")
+        x = np.stack([arrays[i] for i in idx])
+        y = np.array([[items[i][1]] for i in idx], dtype=np.uint8)
+        out.append((x, y))
+    return out[0], out[1]
+
+
+def _read_cifar_tree(root: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    items: list[tuple[str, int, str, bytes]] = []
+    for split in ("train", "test"):
+        for label, cls in enumerate(CIFAR10_CLASSES):
+            folder = root / split / cls
+            if not folder.is_dir():
+                raise DataNotFoundError(f"CIFAR-10 tree '{root}' lacks the folder '{split}/{cls}'.")
+            for f in folder.iterdir():
+                if f.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                    items.append((split, label, f"{cls}/{f.name}", f.read_bytes()))
+    return _assemble(items, root)
+
+
+def _read_cifar_tar(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    class_index = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+    try:
+        with tarfile.open(file, "r:*") as tar:
+            names = tar.getnames()
+            if any(n.endswith("data_batch_1") for n in names):
+                return _read_cifar_python_tar(file, tar)
+            items: list[tuple[str, int, str, bytes]] = []
+            for member in tar:
+                if not member.isfile():
+                    continue
+                parts = member.name.split("/")
+                if len(parts) < 3 or parts[-3] not in ("train", "test") or parts[-2] not in class_index:
+                    continue
+                if not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
+                    continue
+                fh = tar.extractfile(member)
+                if fh is None:
+                    continue
+                items.append((parts[-3], class_index[parts[-2]], f"{parts[-2]}/{parts[-1]}", fh.read()))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataNotFoundError(f"Could not read CIFAR-10 archive '{file}': {exc}") from None
+    return _assemble(items, file)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that accepts plain containers and numpy arrays, nothing else."""
+
+    _ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def _load_batch(fh: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        d = _ArrayOnlyUnpickler(fh, encoding="bytes").load()
+        data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = np.asarray(d[b"labels"], dtype=np.uint8).reshape(-1, 1)
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
+        raise DataNotFoundError(f"'{label}' is not a CIFAR-10 batch file: {exc}") from None
+    return np.ascontiguousarray(data), labels
+
+
+def _read_cifar_batches_dir(p: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    parts = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        file = p / name
+        if not file.is_file():
+            raise DataNotFoundError(f"CIFAR-10 folder '{p}' lacks '{name}'.")
+        with open(file, "rb") as fh:
+            parts.append(_load_batch(fh, str(file)))
+    x_train = np.concatenate([x for x, _ in parts[:5]])
+    y_train = np.concatenate([y for _, y in parts[:5]])
+    return (x_train, y_train), parts[5]
+
+
+def _read_cifar_python_tar(file: Path, tar: tarfile.TarFile) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != _CIFAR_PY_SHA256:
+        raise DataNotFoundError(
+            f"'{file}' does not have the sha256 of the official cifar-10-python.tar.gz; refusing to unpickle it."
+        )
+    members = {m.name.split("/")[-1]: m for m in tar.getmembers() if m.isfile()}
+    parts = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        fh = tar.extractfile(members[name])
+        parts.append(_load_batch(fh, f"{file}:{name}"))
+    return (np.concatenate([x for x, _ in parts[:5]]), np.concatenate([y for _, y in parts[:5]])), parts[5]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+# ----------------------------------------------------------------------------- tf.data
+
+
+def _check_file(path: str) -> str | None:
+    """Return ``None`` if ``path`` decodes as an image TensorFlow reads, else a reason."""
+    try:
+        with Image.open(path) as img:
+            if img.format not in _TF_FORMATS:
+                return f"format {img.format} is not one TensorFlow decodes"
+            if img.format == "JPEG":
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except UnidentifiedImageError:
+        return "not an image"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def image_folder(
+    directory: str | os.PathLike[str],
+    *,
+    image_size: int | tuple[int, int] = (150, 150),
+    batch_size: int | None = 32,
+    label_mode: str | None = "int",
+    validation_split: float | None = None,
+    subset: str | None = None,
+    seed: int | None = None,
+    shuffle: bool = True,
+    on_error: str = "raise",
+) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Build a prefetched ``tf.data.Dataset`` from a class-per-folder image tree.
+
+    Follows the semantics of ``keras.utils.image_dataset_from_directory``: each
+    sub-folder of ``directory`` is a class (in alphanumeric order), and the images in
+    it (``.bmp``, ``.gif``, ``.jpeg``, ``.jpg``, ``.png``, searched recursively) are its
+    examples. Every file is checked once up front, so a bad file is reported by name
+    instead of crashing an epoch half-way.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The root folder, ``directory/<class>/<image>``.
+    image_size : int or (height, width), default (150, 150)
+        Images are resized (bilinear) to this size.
+    batch_size : int or None, default 32
+        Batch size; ``None`` yields single images. The last batch may be smaller.
+    label_mode : {"int", "categorical", "binary", None}, default "int"
+        ``"int"``: int32 ``(batch,)``; ``"categorical"``: one-hot float32
+        ``(batch, num_classes)``; ``"binary"``: float32 ``(batch, 1)``, exactly two
+        classes; ``None``: images only.
+    validation_split : float, optional
+        Fraction in ``(0, 1)`` held out for validation; needs ``subset``.
+    subset : {"training", "validation", "both"}, optional
+        Which side of the split to return; ``"both"`` returns ``(train, val)``.
+    seed : int, optional
+        Seed of the shuffle. The split is always deterministic (files are shuffled with
+        ``seed``, or 0 when it is None), so separate ``"training"`` and
+        ``"validation"`` calls never overlap.
+    shuffle : bool, default True
+        Reshuffle the files every epoch.
+    on_error : {"raise", "skip"}, default "raise"
+        For unreadable files: ``"raise"`` an :class:`ImageReadError` naming them, or
+        ``"skip"`` them with one warning that lists them.
+
+    Returns
+    -------
+    tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
+        Batches of ``(images, labels)`` (images float32 ``(batch, h, w, 3)`` in
+        ``[0, 255]``), or images alone with ``label_mode=None``. The dataset has
+        ``class_names`` and ``file_paths`` attributes.
+
+    Examples
+    --------
+    >>> from visionkit.data import image_folder
+    >>> train, val = image_folder("pets/", image_size=(150, 150), validation_split=0.2,
+    ...                           subset="both", seed=1)  # doctest: +SKIP
+    >>> train.class_names  # doctest: +SKIP
+    ['cat', 'dog']
+    """
+    root = Path(directory)
+    image_size = V.size2d("image_size", image_size)
+    batch_size = V.integer("batch_size", batch_size, minimum=1, allow_none=True)
+    V.one_of("label_mode", label_mode, ("int", "categorical", "binary", None))
+    V.one_of("on_error", on_error, ("raise", "skip"))
+    V.one_of("subset", subset, ("training", "validation", "both", None))
+    validation_split = V.number(
+        "validation_split", validation_split, minimum=0.0, maximum=1.0,
+        exclusive_minimum=True, exclusive_maximum=True, allow_none=True,
+    )
+    if (validation_split is None) != (subset is None):
+        raise InvalidArgumentError(
+            "Arguments `validation_split` and `subset` go together: pass both or neither. "
+            f"Received: validation_split={validation_split!r}, subset={subset!r}"
+        )
+    if not root.exists():
+        raise DataNotFoundError(f"Image folder not found: '{root}' (argument `directory`).")
+    if not root.is_dir():
+        raise V.fail("directory", "a folder with one sub-folder per class", str(root))
+
+    class_names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_names:
+        raise V.fail("directory", "a folder with one sub-folder of images per class; it has no sub-folders", str(root))
+    files: list[str] = []
+    labels: list[int] = []
+    for label, cls in enumerate(class_names):
+        found = sorted(
+            str(f) for f in (root / cls).rglob("*")
+            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+        )
+        files.extend(found)
+        labels.extend([label] * len(found))
+    if not files:
+        raise V.fail("directory", f"a folder whose class sub-folders hold images with extensions {list(IMAGE_EXTENSIONS)}; none found", str(root))
+    if label_mode == "binary" and len(class_names) != 2:
+        raise InvalidArgumentError(
+            f"`label_mode='binary'` needs exactly 2 classes, but '{root}' has {len(class_names)}: "
+            f"{class_names}. Use label_mode='int' or 'categorical'."
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        problems = [(f, r) for f, r in zip(files, pool.map(_check_file, files, chunksize=64)) if r is not None]
+    if problems:
+        listing = "\n".join(f"  {f}: {r}" for f, r in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        if on_error == "raise":
+            raise ImageReadError(
+                f"{len(problems)} unreadable image file(s) in '{root}':\n{listing}{more}\n"
+                "Remove or fix them, or pass on_error='skip'."
+            )
+        warnings.warn(f"image_folder skipped {len(problems)} unreadable file(s):\n{listing}{more}", RuntimeWarning, stacklevel=2)
+        bad = {f for f, _ in problems}
+        kept = [(f, y) for f, y in zip(files, labels) if f not in bad]
+        if not kept:
+            raise V.fail("directory", "a folder with at least one readable image", str(root))
+        files, labels = [f for f, _ in kept], [y for _, y in kept]
+
+    order = np.random.default_rng(0 if seed is None else seed).permutation(len(files))
+    files = [files[i] for i in order]
+    labels = [labels[i] for i in order]
+
+    def make(sub_files: list[str], sub_labels: list[int], name: str) -> tf.data.Dataset:
+        if not sub_files:
+            raise InvalidArgumentError(
+                f"`validation_split={validation_split}` leaves the {name} subset of '{root}' empty "
+                f"({len(files)} images in all). Use a split closer to 0.5 or add images."
+            )
+        return _files_dataset(
+            sub_files, sub_labels, class_names, image_size=image_size, batch_size=batch_size,
+            label_mode=label_mode, shuffle=(shuffle and name == "training") or (shuffle and subset is None),
+            seed=seed,
+        )
+
+    if validation_split is None:
+        return make(files, labels, "training")
+    n_val = int(validation_split * len(files))
+    train_part = (files[: len(files) - n_val], labels[: len(files) - n_val])
+    val_part = (files[len(files) - n_val :], labels[len(files) - n_val :])
+    if subset == "training":
+        return make(*train_part, "training")
+    if subset == "validation":
+        return make(*val_part, "validation")
+    return make(*train_part, "training"), make(*val_part, "validation")
+
+
+def _files_dataset(
+    files: list[str],
+    labels: list[int],
+    class_names: list[str],
+    *,
+    image_size: tuple[int, int],
+    batch_size: int | None,
+    label_mode: str | None,
+    shuffle: bool,
+    seed: int | None,
+) -> tf.data.Dataset:
+    import tensorflow as tf
+
+    num_classes = len(class_names)
+    paths = tf.data.Dataset.from_tensor_slices(files)
+    ds = tf.data.Dataset.zip((paths, tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32))))
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+    def load(path: tf.Tensor, label: tf.Tensor) -> Any:
+        raw = tf.io.read_file(path)
+        img = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+        img = tf.image.resize(img, image_size, method="bilinear")
+        img.set_shape((*image_size, 3))
+        if label_mode is None:
+            return img
+        if label_mode == "categorical":
+            label = tf.one_hot(label, num_classes)
+        elif label_mode == "binary":
+            label = tf.expand_dims(tf.cast(label, tf.float32), -1)
+        return img, label
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if batch_size is not None:
+        ds = ds.batch(batch_size)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.class_names = list(class_names)
+    ds.file_paths = list(files)
+    return ds
+
+
+def from_arrays(
+    x: Any,
+    y: Any = None,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    augment: Callable[..., Any] | None = None,
+    cache: bool = True,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Wrap arrays in a batched, prefetched ``tf.data.Dataset``.
+
+    Parameters
+    ----------
+    x : array-like
+        Inputs, shape ``(N, ...)``; cast to float32 per batch (values unchanged).
+    y : array-like, optional
+        Targets, shape ``(N, ...)``; ``None`` for inputs only.
+    batch_size : int, default 32
+        Batch size. The last batch is smaller unless ``drop_remainder``.
+    shuffle : bool, default True
+        Reshuffle every epoch (with ``seed``).
+    seed : int, optional
+        Shuffle seed.
+    augment : callable, optional
+        Applied to each batch of inputs as ``augment(x, training=True)`` (a Keras layer
+        or model such as :func:`visionkit.preprocess.augmentation`) or ``augment(x)``.
+    cache : bool, default True
+        Cache the unbatched examples in memory after the first epoch.
+    drop_remainder : bool, default False
+        Drop the last partial batch.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Yields ``(x_batch, y_batch)``, or ``x_batch`` when ``y`` is None.
+
+    Examples
+    --------
+    >>> from visionkit.data import from_arrays, load_mnist
+    >>> (x, y), _ = load_mnist(sample=True)
+    >>> ds = from_arrays(x[..., None], y, batch_size=64, seed=0)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    batch_size = V.integer("batch_size", batch_size, minimum=1)
+    x = np.asarray(x)
+    if x.ndim < 1 or len(x) == 0:
+        raise V.fail("x", "a non-empty array of shape (N, ...)", f"array of shape {x.shape}")
+    if y is not None:
+        y = np.asarray(y)
+        if len(y) != len(x):
+            raise InvalidArgumentError(
+                f"Arguments `x` and `y` must have the same length. Received: len(x)={len(x)}, len(y)={len(y)}"
+            )
+    if augment is not None and not callable(augment):
+        raise V.fail("augment", "a callable (e.g. a Keras layer) or None", augment)
+    ds = tf.data.Dataset.from_tensor_slices((x, y) if y is not None else x)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def prepare(*batch: Any) -> Any:
+        xb = tf.cast(batch[0], tf.float32)
+        if augment is not None:
+            xb = _call_augment(augment, xb)
+        return (xb, *batch[1:]) if len(batch) > 1 else xb
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _call_augment(augment: Callable[..., Any], xb: Any) -> Any:
+    try:
+        return augment(xb, training=True)
+    except TypeError:
+        return augment(xb)
+

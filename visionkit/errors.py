@@ -1,0 +1,68 @@
+"""The exceptions visionkit raises.
+
+Every error that visionkit raises on purpose derives from :class:`VisionkitError`,
+so ``except visionkit.VisionkitError`` catches them all. Most also derive from the
+matching built-in exception (``ValueError``, ``FileNotFoundError``, ...), so code that
+already catches those keeps working.
+
+Argument validation raises plain :class:`ValueError` / :class:`TypeError` subclasses
+(:class:`InvalidArgumentError`) whose message names the argument, says what was
+allowed and what arrived (``Received: x=...``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataNotFoundError",
+    "ImageReadError",
+    "InvalidArgumentError",
+    "NonFiniteLossError",
+    "ResumeMismatchError",
+    "VisionkitError",
+    "WeightsUnavailableError",
+]
+
+
+class VisionkitError(Exception):
+    """Base class of every error visionkit raises on purpose."""
+
+
+class InvalidArgumentError(VisionkitError, ValueError):
+    """An argument has a value that is not allowed; the message names it."""
+
+
+class DataNotFoundError(VisionkitError, FileNotFoundError):
+    """A dataset could be found neither locally nor by download.
+
+    The message lists every place that was searched and which file to put where.
+    """
+
+
+class ImageReadError(VisionkitError, ValueError):
+    """An image file is missing, unreadable, truncated, not an image, or too large.
+
+    The message names the file.
+    """
+
+
+class WeightsUnavailableError(VisionkitError, OSError):
+    """Pretrained weights could not be loaded or downloaded.
+
+    The message names the cache file to place by hand, or the file at fault.
+    """
+
+
+class ResumeMismatchError(VisionkitError, ValueError):
+    """A checkpoint folder was written with settings that differ from this run's."""
+
+
+class NonFiniteLossError(VisionkitError, FloatingPointError):
+    """An optimisation produced a NaN or infinite loss and was stopped.
+
+    ``last_finite`` holds the last finite result (for example the last good image),
+    or ``None`` if there was none.
+    """
+
+    def __init__(self, message: str, *, last_finite: object = None) -> None:
+        super().__init__(message)
+        self.last_finite = last_finite
