@@ -154,7 +154,7 @@ def vgg_deprocess(x: Any) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def standardization(data: Any, *, axis: int | None = -1, batch_size: int = 256) -> keras.layers.Normalization:
+def standardization(data: Any, *, axis: int | None = -1) -> keras.layers.Normalization:
     """A Keras ``Normalization`` layer adapted to ``data`` (featurewise z-score).
 
     Parameters
@@ -165,8 +165,6 @@ def standardization(data: Any, *, axis: int | None = -1, batch_size: int = 256) 
     axis : int or None, default -1
         Axis that keeps separate statistics (``-1``: one mean/variance per channel);
         ``None`` for a single scalar mean and variance.
-    batch_size : int, default 256
-        Batch size used while adapting on arrays.
 
     Returns
     -------
@@ -182,15 +180,29 @@ def standardization(data: Any, *, axis: int | None = -1, batch_size: int = 256) 
     import keras
     import tensorflow as tf
 
-    batch_size = V.integer("batch_size", batch_size, minimum=1)
-    layer = keras.layers.Normalization(axis=axis, name="standardization")
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
         ds = data.map(lambda *e: tf.cast(e[0], tf.float32)) if isinstance(spec, tuple) else data.map(lambda e: tf.cast(e, tf.float32))
+        layer = keras.layers.Normalization(axis=axis, name="standardization")
         layer.adapt(ds)
-    else:
-        arr = np.asarray(data)
-        if arr.ndim < 2 or len(arr) == 0:
-            raise V.fail("data", "a non-empty array of images (N, H, W, C) or a tf.data.Dataset", f"array of shape {arr.shape}")
-        layer.adapt(arr.astype(np.float32), batch_size=batch_size)
-    return layer
+        return layer
+    arr = np.asarray(data)
+    if arr.ndim < 2 or len(arr) == 0 or not np.issubdtype(arr.dtype, np.number):
+        raise V.fail("data", "a non-empty numeric array of images (N, H, W, C) or a tf.data.Dataset", f"array of shape {arr.shape}")
+    if axis is not None:
+        axis = V.integer("axis", axis, minimum=-(arr.ndim - 1), maximum=arr.ndim - 1)
+    # Exact float64 statistics in chunks: no float32 copy of the whole array.
+    keep = None if axis is None else axis % arr.ndim
+    reduce_axes = tuple(i for i in range(arr.ndim) if i != keep)
+    total = 0.0
+    sums = sq = 0.0
+    for start in range(0, len(arr), 4096):
+        chunk = arr[start : start + 4096].astype(np.float64)
+        sums = sums + chunk.sum(axis=reduce_axes)
+        sq = sq + np.square(chunk).sum(axis=reduce_axes)
+        total += chunk.size / (1 if keep is None else arr.shape[keep])
+    mean = np.asarray(sums) / total
+    variance = np.maximum(np.asarray(sq) / total - mean**2, 0.0)
+    return keras.layers.Normalization(
+        axis=axis, mean=mean.astype(np.float32), variance=variance.astype(np.float32), name="standardization"
+    )
