@@ -17,9 +17,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
-from visionkit.training import train  # noqa: E402
 
 from visionkit import convnets, data, device  # noqa: E402
+from visionkit.training import train  # noqa: E402
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-from visionkit.training import train
 
 from visionkit import device
 from visionkit._distributed import weights_fingerprint
+from visionkit.training import train
 
 
 class DieAfter(keras.callbacks.Callback):
