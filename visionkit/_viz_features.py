@@ -186,7 +186,15 @@ class _Ascent:
 
         extractor = _layers.tap(model, [layer], include_output=False, name=f"{model.name}_filters")
 
-        @tf.function(reduce_retracing=True)
+        spec = model.inputs[0]
+        signature = [
+            tf.TensorSpec((None, *spec.shape[1:]), spec.dtype),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((), tf.int32),
+            tf.TensorSpec((), spec.dtype),
+        ]
+
+        @tf.function(input_signature=signature)
         def ascend(img: Any, filters: Any, steps: Any, step: Any) -> tuple[Any, Any, Any]:
             def objective(x: Any) -> Any:
                 a = tf.cast(extractor(x, training=False)[layer], tf.float32)

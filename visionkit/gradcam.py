@@ -227,7 +227,10 @@ class _Explainer:
         binary = n_units == 1 and head in ("sigmoid", "linear")
         threshold = 0.0 if (self.pre_activation or head == "linear") else 0.5
 
-        @tf.function(reduce_retracing=True)
+        spec = model.inputs[0]
+        signature = [tf.TensorSpec((None, *spec.shape[1:]), spec.dtype), tf.TensorSpec((None,), tf.int32)]
+
+        @tf.function(input_signature=signature)
         def step(x: Any, classes: Any) -> tuple[Any, Any, Any]:
             with tf.GradientTape() as tape:
                 out = graph(x, training=False)
@@ -263,6 +266,8 @@ def _explainer(model: Any, layer: str) -> _Explainer:
 
 def _weigh(acts: np.ndarray, grads: np.ndarray, method: str) -> np.ndarray:
     """Combine activations and gradients ``(N, h, w, C)`` into raw maps ``(N, h, w)``."""
+    acts = acts.astype(np.float64)
+    grads = grads.astype(np.float64)
     if method == "gradcam":
         weights = grads.mean(axis=(1, 2), keepdims=True)
         cam = (weights * acts).sum(axis=-1)
@@ -278,7 +283,7 @@ def _weigh(acts: np.ndarray, grads: np.ndarray, method: str) -> np.ndarray:
         cam = (np.maximum(grads, 0.0) * acts).sum(axis=-1)
     else:  # hirescam
         cam = (grads * acts).sum(axis=-1)
-    return np.maximum(cam, 0.0).astype(np.float32)
+    return np.maximum(cam, 0.0)
 
 
 def _normalise(cams: np.ndarray) -> tuple[np.ndarray, int]:
@@ -286,9 +291,9 @@ def _normalise(cams: np.ndarray) -> tuple[np.ndarray, int]:
     cams = np.nan_to_num(cams, nan=0.0, posinf=0.0, neginf=0.0)
     peak = cams.reshape(len(cams), -1).max(axis=1) if cams.size else np.zeros(len(cams))
     ok = np.isfinite(peak) & (peak > 0)
-    out = np.zeros_like(cams, dtype=np.float32)
+    out = np.zeros(cams.shape, dtype=np.float32)
     out[ok] = cams[ok] / peak[ok, None, None]
-    return out, int((~ok).sum())
+    return np.clip(out, 0.0, 1.0), int((~ok).sum())
 
 
 def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -297,7 +302,7 @@ def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if maps.shape[1:3] == tuple(size):
         return maps
     out = tf.image.resize(maps[..., None], size, method="bilinear").numpy()[..., 0]
-    return np.maximum(out, 0.0).astype(np.float32)
+    return np.maximum(out, 0.0)
 
 
 def _as_batch(model: Any, images: Any, argument: str = "images") -> tuple[np.ndarray, bool]:
@@ -310,7 +315,7 @@ def _as_batch(model: Any, images: Any, argument: str = "images") -> tuple[np.nda
     channels = shape[-1] if shape else None
     if x.ndim == rank:
         if channels == 1 and rank == 3 and x.shape[-1] != 1:
-            return x[None, ..., None], False  # a batch of grayscale images without channel axis
+            return x[..., None], False  # a batch of grayscale images without channel axis
         return x[None], True
     if x.ndim == rank + 1:
         return x, False
