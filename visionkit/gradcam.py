@@ -12,14 +12,12 @@ activations ``A`` together with the class scores taken *before* the final
 softmax/sigmoid. One ``tf.function`` step computes ``A`` and ``dscore/dA`` for a whole
 batch; the CAM variants in :data:`METHODS` differ only in how they weigh them:
 
-==============  ===========================================================
-``"gradcam"``   channel weights = spatial mean of the gradients
-                (Selvaraju et al., 2017)
-``"gradcam++"`` channel weights = positive gradients weighted by
-                second/third-order terms (Chattopadhay et al., 2018)
-``"layercam"``  element-wise ``relu(gradient) * A`` (Jiang et al., 2021)
-``"hirescam"``  element-wise ``gradient * A`` (Draelos & Carin, 2020)
-==============  ===========================================================
+| method | weighting |
+| --- | --- |
+| ``"gradcam"`` | channel weights = spatial mean of the gradients (Selvaraju et al., 2017) |
+| ``"gradcam++"`` | channel weights = positive gradients weighted by second/third-order terms (Chattopadhay et al., 2018) |
+| ``"layercam"`` | element-wise ``relu(gradient) * A`` (Jiang et al., 2021) |
+| ``"hirescam"`` | element-wise ``gradient * A`` (Draelos & Carin, 2020) |
 
 The caller's model is never modified.
 """
