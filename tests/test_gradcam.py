@@ -140,12 +140,13 @@ def test_localisation_peak_inside_square(squares_model):
     rng = np.random.default_rng(123)
     x, boxes = _squares(60, rng, np.ones(60, bool))
     assert squares_model.predict(x, verbose=0).argmax(1).mean() > 0.9
-    maps = grad_cam(squares_model, x, class_index=1)
-    hits = 0
-    for heat, (r, c) in zip(maps, boxes):
-        pr, pc = np.unravel_index(heat.argmax(), heat.shape)
-        hits += r <= pr < r + 8 and c <= pc < c + 8
-    assert hits / len(x) >= 0.9
+    for method in ("gradcam", "gradcam++"):
+        maps = grad_cam(squares_model, x, class_index=1, method=method)
+        hits = 0
+        for heat, (r, c) in zip(maps, boxes):
+            pr, pc = np.unravel_index(heat.argmax(), heat.shape)
+            hits += r <= pr < r + 8 and c <= pc < c + 8
+        assert hits / len(x) >= 0.9, method
 
 
 def test_explain_errors_shows_most_confident_errors(squares_model):

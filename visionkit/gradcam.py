@@ -558,6 +558,11 @@ def _iter_data(data: Any) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     raise V.fail("data", "an (images, labels) tuple of arrays or a tf.data.Dataset of (images, labels) batches", data)
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def _labels(y: np.ndarray, n_out: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
@@ -584,7 +589,8 @@ def explain_errors(
     Parameters
     ----------
     model : keras.Model
-        A classifier (softmax, sigmoid or logits head).
+        A classifier (softmax, sigmoid or logits head; the confidence of a logits
+        head is its softmax, or sigmoid for one unit).
     data : tuple or tf.data.Dataset
         ``(images, labels)`` arrays, or a dataset of ``(images, labels)`` batches.
         Labels are integers or one-hot rows. Read once, in batches.
@@ -619,6 +625,7 @@ def explain_errors(
     ncols = V.integer("ncols", ncols, minimum=1, allow_none=True)
     V.one_of("method", method, METHODS)
     layer = _resolve_layer(model, layer)
+    logits = _explainer(model, layer).head == "linear"
     # keep the k most confident errors while streaming through the data
     best: list[tuple[float, int, np.ndarray, int, int]] = []
     seen = 0
@@ -626,6 +633,8 @@ def explain_errors(
         xb_model, _ = _as_batch(model, xb) if xb.ndim else (xb, False)
         probs = np.asarray(model(tf.convert_to_tensor(xb_model, dtype=model.inputs[0].dtype), training=False), np.float32)
         probs = probs.reshape(len(probs), -1)
+        if logits:  # a model returning logits: confidences from softmax / sigmoid
+            probs = 1.0 / (1.0 + np.exp(-probs)) if probs.shape[1] == 1 else _softmax(probs)
         if probs.shape[1] == 1:
             p1 = probs[:, 0]
             pred = (p1 > 0.5).astype(np.int64)
