@@ -387,3 +387,16 @@ def test_cli_gradcam(tmp_path, nested, capsys):
     assert "bad.keras" in capsys.readouterr().err
     assert cli.main(["gradcam", str(tmp_path / "m.keras"), paths[0], "--layer", "zz"]) == 2
     assert "base/b2" in capsys.readouterr().err
+
+
+def test_explain_errors_logits_head(images):
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential(
+        [keras.Input((24, 24, 3)), _conv(4, "c"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, name="logits")]
+    )
+    assert _explainer(model, "c").head == "linear"
+    pred = model.predict(images, verbose=0).argmax(1)
+    fig = explain_errors(model, (images, (pred + 1) % 3), k=3)
+    assert len(fig.errors) == 3
+    assert all(0.0 < e[3] <= 1.0 for e in fig.errors)
+    assert [e[2] for e in fig.errors] == [int(pred[e[0]]) for e in fig.errors]
