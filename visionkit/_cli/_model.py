@@ -1,0 +1,54 @@
+"""Loading ``.keras`` models and images for the explanation sub-commands (private)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def load_model(path: str) -> Any:
+    """Load a ``.keras`` model (safe mode); errors name the file."""
+    from ..errors import InvalidArgumentError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidArgumentError(f"Model file not found: '{file}'.")
+    import keras
+
+    try:
+        return keras.saving.load_model(file, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many kinds; report them all the same way
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidArgumentError(
+            f"Could not load the Keras model '{file}' (expected a .keras file saved with "
+            f"model.save()): {type(exc).__name__}: {first}"
+        ) from exc
+
+
+def load_images(model: Any, paths: list[str], *, rescale: float) -> np.ndarray:
+    """Read images at the model's input size and channels, times ``rescale``."""
+    from ..data import load_image
+
+    shape = tuple(model.inputs[0].shape[1:]) if model.inputs else (None, None, 3)
+    size = shape[:2] if len(shape) == 3 and None not in shape[:2] else None
+    out = []
+    for p in paths:
+        img = load_image(p, size=size)
+        if len(shape) == 3 and shape[-1] == 1:
+            img = (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        out.append(img * rescale)
+    if size is None and len({im.shape for im in out}) > 1:
+        return np.asarray(out, dtype=object)
+    return np.stack(out).astype(np.float32)
+
+
+def add_model_options(p: Any) -> None:
+    p.add_argument(
+        "--rescale",
+        type=float,
+        default=1.0,
+        help="multiply pixel values (0-255) by this before the model, e.g. 0.00392 for 1/255 "
+        "(default 1: the model takes raw pixels)",
+    )

@@ -1,0 +1,41 @@
+"""``visionkit activations``: every channel of the conv/pool layers for one image."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from ._common import positive_int
+from ._model import add_model_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "activations",
+        help="plot the intermediate activations of a saved .keras model for one image",
+        description="Write one PNG per layer (default: every conv/pool layer, nested ones "
+        "included) showing each channel's activation as a tile.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a .keras model file")
+    p.add_argument("image", metavar="IMAGE", help="an image file")
+    p.add_argument("-o", "--output", default="activations", help="output folder (default: activations)")
+    p.add_argument("--layers", nargs="+", default=None, help="layer names (default: every conv/pool layer)")
+    p.add_argument("--images-per-row", type=positive_int, default=16, help="tiles per row (default: 16)")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._io import save_figure
+    from .._viz_features import activations, plot_activations
+    from ._model import load_images, load_model
+
+    model = load_model(args.model)
+    image = load_images(model, [args.image], rescale=args.rescale)[0]
+    figures = plot_activations(activations(model, image, layers=args.layers), images_per_row=args.images_per_row)
+    out = Path(args.output)
+    for i, (name, fig) in enumerate(figures.items()):
+        dest = save_figure(fig, out / f"{i:02d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png")
+        print(f"{name} -> {dest}")
+    return 0
