@@ -195,7 +195,7 @@ def small_convnet(
     Parameters
     ----------
     input_shape : (height, width, channels), default (150, 150, 3)
-        Image size; height and width at least 32.
+        Image size; height and width at least 46 (four 3×3 convolutions and poolings).
     num_classes : int, default 2
         Number of classes (≥ 2).
     dropout : float or None, default 0.5
@@ -222,10 +222,10 @@ def small_convnet(
         not isinstance(input_shape, (tuple, list))
         or len(input_shape) != 3
         or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in input_shape)
-        or min(input_shape[:2]) < 32
+        or min(input_shape[:2]) < 46
         or input_shape[2] < 1
     ):
-        raise V.fail("input_shape", "a (height, width, channels) tuple of integers, height and width >= 32", input_shape)
+        raise V.fail("input_shape", "a (height, width, channels) tuple of integers, height and width >= 46", input_shape)
     num_classes = V.integer("num_classes", num_classes, minimum=2)
     dropout = V.number("dropout", dropout, minimum=0.0, maximum=1.0, exclusive_maximum=True, allow_none=True)
     augment = _bool("augment", augment)
@@ -439,7 +439,7 @@ def train_image_folder(
         or a folder holding ``train/`` and ``validation/`` and/or ``test/`` trees of
         that layout, which are then used as the splits. Not needed with ``sample``.
     image_size : int or (height, width), default (150, 150)
-        Images are resized to this; each side at least 32.
+        Images are resized to this; each side at least 46.
     epochs : int, default 30
         Total epochs.
     batch_size : int, default 32
@@ -477,8 +477,8 @@ def train_image_folder(
     >>> model, history, metrics = train_image_folder("cats_and_dogs/", epochs=30)  # doctest: +SKIP
     """
     image_size = V.size2d("image_size", image_size)
-    if min(image_size) < 32:
-        raise V.fail("image_size", "at least 32 pixels on each side", image_size)
+    if min(image_size) < 46:
+        raise V.fail("image_size", "at least 46 pixels on each side", image_size)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     validation_split = V.number("validation_split", validation_split, minimum=0.0, maximum=1.0,
                                 exclusive_minimum=True, exclusive_maximum=True)
@@ -599,7 +599,7 @@ def _run(
 
 
 def _holdout(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[tuple[Any, Any], tuple[Any, Any] | None]:
-    n_val = int(round(len(x) * fraction))
+    n_val = round(len(x) * fraction)
     if n_val == 0:
         return (x, y), None
     if n_val >= len(x):
