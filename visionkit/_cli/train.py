@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from ._recipe import write_outputs
 
     if (args.directory is None) == (not args.sample):
-        print("visionkit train: error: give DIR or --sample (exactly one)", flush=True)
+        import sys
+
+        print("visionkit train: error: give DIR or --sample (exactly one)", file=sys.stderr)
         return 2
     started = time.perf_counter()
     model, history, metrics = train_image_folder(
