@@ -291,10 +291,10 @@ def train_mnist(
     optimizer, learning_rate
         As for :func:`visionkit.training.train`.
     validation_split : float, default 0.1
-        Fraction of the training set (the last examples) held out for the
-        validation curves and the best checkpoint; 0 for none.
+        Fraction of the training set held out (at random, the same for a given
+        ``seed``) for the validation curves and the best checkpoint; 0 for none.
     limit : int, optional
-        Train on the first ``limit`` training examples only (quick runs).
+        Train on ``limit`` training examples only, drawn at random (quick runs).
     sample : bool, default False
         Use the bundled sample (5,000 train / 1,000 test digits): no data, no network.
     path : str or os.PathLike, optional
@@ -322,9 +322,7 @@ def train_mnist(
     from .training import _resolve_strategy
 
     (x_train, y_train), (x_test, y_test) = load_mnist(path, sample=sample)
-    x_train, y_train = x_train[..., None], y_train
-    if limit is not None:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+    x_train, y_train = _subset(x_train[..., None], y_train, limit, seed)
     train_part, val_part = _holdout(x_train, y_train, validation_split)
     strat = _resolve_strategy(strategy)
     with _scope(strat):
@@ -370,9 +368,11 @@ def train_cifar10(
         Featurewise standardisation adapted on the training images (else
         rescaling to ``[0, 1]``).
     validation_split : float, default 0.1
-        Fraction of the training set held out for validation; 0 for none.
+        Fraction of the training set held out (at random) for validation; 0 for none.
+        The training set is shuffled once with ``seed`` (0 when ``None``) before the
+        split, since some sources list the images sorted by class.
     limit : int, optional
-        Train on the first ``limit`` training examples only.
+        Train on ``limit`` training examples only, drawn at random.
     sample : bool, default False
         Use the bundled sample (1,000 train / 200 test images).
     path : str or os.PathLike, optional
@@ -398,8 +398,7 @@ def train_cifar10(
     from .training import _resolve_strategy
 
     (x_train, y_train), (x_test, y_test) = load_cifar10(path, sample=sample)
-    if limit is not None:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+    x_train, y_train = _subset(x_train, y_train, limit, seed)
     train_part, val_part = _holdout(x_train, y_train, validation_split)
     strat = _resolve_strategy(strategy)
     with _scope(strat):
@@ -596,6 +595,14 @@ def _run(
     )
     metrics = evaluate(model, test_part, batch_size=batch_size) if test_part is not None else {}
     return model, history, metrics
+
+
+def _subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle once (seeded; some sources are sorted by class), then keep ``limit`` examples."""
+    order = np.random.default_rng(0 if seed is None else seed).permutation(len(x))
+    if limit is not None:
+        order = order[:limit]
+    return x[order], y[order]
 
 
 def _holdout(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[tuple[Any, Any], tuple[Any, Any] | None]:
