@@ -126,10 +126,10 @@ def train(
         The **total** number of epochs. A resumed run trains only the epochs still
         missing; calling again with a larger number continues the same run.
     batch_size : int, default 32
-        For arrays: the **global** batch size, i.e. the number of examples per
-        optimizer step. Under a ``strategy`` with ``R`` replicas each replica gets
-        ``batch_size / R``: nothing is scaled for you (scale it, and the learning
-        rate, yourself if you want to).
+        For arrays: the batch size **per replica**. The global batch (the examples
+        one optimizer step averages over) is ``batch_size × R`` under a ``strategy``
+        with ``R`` replicas, and ``batch_size`` without one. The learning rate is not
+        scaled for you. A dataset's batches are used as they are, as global batches.
     optimizer : str or keras.optimizers.Optimizer, default "rmsprop"
         A name from :data:`OPTIMIZERS` or an optimizer instance.
     learning_rate : float, optional
@@ -152,8 +152,14 @@ def train(
         Folder for TensorBoard logs and ``metrics.csv`` (one row per epoch).
     strategy : str or tf.distribute.Strategy, optional
         A name from :data:`visionkit.device.STRATEGIES` or a strategy. The model
-        is compiled under ``strategy.scope()``; build the model under the same
-        scope (the recipes in :mod:`visionkit.convnets` do).
+        must have been built under ``strategy.scope()`` (the recipes in
+        :mod:`visionkit.convnets` do); it is compiled under it. Under
+        ``MultiWorkerMirroredStrategy``, where Keras 3's ``fit`` cannot run, training
+        goes through visionkit's own distributed loop with the same callbacks
+        (progress, history, checkpoints, NaN stop); only the chief (worker 0) shows
+        progress and writes ``best.keras`` and logs, and every other worker keeps its
+        own resumable backup in ``checkpoint_dir/worker-N``. Pass ``seed`` so every
+        worker shuffles alike (it defaults to 0 there). See the "Scaling out" page.
     seed : int, optional
         Seed of the shuffling of array data. It does not seed weight
         initialisation or dropout: use :func:`visionkit.device.configure` for that.
@@ -221,11 +227,19 @@ def train(
         if not isinstance(cb, keras.callbacks.Callback):
             raise V.fail("callbacks", "a list of keras.callbacks.Callback", cb)
     strat = _resolve_strategy(strategy)
+    _check_scope(model, strat)
+    from ._distributed import distributed_fit, is_chief, needs_custom_loop, task_info
 
-    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch_size, shuffle=True, seed=seed)
+    custom = strat is not None and needs_custom_loop(strat)
+    chief = is_chief(strat) if custom else True
+    if custom and seed is None:
+        seed = 0  # every worker must shuffle alike
+    global_batch = batch_size * (strat.num_replicas_in_sync if strat is not None else 1)
+
+    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=global_batch, shuffle=True, seed=seed)
     val_ds = None
     if validation_data is not None:
-        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch_size, shuffle=False, seed=None)
+        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=global_batch, shuffle=False, seed=None)
 
     with strat.scope() if strat is not None else contextlib.nullcontext():
         opt = _make_optimizer(optimizer, learning_rate)
@@ -240,24 +254,34 @@ def train(
     guard = _checkpoint(None, monitor="val_loss" if val_ds is not None else "loss")
     if checkpoint_dir is not None:
         ckpt = Path(checkpoint_dir)
+        if not chief:
+            ckpt = ckpt / f"worker-{task_info(strat)[1]}"
         settings = _fingerprint(model, opt, loss_desc, metrics, label_info,
                                 batch_size=batch_size if _is_arrays(train_data) else None)
         state = _prepare_checkpoint(ckpt, settings)
-        guard = _checkpoint(ckpt, monitor=guard.monitor, state=state)
+        guard = _checkpoint(ckpt, monitor=guard.monitor, state=state, keep_best=chief)
         if state is not None:
             initial_epoch = guard.restore(model)
             previous = {k: list(v) for k, v in state.get("history", {}).items()}
     own.append(guard)
-    if log_dir is not None:
+    if log_dir is not None and chief:
         log_path = Path(log_dir)
         own.append(_tensorboard(log_path))
         own.append(_csv_log(log_path / "metrics.csv", previous))
 
-    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    history = _fit(
-        model, train_ds, validation=val_ds, epochs=epochs, initial_epoch=min(initial_epoch, epochs),
-        callbacks=own + extra, verbose=verbose,
-    )
+    verbose = (1 if sys.stdout.isatty() else 2) if progress and chief else 0
+    if custom:
+        history = distributed_fit(
+            model, train_ds, strategy=strat, loss=loss_obj, epochs=epochs,
+            initial_epoch=min(initial_epoch, epochs), validation_data=val_ds,
+            accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
+            from_logits=_is_logits(model), callbacks=own + extra, verbose=verbose,
+        )
+    else:
+        history = _fit(
+            model, train_ds, validation=val_ds, epochs=epochs, initial_epoch=min(initial_epoch, epochs),
+            callbacks=own + extra, verbose=verbose,
+        )
     if guard.diverged:
         restored = guard.restore_last_good(model)
         where = f"its weights were restored from '{restored}'" if restored else "no checkpoint was available to restore"
@@ -297,6 +321,12 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
     _check_model(model)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     ds, label_info = _as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None)
+    from ._distributed import evaluate_local, needs_custom_loop
+
+    if needs_custom_loop(model.distribute_strategy):
+        # Keras' evaluate() fails under MultiWorkerMirroredStrategy: evaluate locally.
+        loss_obj = getattr(model, "loss", None) or _resolve_loss(model, None, (), label_info)[0]
+        return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=_is_logits(model))
     if not getattr(model, "compiled", False) or model.optimizer is None:
         loss_obj, metric_objs, _ = _resolve_loss(model, None, ("accuracy",), label_info)
         model.compile(optimizer="rmsprop", loss=loss_obj, metrics=metric_objs)
@@ -367,6 +397,22 @@ def _check_model(model: Any) -> None:
         raise V.fail("model", "a keras.Model", type(model).__name__)
     if not model.built or not model.inputs:
         raise V.fail("model", "a built model with a known input shape (start it with keras.Input)", model.name)
+
+
+def _check_scope(model: Any, strat: Any) -> None:
+    """Refuse a model whose variables were not created under ``strat``'s scope."""
+    import tensorflow as tf
+
+    if strat is None or strat is tf.distribute.get_strategy() or not model.weights:
+        return
+    variable = getattr(model.weights[0], "value", model.weights[0])
+    if not strat.extended.variable_created_in_scope(variable):
+        raise InvalidArgumentError(
+            f"Model '{model.name}' was built outside `strategy.scope()`, so its weights cannot be "
+            f"distributed by {type(strat).__name__}. Build it inside the scope:\n"
+            "    with strategy.scope():\n        model = ...\n"
+            f"Received: strategy={type(strat).__name__} with {strat.num_replicas_in_sync} replica(s)"
+        )
 
 
 def _resolve_strategy(strategy: Any) -> Any:
@@ -633,9 +679,12 @@ def _make_checkpoint_class() -> type:
     class Checkpoint(keras.callbacks.Callback):
         """Per-epoch atomic checkpoint of weights + optimizer, best model, NaN guard."""
 
-        def __init__(self, folder: Path | None, *, monitor: str, state: dict[str, Any] | None = None) -> None:
+        def __init__(
+            self, folder: Path | None, *, monitor: str, state: dict[str, Any] | None = None, keep_best: bool = True
+        ) -> None:
             super().__init__()
             self.folder = folder
+            self.keep_best = keep_best
             self.monitor = monitor
             self.state = dict(state or {})
             self.history: dict[str, list[float]] = {k: list(v) for k, v in self.state.get("history", {}).items()}
@@ -679,6 +728,7 @@ def _make_checkpoint_class() -> type:
             improved = value is not None and (self.best is None or float(value) < self.best)
             if improved:
                 self.best = float(value)
+            if improved and self.keep_best:
                 _atomic_keras_save(self.folder / _BEST_FILE, self.model.save, ".keras")
             name = f"epoch-{epoch + 1:04d}.weights.h5"
             _atomic_keras_save(self.folder / name, self.model.save_weights, ".weights.h5")
@@ -702,11 +752,13 @@ def _make_checkpoint_class() -> type:
 _CLASSES: dict[str, type] = {}
 
 
-def _checkpoint(folder: Path | None, *, monitor: str, state: dict[str, Any] | None = None) -> Any:
+def _checkpoint(
+    folder: Path | None, *, monitor: str, state: dict[str, Any] | None = None, keep_best: bool = True
+) -> Any:
     """A new checkpoint callback (the Keras subclass is built on first use, keeping import cheap)."""
     if "checkpoint" not in _CLASSES:
         _CLASSES["checkpoint"] = _make_checkpoint_class()
-    return _CLASSES["checkpoint"](folder, monitor=monitor, state=state)
+    return _CLASSES["checkpoint"](folder, monitor=monitor, state=state, keep_best=keep_best)
 
 
 def _make_csv_class() -> type:

@@ -17,7 +17,7 @@ import numpy as np
 
 from visionkit import device
 from visionkit._distributed import weights_fingerprint
-from visionkit.training import train
+from visionkit.training import evaluate, train
 
 
 class DieAfter(keras.callbacks.Callback):
@@ -50,8 +50,10 @@ def main() -> None:
         learning_rate=1e-2, checkpoint_dir=ckpt, strategy=strategy, seed=0, progress=False,
         callbacks=[DieAfter(die)] if die else None,
     )
+    metrics = evaluate(model, (x[:64], y[:64]))
     with open(result, "w") as fh:
         json.dump({"weights": weights_fingerprint(model), "epochs": history.epoch, "loss": history.history["loss"],
+                   "test": metrics,
                    "iterations": int(model.optimizer.iterations.numpy()) if model.optimizer else None}, fh)
 
 

@@ -16,7 +16,7 @@ def add_training_options(p: argparse.ArgumentParser, *, epochs: int, batch_size:
     """Add the options every training sub-command shares."""
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"total epochs (default: {epochs})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help=f"global batch size (default: {batch_size})")
+                   help=f"batch size per replica; the global batch is this times the number of replicas (default: {batch_size})")
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for resumable checkpoints: rerun the same command to resume after a crash")
