@@ -54,7 +54,7 @@ def main(data: Path) -> None:
     for split, per_class in (("train", 100), ("test", 20)):
         part = [t for t in items if t[0] == split]
         labels = np.array([t[1] for t in part], dtype=np.uint8)
-        chosen = stratified(labels, per_class, rng)
+        chosen = rng.permutation(stratified(labels, per_class, rng))  # classes interleaved
         blobs = [part[i][3] for i in chosen]
         arrays[f"jpeg_{split}"] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
         arrays[f"offsets_{split}"] = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)

@@ -33,6 +33,7 @@ def test_cifar10_sample():
     assert y_train.shape == (1000, 1) and y_test.shape == (200, 1)
     assert x_train.dtype == np.uint8 and y_train.dtype == np.uint8
     assert np.bincount(y_train.ravel()).tolist() == [100] * 10
+    assert len(np.unique(y_train[:50])) >= 8  # classes interleaved
 
 
 @pytest.mark.data
@@ -62,6 +63,7 @@ def test_cifar10_real_tar_and_cache(real_data, monkeypatch, tmp_path):
     assert x_train.dtype == np.uint8 and y_train.dtype == np.uint8
     assert np.bincount(y_train.ravel()).tolist() == [5000] * 10
     assert np.bincount(y_test.ravel()).tolist() == [1000] * 10
+    assert np.bincount(y_train[:5000].ravel(), minlength=10).min() > 350  # any slice is balanced
     assert data.CIFAR10_CLASSES == (
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
     )
@@ -86,7 +88,8 @@ def test_cifar10_tree_matches_tar(real_data, tmp_path, monkeypatch):
         tar.extractall(root, members=members, filter="data")
     (x, y), (xt, yt) = data.load_cifar10(root)  # a folder holding cifar10/
     assert x.shape == (20, 32, 32, 3) and xt.shape == (20, 32, 32, 3)
-    assert y.ravel().tolist() == sorted(list(range(10)) * 2)
+    assert sorted(y.ravel().tolist()) == sorted(list(range(10)) * 2)
+    assert y.ravel().tolist() != sorted(y.ravel().tolist())  # classes interleaved, as in Keras' arrays
 
 
 def test_cifar10_python_batches(tmp_path):

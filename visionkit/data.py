@@ -82,7 +82,7 @@ SAMPLE_IMAGES: dict[str, str] = {
 
 _MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 _CIFAR_PY_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
 
 
@@ -493,7 +493,9 @@ def load_cifar10(
     Notes
     -----
     A JPEG tree or archive is decoded once and cached in :func:`cache_dir`; later
-    calls read the cache. The Python pickles are read with an unpickler that accepts
+    calls read the cache. Its images come in one fixed, class-interleaved order (a
+    seeded permutation of the sorted file names), like Keras' arrays, so that
+    ``x_train[:5000]`` holds every class. The Python pickles are read with an unpickler that accepts
     numpy arrays and plain containers only.
 
     Examples
@@ -642,6 +644,9 @@ def _assemble(items: list[tuple[str, int, str, bytes]], source: Path) -> tuple[t
         idx = [i for i, t in enumerate(items) if t[0] == split]
         if not idx:
             raise DataNotFoundError(f"CIFAR-10 source '{source}' has no '{split}' images.")
+        # A folder tree has no order of its own: use one fixed permutation so that, as in
+        # Keras' arrays, classes are interleaved and any slice is roughly balanced.
+        idx = [idx[i] for i in np.random.default_rng(0).permutation(len(idx))]
         x = np.stack([arrays[i] for i in idx])
         y = np.array([[items[i][1]] for i in idx], dtype=np.uint8)
         out.append((x, y))
