@@ -519,7 +519,7 @@ def style_transfer(
     rng = np.random.default_rng(seed)
     total_steps = steps * len(sizes)
     bar = tqdm(total=total_steps, disable=not progress, desc="style transfer", unit="step")
-    count = {"done": 0}
+    count = {"done": 0, "stopped": 0}
     previous: np.ndarray | None = None  # last scale's result, before colour restoration
     result: np.ndarray | None = None
     try:
@@ -584,7 +584,9 @@ def style_transfer(
                 img = finish(x.numpy() if hasattr(x, "numpy") else x)
                 if wants_save:
                     save_image(out_dir / f"step_{k:05d}.png", img)
-                return bool(callback(k, img, dict(losses))) if callback is not None else False
+                stop = bool(callback(k, img, dict(losses))) if callback is not None else False
+                count["stopped"] = int(stop)
+                return stop
 
             if optimizer == "adam":
                 x = run_adam(loss_fn, x0, low, high, steps=steps, learning_rate=learning_rate, report=report, to_image=finish)
@@ -592,6 +594,8 @@ def style_transfer(
                 x = run_lbfgs(loss_fn, x0, low, high, steps=steps, report=report, to_image=finish)
             previous = vgg_deprocess(x).astype(np.float32)
             result = finish(x)
+            if count["stopped"]:
+                break
     finally:
         bar.close()
     assert result is not None
