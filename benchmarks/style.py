@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return loss
 
     # --- matmul peak
-    n_mm, n_chain = 2048, 8  # 8 chained matmuls: long enough to see the same contention as a step
+    n_mm, n_chain = 2048, (2 if args.quick else 8)  # chained matmuls: about as long as a step, same contention
     a = tf.random.normal((n_mm, n_mm))
     b = tf.random.normal((n_mm, n_mm)) / n_mm**0.5
 
