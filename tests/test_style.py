@@ -73,9 +73,20 @@ def test_style_extractor_outputs_and_pooling() -> None:
         style.style_extractor(("block6_conv1",), weights=None)
 
 
-def test_offline_weights_error() -> None:
-    with pytest.raises(WeightsUnavailableError, match=r"vgg19.*weights"):
+def test_offline_weights_error(monkeypatch, tmp_path) -> None:
+    from keras.src.utils import file_utils
+
+    url = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+    def offline(*args, **kwargs):  # what Keras raises without internet
+        raise Exception(f"URL fetch failure on {url}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(WeightsUnavailableError, match=r"vgg19.*vgg19_weights_tf_dim_ordering_tf_kernels_notop\.h5"):
         style.style_extractor(weights="imagenet")
+    with pytest.raises(WeightsUnavailableError, match="vgg19"):
+        style.style_transfer(np.zeros((32, 32, 3)), np.zeros((32, 32, 3)), progress=False)
     with pytest.raises(WeightsUnavailableError, match=r"nowhere\.weights\.h5"):
         style.style_transfer(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), weights="/nowhere.weights.h5", progress=False)
 
