@@ -1,0 +1,650 @@
+"""Neural style transfer (Gatys et al.) with VGG-19.
+
+Repaint a content image in the style of a painting by optimising the pixels of a
+generated image ``x`` against::
+
+    L(x) = content_weight * L_content(x) + style_weight * L_style(x) + tv_weight * L_tv(x)
+
+where the content loss compares VGG-19 features of ``x`` with those of the content
+image, the style loss compares their Gram matrices with those of the style image(s),
+and the total-variation loss keeps neighbouring pixels close.
+
+The textbook loop recomputes the features of the content and style images at every
+step, eagerly. Here the targets (content features, style Gram matrices, blended over
+several styles) are computed **once**, the loss-and-gradient is compiled with
+``tf.function`` for the fixed image shape, and the generated image lives in a
+``tf.Variable``, so one step costs about one VGG-19 forward + backward pass on the
+generated image (see ``benchmarks/style.py``).
+
+Mixed precision: the VGG-19 extractor and every loss are built with an explicit float32
+dtype policy, so style transfer runs in float32 and gives the same result under a
+global mixed-precision policy (Gram matrices of VGG activations overflow float16).
+
+Examples
+--------
+>>> from visionkit import data, style
+>>> out = style.style_transfer(data.sample_image("photo"), data.sample_image("painting"),
+...                            max_dim=256, steps=200)  # doctest: +SKIP
+>>> out.shape, out.dtype  # doctest: +SKIP
+((170, 256, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _validate as V
+from ._style_model import VGG19_LAYER_NAMES, build_extractor, check_layers
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "VGG19_CONTENT_LAYERS",
+    "VGG19_LAYER_NAMES",
+    "VGG19_STYLE_LAYERS",
+    "content_loss",
+    "gram_matrix",
+    "style_extractor",
+    "style_loss",
+    "style_transfer",
+    "total_variation_loss",
+]
+
+#: Content layer of Gatys et al. (2016) and of the Keras / TensorFlow examples.
+VGG19_CONTENT_LAYERS: tuple[str, ...] = ("block5_conv2",)
+#: Style layers of Gatys et al. (2016): the first convolution of every block.
+VGG19_STYLE_LAYERS: tuple[str, ...] = (
+    "block1_conv1",
+    "block2_conv1",
+    "block3_conv1",
+    "block4_conv1",
+    "block5_conv1",
+)
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def _tf() -> Any:
+    import tensorflow as tf
+
+    return tf
+
+
+def gram_matrix(features: Any) -> Any:
+    """Gram matrix of feature maps, normalised by the number of positions.
+
+    ``G[c, d] = sum over i, j of F[i, j, c] * F[i, j, d] / (H * W)``
+
+    Parameters
+    ----------
+    features : array-like or tf.Tensor
+        Feature maps of shape ``(H, W, C)`` or ``(B, H, W, C)``, any float dtype.
+
+    Returns
+    -------
+    tf.Tensor
+        float32, shape ``(C, C)`` or ``(B, C, C)``: symmetric, positive semi-definite,
+        the uncentred channel covariance (independent of the image size).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from visionkit.style import gram_matrix
+    >>> g = gram_matrix(np.ones((4, 4, 2), np.float32))  # doctest: +SKIP
+    >>> g.numpy().tolist()  # doctest: +SKIP
+    [[1.0, 1.0], [1.0, 1.0]]
+    """
+    tf = _tf()
+    f = tf.cast(tf.convert_to_tensor(features), tf.float32)
+    if f.shape.rank not in (3, 4):
+        raise V.fail("features", "a tensor of shape (H, W, C) or (B, H, W, C)", f"shape {tuple(f.shape)}")
+    shape = tf.shape(f)
+    positions = tf.cast(shape[-3] * shape[-2], tf.float32)
+    if f.shape.rank == 3:
+        flat = tf.reshape(f, (-1, shape[-1]))
+        return tf.matmul(flat, flat, transpose_a=True) / positions
+    flat = tf.reshape(f, (shape[0], -1, shape[-1]))
+    return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def content_loss(features: Any, target: Any) -> Any:
+    """Content loss: mean squared difference of feature maps.
+
+    ``L_content = mean((F - P) ** 2)`` over the elements of the feature maps ``F`` (generated image) and ``P``
+    (content image).
+
+    Parameters
+    ----------
+    features, target : array-like or tf.Tensor
+        Feature maps of the same shape, e.g. ``(1, H, W, C)``.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 scalar, ``>= 0``; ``0`` exactly when ``features == target``.
+    """
+    tf = _tf()
+    f = tf.cast(features, tf.float32)
+    return tf.reduce_mean(tf.square(f - tf.cast(target, tf.float32)))
+
+
+def style_loss(features: Any, target_gram: Any) -> Any:
+    """Style loss of one layer: mean squared difference of Gram matrices.
+
+    ``L_style = mean((G(F) - A) ** 2)`` over the ``C x C`` entries, with ``G`` from
+    :func:`gram_matrix` (normalised by the number of positions, so style and generated
+    images may differ in size) and ``A`` the target Gram matrix.
+
+    Parameters
+    ----------
+    features : array-like or tf.Tensor
+        Feature maps of the generated image, ``(H, W, C)`` or ``(B, H, W, C)``.
+    target_gram : array-like or tf.Tensor
+        Target Gram matrix ``(C, C)`` (or ``(B, C, C)``), e.g. ``gram_matrix`` of the
+        style image's features, or a weighted sum of several.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 scalar, ``>= 0``.
+    """
+    tf = _tf()
+    return tf.reduce_mean(tf.square(gram_matrix(features) - tf.cast(target_gram, tf.float32)))
+
+
+def total_variation_loss(image: Any) -> Any:
+    """Total-variation loss: mean squared difference of neighbouring pixels.
+
+    ``L_tv = mean((x[i+1, j] - x[i, j]) ** 2) + mean((x[i, j+1] - x[i, j]) ** 2)``
+
+    Parameters
+    ----------
+    image : array-like or tf.Tensor
+        ``(H, W, C)`` or ``(B, H, W, C)`` with ``H, W >= 2``, in pixel units.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 scalar, ``>= 0``; ``0`` for a constant image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from visionkit.style import total_variation_loss
+    >>> ramp = np.tile(np.arange(4, dtype=np.float32)[None, :, None], (3, 1, 1))
+    >>> float(total_variation_loss(ramp))  # doctest: +SKIP
+    1.0
+    """
+    tf = _tf()
+    x = tf.cast(tf.convert_to_tensor(image), tf.float32)
+    if x.shape.rank not in (3, 4):
+        raise V.fail("image", "a tensor of shape (H, W, C) or (B, H, W, C)", f"shape {tuple(x.shape)}")
+    dh = x[..., 1:, :, :] - x[..., :-1, :, :]
+    dw = x[..., :, 1:, :] - x[..., :, :-1, :]
+    return tf.reduce_mean(tf.square(dh)) + tf.reduce_mean(tf.square(dw))
+
+
+def style_extractor(
+    content_layers: Sequence[str] = VGG19_CONTENT_LAYERS,
+    style_layers: Sequence[str] = VGG19_STYLE_LAYERS,
+    *,
+    pooling: str = "avg",
+    weights: str | os.PathLike[str] | None = "imagenet",
+) -> Any:
+    """VGG-19 model returning the feature maps of the content and style layers.
+
+    A new float32 functional model (the loaded VGG-19 is not modified): VGG-19's
+    convolutions with their loaded weights, max-pooling replaced by average pooling
+    when ``pooling="avg"``, truncated after the deepest requested layer.
+
+    Parameters
+    ----------
+    content_layers, style_layers : sequence of str
+        VGG-19 layer names (see ``VGG19_LAYER_NAMES``); a layer may be in both.
+    pooling : {"avg", "max"}, default "avg"
+        ``"avg"`` replaces max-pooling by average pooling (Gatys et al. report better
+        gradient flow); ``"max"`` keeps VGG's.
+    weights : "imagenet", None or path, default "imagenet"
+        ImageNet weights (downloaded and cached by Keras), random weights, or a
+        ``.weights.h5`` file of the VGG-19 convolutional base.
+
+    Returns
+    -------
+    keras.Model
+        Input: float32 ``(B, H, W, 3)`` images preprocessed with
+        :func:`visionkit.preprocess.vgg_preprocess` (BGR, mean subtracted), any ``H, W``.
+        Output: dict ``{layer_name: (B, h, w, C) float32 features}`` for every
+        requested layer (content layers first).
+
+    Raises
+    ------
+    WeightsUnavailableError
+        ImageNet weights cannot be downloaded (offline), or the weights file does not fit.
+
+    Examples
+    --------
+    >>> from visionkit.style import style_extractor
+    >>> model = style_extractor(weights=None)  # doctest: +SKIP
+    >>> sorted(model.output)  # doctest: +SKIP
+    ['block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1', 'block5_conv2']
+    """
+    content_layers = check_layers("content_layers", content_layers, allow_empty=True)
+    style_layers = check_layers("style_layers", style_layers, allow_empty=True)
+    V.one_of("pooling", pooling, ("avg", "max"))
+    layers = tuple(dict.fromkeys(content_layers + style_layers))
+    if not layers:
+        raise InvalidArgumentError(
+            "At least one of `content_layers` and `style_layers` must name a layer. "
+            f"Received: content_layers={content_layers!r}, style_layers={style_layers!r}"
+        )
+    return build_extractor(layers, pooling=pooling, weights=weights)
+
+
+# ----------------------------------------------------------------------------- colour
+
+#: RGB -> YIQ (NTSC). Y is the luminance; I, Q the chroma.
+_RGB_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+    dtype=np.float64,
+)
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
+
+
+def _to_yiq(rgb: np.ndarray) -> np.ndarray:
+    return (rgb.astype(np.float64) @ _RGB_TO_YIQ.T).astype(np.float32)
+
+
+def _from_yiq(yiq: np.ndarray) -> np.ndarray:
+    return (yiq.astype(np.float64) @ _YIQ_TO_RGB.T).astype(np.float32)
+
+
+def _luminance_image(rgb: np.ndarray, *, match: np.ndarray | None = None) -> np.ndarray:
+    """Grey RGB image of ``rgb``'s luminance, optionally matched in mean/std to ``match``."""
+    y = _to_yiq(rgb)[..., 0]
+    if match is not None:
+        ym = _to_yiq(match)[..., 0]
+        y = (y - y.mean()) / (y.std() + 1e-6) * ym.std() + ym.mean()
+    y = np.clip(y, 0.0, 255.0)
+    return np.repeat(y[..., None], 3, axis=-1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+def _weights_arg(name: str, values: Any, n: int, what: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, 1.0 / n)
+    allowed = f"None or a sequence of {n} non-negative numbers (one per {what}) with a positive sum"
+    if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != n:
+        raise V.fail(name, allowed, values)
+    try:
+        arr = np.array([V.number(name, v, minimum=0.0) for v in values], dtype=np.float64)
+    except (InvalidArgumentError, TypeError):
+        raise V.fail(name, allowed, values) from None
+    if arr.sum() <= 0:
+        raise V.fail(name, allowed, values)
+    return arr / arr.sum()
+
+
+def _init_arg(init: Any) -> float:
+    if init == "content":
+        return 0.0
+    if init == "noise":
+        return 1.0
+    allowed = "'content', 'noise' or a noise ratio in [0, 1]"
+    if isinstance(init, str):
+        raise V.fail("init", allowed, init)
+    try:
+        return float(V.number("init", init, minimum=0.0, maximum=1.0))
+    except (InvalidArgumentError, TypeError):
+        raise V.fail("init", allowed, init) from None
+
+
+def _scales_arg(scales: Any) -> tuple[int, ...] | None:
+    if scales is None:
+        return None
+    allowed = "None or an increasing sequence of image sizes (integers >= 16)"
+    if isinstance(scales, str) or not isinstance(scales, Sequence) or not scales:
+        raise V.fail("scales", allowed, scales)
+    try:
+        out = tuple(int(V.integer("scales", s, minimum=16)) for s in scales)
+    except (InvalidArgumentError, TypeError):
+        raise V.fail("scales", allowed, scales) from None
+    if any(out[i + 1] <= out[i] for i in range(len(out) - 1)):
+        raise V.fail("scales", allowed, scales)
+    return out
+
+
+def _load(source: Any) -> np.ndarray:
+    from .data import load_image
+
+    if hasattr(source, "numpy") and not isinstance(source, np.ndarray):
+        source = np.asarray(source.numpy())
+    return load_image(source)
+
+
+def style_transfer(
+    content: Any,
+    style: Any,
+    *,
+    max_dim: int = 512,
+    content_layers: Sequence[str] = VGG19_CONTENT_LAYERS,
+    style_layers: Sequence[str] = VGG19_STYLE_LAYERS,
+    style_layer_weights: Sequence[float] | None = None,
+    content_weight: float = 1e4,
+    style_weight: float = 1e-2,
+    tv_weight: float = 1e2,
+    steps: int = 1000,
+    optimizer: str = "adam",
+    learning_rate: float = 5.0,
+    init: str | float = "content",
+    pooling: str = "avg",
+    preserve_color: bool = False,
+    style_scale: float = 1.0,
+    style_blend_weights: Sequence[float] | None = None,
+    scales: Sequence[int] | None = None,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    seed: int | None = None,
+    callback: Callable[[int, np.ndarray, dict[str, float]], Any] | None = None,
+    save_every: int | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Repaint ``content`` in the style of ``style`` (Gatys et al., 2016).
+
+    Minimises ``content_weight * L_content + style_weight * L_style + tv_weight * L_tv``
+    over the pixels of the generated image, where ``L_content`` is the mean of
+    :func:`content_loss` over ``content_layers``, ``L_style`` the
+    ``style_layer_weights``-weighted mean of :func:`style_loss` over ``style_layers``
+    (against the style images' Gram matrices, blended by ``style_blend_weights``) and
+    ``L_tv`` is :func:`total_variation_loss`, all on VGG-preprocessed pixels. The
+    targets are computed once; each step is one compiled VGG-19 forward + backward.
+
+    Parameters
+    ----------
+    content : path, bytes, PIL image or array
+        Anything :func:`visionkit.data.load_image` takes (grayscale and RGBA included).
+    style : same as ``content``, or a list of them
+        The style image(s). Sizes and aspect ratios may differ from the content's: each
+        is rescaled (keeping its aspect ratio) so its longer side is ``style_scale``
+        times the generated image's longer side.
+    max_dim : int, default 512
+        Longer side of the generated image; the content is scaled to it (up or down).
+    content_layers, style_layers : sequence of str
+        VGG-19 layer names; presets ``VGG19_CONTENT_LAYERS`` and ``VGG19_STYLE_LAYERS``.
+        ``content_layers=()`` synthesises texture only.
+    style_layer_weights : sequence of float, optional
+        One non-negative weight per style layer (normalised to sum 1); default equal.
+    content_weight, style_weight, tv_weight : float, default 1e4, 1e-2, 1e2
+        Weights of the three losses (the content/style balance of the TensorFlow
+        style-transfer tutorial, whose losses are the same means).
+    steps : int, default 1000
+        Optimisation steps (L-BFGS iterations for ``"lbfgs"``), per scale.
+    optimizer : {"adam", "lbfgs"}, default "adam"
+        Adam on the pixels (clipped to the valid range), or L-BFGS-B from scipy with
+        the pixel range as box constraints (needs ``pip install 'visionkit[lbfgs]'``);
+        L-BFGS reaches a given loss in far fewer steps.
+    learning_rate : float, default 5.0
+        Adam's step size in pixel units (``[0, 255]``); ignored by L-BFGS (line search).
+    init : "content", "noise" or float, default "content"
+        Start from the content image, from uniform noise, or from
+        ``ratio * noise + (1 - ratio) * content`` (``0.6`` in the classic recipe).
+        The noise is uniform in ``[-20, 20]`` around the ImageNet mean colour.
+    pooling : {"avg", "max"}, default "avg"
+        Average pooling in VGG-19 instead of max-pooling (the paper's choice) or not.
+    preserve_color : bool, default False
+        Keep the content's colours: transfer on luminance only (YIQ; the style's
+        luminance matched in mean and standard deviation to the content's), then put
+        the content's chroma (I, Q) back.
+    style_scale : float, default 1.0
+        Size of the style image relative to the generated image (smaller: finer
+        brush strokes).
+    style_blend_weights : sequence of float, optional
+        With several styles, one non-negative weight per style (normalised); the target
+        Gram matrices are blended with them. Default: equal.
+    scales : sequence of int, optional
+        Coarse-to-fine schedule, e.g. ``(256, 512)``: optimise ``steps`` steps at each
+        size in turn, upsampling the result to start the next; overrides ``max_dim``.
+    weights : "imagenet", None or path, default "imagenet"
+        VGG-19 weights (see :func:`style_extractor`). ``None`` (random) gives textures,
+        not paintings; it is for tests and timing.
+    seed : int, optional
+        Seed of the initial noise.
+    callback : callable, optional
+        ``callback(step, image, losses)`` after every step with the step number (from
+        1, counting across scales), the current uint8 ``(H, W, 3)`` image and a dict of
+        float losses (``"total"``, ``"content"``, ``"style"``, ``"tv"``, unweighted
+        except ``"total"``). Returning ``True`` stops the run.
+    save_every : int, optional
+        Write the current image to ``output_dir/step_NNNNN.png`` (atomically) every
+        ``save_every`` steps and at the last step.
+    output_dir : path, optional
+        Folder for ``save_every`` (required with it).
+    progress : bool, default True
+        Show a tqdm progress bar with the losses.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB ``(H, W, 3)``: the content's shape scaled so its longer side is
+        ``max_dim`` (or the last of ``scales``).
+
+    Raises
+    ------
+    NonFiniteLossError
+        The loss or its gradient became NaN/Inf; ``error.last_finite`` is the last
+        finite image (uint8). Nothing non-finite is ever written.
+    WeightsUnavailableError
+        ImageNet weights cannot be downloaded (offline) or the file does not fit.
+    ImageReadError
+        A content or style file cannot be read.
+    ImportError
+        ``optimizer="lbfgs"`` without scipy installed.
+
+    Examples
+    --------
+    >>> from visionkit import data
+    >>> from visionkit.style import style_transfer
+    >>> out = style_transfer(data.sample_image("photo"), data.sample_image("painting"),
+    ...                      max_dim=256, steps=100, optimizer="lbfgs")  # doctest: +SKIP
+    >>> out.shape  # doctest: +SKIP
+    (170, 256, 3)
+    """
+    max_dim = int(V.integer("max_dim", max_dim, minimum=16))
+    content_layers = check_layers("content_layers", content_layers, allow_empty=True)
+    style_layers = check_layers("style_layers", style_layers, allow_empty=True)
+    if not content_layers and not style_layers:
+        raise InvalidArgumentError(
+            "At least one of `content_layers` and `style_layers` must name a layer. "
+            f"Received: content_layers={content_layers!r}, style_layers={style_layers!r}"
+        )
+    layer_w = _weights_arg("style_layer_weights", style_layer_weights, max(len(style_layers), 1), "style layer")
+    content_weight = float(V.number("content_weight", content_weight, minimum=0.0))
+    style_weight = float(V.number("style_weight", style_weight, minimum=0.0))
+    tv_weight = float(V.number("tv_weight", tv_weight, minimum=0.0))
+    steps = int(V.integer("steps", steps, minimum=1))
+    V.one_of("optimizer", optimizer, ("adam", "lbfgs"))
+    learning_rate = float(V.number("learning_rate", learning_rate, minimum=0.0, exclusive_minimum=True))
+    noise_ratio = _init_arg(init)
+    V.one_of("pooling", pooling, ("avg", "max"))
+    if not isinstance(preserve_color, bool):
+        raise V.fail("preserve_color", "True or False", preserve_color)
+    style_scale = float(V.number("style_scale", style_scale, minimum=0.0, exclusive_minimum=True, maximum=8.0))
+    sizes = _scales_arg(scales) or (max_dim,)
+    seed = V.integer("seed", seed, allow_none=True)
+    if callback is not None and not callable(callback):
+        raise V.fail("callback", "None or a callable callback(step, image, losses)", callback)
+    save_every = V.integer("save_every", save_every, minimum=1, allow_none=True)
+    if save_every is not None and output_dir is None:
+        raise InvalidArgumentError(
+            "Argument `output_dir` is required with `save_every`. "
+            f"Received: save_every={save_every!r}, output_dir=None"
+        )
+    out_dir = Path(output_dir) if output_dir is not None else None
+    styles_in = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles_in:
+        raise V.fail("style", "an image or a non-empty list of images", style)
+    blend = _weights_arg("style_blend_weights", style_blend_weights, len(styles_in), "style image")
+    if optimizer == "lbfgs":
+        try:
+            import scipy.optimize  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "optimizer='lbfgs' needs scipy: pip install 'visionkit[lbfgs]' (or pip "
+                "install scipy), or use optimizer='adam'."
+            ) from None
+
+    content_rgb = _load(content)
+    style_rgbs = [_load(s) for s in styles_in]
+    colour_rgb = content_rgb
+    if preserve_color:
+        content_rgb = _luminance_image(colour_rgb)
+        style_rgbs = [_luminance_image(s, match=colour_rgb) for s in style_rgbs]
+
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from ._style_optim import run_adam, run_lbfgs
+    from .data import load_image, save_image
+    from .preprocess import IMAGENET_MEAN_RGB, vgg_deprocess, vgg_preprocess
+
+    extractor = build_extractor(tuple(dict.fromkeys(content_layers + style_layers)), pooling=pooling, weights=weights)
+    mean_bgr = np.asarray(IMAGENET_MEAN_RGB[::-1], np.float32)
+    low, high = -mean_bgr, 255.0 - mean_bgr
+    rng = np.random.default_rng(seed)
+    total_steps = steps * len(sizes)
+    bar = tqdm(total=total_steps, disable=not progress, desc="style transfer", unit="step")
+    count = {"done": 0, "stopped": 0}
+    previous: np.ndarray | None = None  # last scale's result, before colour restoration
+    result: np.ndarray | None = None
+    try:
+        for size in sizes:
+            c_rgb = load_image(content_rgb, max_dim=size)
+            h, w = c_rgb.shape[:2]
+            chroma = _to_yiq(load_image(colour_rgb, size=(h, w))) if preserve_color else None
+            style_dim = max(16, round(max(h, w) * style_scale))
+            s_rgbs = [load_image(s, max_dim=style_dim) for s in style_rgbs]
+            _check_size("content", (h, w), content_layers, "max_dim` or `scales")
+            for i, s_rgb in enumerate(s_rgbs):
+                _check_size(f"style[{i}]" if len(s_rgbs) > 1 else "style", s_rgb.shape[:2], style_layers, "style_scale")
+
+            def finish(x: np.ndarray, chroma: np.ndarray | None = chroma) -> np.ndarray:
+                """uint8 RGB of a preprocessed image, with the content's chroma if asked."""
+                rgb = vgg_deprocess(x)
+                if chroma is not None:
+                    yiq = chroma.copy()
+                    yiq[..., 0] = _to_yiq(rgb)[..., 0]
+                    rgb = np.clip(np.rint(_from_yiq(yiq)), 0, 255).astype(np.uint8)
+                return rgb
+
+            # The targets, computed once per scale.
+            c_feats = extractor(tf.constant(vgg_preprocess(c_rgb)[None]))
+            content_targets = {n: tf.constant(c_feats[n]) for n in content_layers}
+            del c_feats
+            grams: dict[str, Any] = {n: 0.0 for n in style_layers}
+            for blend_w, s_rgb in zip(blend, s_rgbs):
+                s_feats = extractor(tf.constant(vgg_preprocess(s_rgb)[None]))
+                for n in style_layers:
+                    grams[n] = grams[n] + float(blend_w) * gram_matrix(s_feats[n])
+                del s_feats
+            style_targets = {n: tf.constant(g) for n, g in grams.items()}
+            layer_weights = {n: float(v) for n, v in zip(style_layers, layer_w)}
+            loss_fn = _make_loss(
+                extractor,
+                content_targets,
+                style_targets,
+                layer_weights,
+                content_weight=content_weight,
+                style_weight=style_weight,
+                tv_weight=tv_weight,
+            )
+
+            if previous is None:
+                x0 = vgg_preprocess(c_rgb)
+                if noise_ratio > 0:
+                    noise = rng.uniform(-20.0, 20.0, x0.shape).astype(np.float32)
+                    x0 = noise_ratio * noise + (1.0 - noise_ratio) * x0
+            else:
+                x0 = vgg_preprocess(load_image(previous, size=(h, w)))
+            x0 = np.clip(x0, low, high).astype(np.float32)
+
+            def report(step: int, x: Any, losses: dict[str, float], finish: Any = finish) -> bool:
+                count["done"] += 1
+                k = count["done"]
+                bar.update(1)
+                bar.set_postfix({key: f"{val:.3g}" for key, val in losses.items()}, refresh=False)
+                wants_save = save_every is not None and (k % save_every == 0 or k == total_steps)
+                if callback is None and not wants_save:
+                    return False
+                img = finish(x.numpy() if hasattr(x, "numpy") else x)
+                if wants_save:
+                    save_image(out_dir / f"step_{k:05d}.png", img)
+                stop = bool(callback(k, img, dict(losses))) if callback is not None else False
+                count["stopped"] = int(stop)
+                return stop
+
+            if optimizer == "adam":
+                x = run_adam(loss_fn, x0, low, high, steps=steps, learning_rate=learning_rate, report=report, to_image=finish)
+            else:
+                x = run_lbfgs(loss_fn, x0, low, high, steps=steps, report=report, to_image=finish)
+            previous = vgg_deprocess(x).astype(np.float32)
+            result = finish(x)
+            if count["stopped"]:
+                break
+    finally:
+        bar.close()
+    assert result is not None
+    return result
+
+
+def _check_size(what: str, shape: tuple[int, int], layers: Sequence[str], argument: str) -> None:
+    """Raise if an image is too small to reach the deepest layer with a non-empty map."""
+    if not layers:
+        return
+    deepest = max(VGG19_LAYER_NAMES.index(n) for n in layers)
+    pools = sum(1 for n in VGG19_LAYER_NAMES[:deepest] if n.endswith("_pool"))
+    need = 2**pools
+    if min(shape) < need:
+        raise InvalidArgumentError(
+            f"The {what} image is {shape[0]}x{shape[1]} pixels after scaling; layer "
+            f"'{VGG19_LAYER_NAMES[deepest]}' needs at least {need} pixels on the shorter side. "
+            f"Raise `{argument}` or use shallower layers."
+        )
+
+
+def _make_loss(
+    extractor: Any,
+    content_targets: dict[str, Any],
+    style_targets: dict[str, Any],
+    layer_weights: dict[str, float],
+    *,
+    content_weight: float,
+    style_weight: float,
+    tv_weight: float,
+) -> Callable[[Any], tuple[Any, dict[str, Any]]]:
+    """The total loss of a preprocessed ``(H, W, 3)`` image against fixed targets."""
+    import tensorflow as tf
+
+    def loss_fn(x: Any) -> tuple[Any, dict[str, Any]]:
+        feats = extractor(x[None])
+        zero = tf.constant(0.0, tf.float32)
+        c_loss = (
+            tf.add_n([content_loss(feats[n], t) for n, t in content_targets.items()]) / len(content_targets)
+            if content_targets
+            else zero
+        )
+        s_loss = (
+            tf.add_n([layer_weights[n] * style_loss(feats[n], t) for n, t in style_targets.items()])
+            if style_targets
+            else zero
+        )
+        tv = total_variation_loss(x)
+        total = content_weight * c_loss + style_weight * s_loss + tv_weight * tv
+        return total, {"content": c_loss, "style": s_loss, "tv": tv}
+
+    return loss_fn
