@@ -192,5 +192,6 @@ def standardization(data: Any, *, axis: int | None = -1, batch_size: int = 256) 
         arr = np.asarray(data)
         if arr.ndim < 2 or len(arr) == 0:
             raise V.fail("data", "a non-empty array of images (N, H, W, C) or a tf.data.Dataset", f"array of shape {arr.shape}")
-        layer.adapt(arr.astype(np.float32), batch_size=batch_size)
+        # Keras 3's adapt() takes no batch_size: feed it batches to bound memory.
+        layer.adapt(tf.data.Dataset.from_tensor_slices(arr).batch(batch_size).map(lambda b: tf.cast(b, tf.float32)))
     return layer
