@@ -1049,11 +1049,6 @@ class LRFinderResult:
         return fig
 
 
-def _default_loss(model: keras.Model) -> str:
-    units = model.outputs[0].shape[-1]
-    return "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
-
-
 def lr_find(
     model: keras.Model,
     train_data: Any,
@@ -1123,7 +1118,12 @@ def lr_find(
     clone = _copy_model(model)
     opt = keras.optimizers.get(optimizer)
     opt.learning_rate = min_lr
-    loss_fn = keras.losses.get(loss if loss is not None else _default_loss(model))
+    if loss is None:
+        from .training import default_loss
+
+        loss_fn = default_loss(model)
+    else:
+        loss_fn = keras.losses.get(loss)
     variables = clone.trainable_variables
     opt.build(variables)
 
@@ -1131,6 +1131,8 @@ def lr_find(
     def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             pred = clone(tf.cast(x, tf.float32), training=True)
+            if pred.shape.rank == 2 and pred.shape[-1] == 1 and y.shape.rank == 1:
+                y = tf.reshape(tf.cast(y, pred.dtype), (-1, 1))
             value = tf.reduce_mean(loss_fn(y, pred))
             if clone.losses:
                 value = value + tf.add_n(clone.losses)
