@@ -428,8 +428,9 @@ def unfreeze(model: keras.Model, *, from_layer: str | None = None, last_n: int |
     Parameters
     ----------
     model : keras.Model
-        A :func:`transfer_model` model, or a base. Its ``trainable`` flags are
-        changed in place (nothing else is).
+        A :func:`transfer_model` model, or a base. The ``trainable`` flags of its
+        base's layers are changed in place (and ``model.trainable`` is set to True
+        if it was False); nothing else is.
     from_layer : str, optional
         Name of the first base layer to unfreeze, e.g. ``"block5_conv1"`` for VGG16
         (:data:`DEFAULT_FINE_TUNE_FROM` lists one per backbone). ``"base/layer"``
@@ -474,7 +475,8 @@ def unfreeze(model: keras.Model, *, from_layer: str | None = None, last_n: int |
         start = weighted[-last_n]
     else:
         start = 0
-    model.trainable = True
+    if not model.trainable:
+        model.trainable = True
     base.trainable = True
     for i, layer in enumerate(layers):
         layer.trainable = i >= start
@@ -516,7 +518,7 @@ def _as_dataset(data: Any, batch_size: int, argument: str = "data") -> tuple[Any
 
 
 def _progress(total: int | None, desc: str, enabled: bool, unit: str = "batch") -> Any:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
 
