@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--pretrain-epochs", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of (a), (b) and (c)")
     parser.add_argument("--fine-tune-epochs", type=int, default=None)
+    parser.add_argument("--figures", default=None, help="also save the lr_find and fine-tuning curves (PNG) here")
     args = parser.parse_args()
     if not os.environ.get("VISIONKIT_DATA"):
         print("Set VISIONKIT_DATA to the folder holding cifar10-jpeg.tar.gz (see docs/offline-data.md).")
@@ -170,8 +171,18 @@ def main() -> int:
         aug = augmentation(rotation=15, zoom=0.1, translation=0.1, seed=0)
         model_c = transfer.transfer_model(load_base(), hidden=256, dropout=0.5, augmentation=aug)
 
+        if args.figures:
+            from visionkit._io import save_figure
+
+            lr = transfer.lr_find(model_c, train32, min_lr=1e-6, max_lr=1.0, steps=60, progress=False)
+            save_figure(lr.plot(), Path(args.figures) / "transfer_lr_find.png", dpi=80)
+            print(f"lr_find suggests {lr.suggestion:.2g} for the head (RMSprop); the runs use 1e-3")
+        curves = {}
+
         def run_c():
-            train(model_c, train32, epochs=epochs, progress=False)
+            h = train(model_c, train32, validation_data=test32 if args.figures else None, epochs=epochs,
+                      progress=False)
+            curves.update({k: list(v) for k, v in h.history.items()})
             return evaluate(model_c, test32)["accuracy"]
 
         acc, t_c = timed(run_c)
@@ -180,13 +191,27 @@ def main() -> int:
 
         # (d) fine-tuning: (c) continued after unfreezing block 3
         def run_d():
-            transfer.fine_tune(model_c, train32, head_epochs=0, epochs=ft_epochs, from_layer="block3_conv1",
-                               learning_rate=1e-4, progress=False)
+            h = transfer.fine_tune(model_c, train32, validation_data=test32 if args.figures else None,
+                                   head_epochs=0, epochs=ft_epochs, from_layer="block3_conv1",
+                                   learning_rate=1e-4, progress=False)
+            for k, v in h.history.items():
+                curves.setdefault(k, []).extend(v)
             return evaluate(model_c, test32)["accuracy"]
 
         acc, t = timed(run_d)
         results.append((f"(d) fine-tuning = (c) + {ft_epochs} epochs, block3 unfrozen", acc, t_c + t))
         print(f"{results[-1][0]}: {acc:.3f} in {t_c + t:.0f} s", flush=True)
+
+        if args.figures:
+            from visionkit._io import save_figure
+            from visionkit.visualize import plot_history
+
+            fig = plot_history(curves)
+            for ax in fig.axes:
+                ax.axvline(epochs + 0.5, color="0.5", ls="--", lw=1)
+                ax.text(epochs + 0.6, ax.get_ylim()[1], "unfreeze block3", va="top", fontsize=8, color="0.4")
+            fig.suptitle("frozen base + augmentation, then fine-tuning (validation = cat/dog test set)", fontsize=9)
+            save_figure(fig, Path(args.figures) / "transfer_fine_tune.png", dpi=80)
 
         print("\nmethod                                                   test acc   wall s")
         for name, acc, t in results:

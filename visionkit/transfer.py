@@ -573,7 +573,7 @@ def extract_features(
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     ds, has_labels, total = _as_dataset(data, batch_size)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(x: tf.Tensor) -> tf.Tensor:
         return base(tf.cast(x, tf.float32), training=False)
 
@@ -1129,7 +1129,7 @@ def lr_find(
     variables = clone.trainable_variables
     opt.build(variables)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             pred = clone(tf.cast(x, tf.float32), training=True)
