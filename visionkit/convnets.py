@@ -195,7 +195,7 @@ def small_convnet(
     Parameters
     ----------
     input_shape : (height, width, channels), default (150, 150, 3)
-        Image size; height and width at least 32.
+        Image size; height and width at least 46 (four 3×3 convolutions and poolings).
     num_classes : int, default 2
         Number of classes (≥ 2).
     dropout : float or None, default 0.5
@@ -222,10 +222,10 @@ def small_convnet(
         not isinstance(input_shape, (tuple, list))
         or len(input_shape) != 3
         or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in input_shape)
-        or min(input_shape[:2]) < 32
+        or min(input_shape[:2]) < 46
         or input_shape[2] < 1
     ):
-        raise V.fail("input_shape", "a (height, width, channels) tuple of integers, height and width >= 32", input_shape)
+        raise V.fail("input_shape", "a (height, width, channels) tuple of integers, height and width >= 46", input_shape)
     num_classes = V.integer("num_classes", num_classes, minimum=2)
     dropout = V.number("dropout", dropout, minimum=0.0, maximum=1.0, exclusive_maximum=True, allow_none=True)
     augment = _bool("augment", augment)
@@ -291,10 +291,10 @@ def train_mnist(
     optimizer, learning_rate
         As for :func:`visionkit.training.train`.
     validation_split : float, default 0.1
-        Fraction of the training set (the last examples) held out for the
-        validation curves and the best checkpoint; 0 for none.
+        Fraction of the training set held out (at random, the same for a given
+        ``seed``) for the validation curves and the best checkpoint; 0 for none.
     limit : int, optional
-        Train on the first ``limit`` training examples only (quick runs).
+        Train on ``limit`` training examples only, drawn at random (quick runs).
     sample : bool, default False
         Use the bundled sample (5,000 train / 1,000 test digits): no data, no network.
     path : str or os.PathLike, optional
@@ -322,9 +322,7 @@ def train_mnist(
     from .training import _resolve_strategy
 
     (x_train, y_train), (x_test, y_test) = load_mnist(path, sample=sample)
-    x_train, y_train = x_train[..., None], y_train
-    if limit is not None:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+    x_train, y_train = _subset(x_train[..., None], y_train, limit, seed)
     train_part, val_part = _holdout(x_train, y_train, validation_split)
     strat = _resolve_strategy(strategy)
     with _scope(strat):
@@ -370,9 +368,11 @@ def train_cifar10(
         Featurewise standardisation adapted on the training images (else
         rescaling to ``[0, 1]``).
     validation_split : float, default 0.1
-        Fraction of the training set held out for validation; 0 for none.
+        Fraction of the training set held out (at random) for validation; 0 for none.
+        The training set is shuffled once with ``seed`` (0 when ``None``) before the
+        split, since some sources list the images sorted by class.
     limit : int, optional
-        Train on the first ``limit`` training examples only.
+        Train on ``limit`` training examples only, drawn at random.
     sample : bool, default False
         Use the bundled sample (1,000 train / 200 test images).
     path : str or os.PathLike, optional
@@ -398,8 +398,7 @@ def train_cifar10(
     from .training import _resolve_strategy
 
     (x_train, y_train), (x_test, y_test) = load_cifar10(path, sample=sample)
-    if limit is not None:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+    x_train, y_train = _subset(x_train, y_train, limit, seed)
     train_part, val_part = _holdout(x_train, y_train, validation_split)
     strat = _resolve_strategy(strategy)
     with _scope(strat):
@@ -439,7 +438,7 @@ def train_image_folder(
         or a folder holding ``train/`` and ``validation/`` and/or ``test/`` trees of
         that layout, which are then used as the splits. Not needed with ``sample``.
     image_size : int or (height, width), default (150, 150)
-        Images are resized to this; each side at least 32.
+        Images are resized to this; each side at least 46.
     epochs : int, default 30
         Total epochs.
     batch_size : int, default 32
@@ -477,8 +476,8 @@ def train_image_folder(
     >>> model, history, metrics = train_image_folder("cats_and_dogs/", epochs=30)  # doctest: +SKIP
     """
     image_size = V.size2d("image_size", image_size)
-    if min(image_size) < 32:
-        raise V.fail("image_size", "at least 32 pixels on each side", image_size)
+    if min(image_size) < 46:
+        raise V.fail("image_size", "at least 46 pixels on each side", image_size)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     validation_split = V.number("validation_split", validation_split, minimum=0.0, maximum=1.0,
                                 exclusive_minimum=True, exclusive_maximum=True)
@@ -598,8 +597,16 @@ def _run(
     return model, history, metrics
 
 
+def _subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle once (seeded; some sources are sorted by class), then keep ``limit`` examples."""
+    order = np.random.default_rng(0 if seed is None else seed).permutation(len(x))
+    if limit is not None:
+        order = order[:limit]
+    return x[order], y[order]
+
+
 def _holdout(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[tuple[Any, Any], tuple[Any, Any] | None]:
-    n_val = int(round(len(x) * fraction))
+    n_val = round(len(x) * fraction)
     if n_val == 0:
         return (x, y), None
     if n_val >= len(x):

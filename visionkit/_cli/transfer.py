@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a classifier on a folder of images with a pretrained base",
         description="Transfer learning on DIR (DIR/<class>/<image>, or DIR/train + DIR/test "
         "[+ DIR/validation]) with a keras.applications base. Writes OUTPUT/model.keras, "
-        "OUTPUT/history.png and OUTPUT/metrics.json.",
+        "OUTPUT/curves.png and OUTPUT/metrics.json.",
     )
     p.add_argument("directory", metavar="DIR", help="class-per-folder image tree")
     p.add_argument("--base", default="vgg16", choices=sorted(APPLICATIONS), help="backbone (default: vgg16)")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if tmp.exists():
             tmp.unlink()
     fig = plot_history(history)
-    save_figure(fig, out / "history.png")
+    save_figure(fig, out / "curves.png")
     write_json(out / "metrics.json", {
         "test": metrics,
         "class_names": list(model.class_names),
@@ -89,5 +89,5 @@ def run(args: argparse.Namespace) -> int:
     })
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     print(f"test: {summary}")
-    print(f"wrote {out / 'model.keras'}, {out / 'history.png'}, {out / 'metrics.json'}")
+    print(f"wrote {out / 'model.keras'}, {out / 'curves.png'}, {out / 'metrics.json'}")
     return 0

@@ -1,0 +1,170 @@
+"""Convnet recipes: accuracy, wall time and throughput, printed.
+
+    python benchmarks/convnets.py            # the issue's full settings (CIFAR-10 wants a GPU)
+    python benchmarks/convnets.py --quick    # minutes on a laptop CPU
+    python benchmarks/convnets.py --only chollet,throughput
+
+Tasks (``--only``, comma-separated; default all):
+
+* ``chollet``: MNIST, the book's convnet, 5 epochs, batch 64, RMSprop, all 60,000
+  training images (no hold-out, like the book); target test accuracy >= 0.990.
+* ``cookbook``: MNIST, the cookbook convnet, same settings; target >= 0.985.
+* ``cifar10``: CIFAR-10 (the JPEG copy in VISIONKIT_DATA), 50 epochs, augmentation;
+  target >= 0.80.
+* ``throughput``: ``visionkit.training.train`` against a naive ``model.fit`` on numpy
+  arrays of the same model, batch size and optimizer, side by side, alternating, in
+  this run: samples/s from the median epoch time (first epoch, with tracing, left out).
+* ``jit``: the same ``fit`` with ``jit_compile=False`` and ``True``.
+
+Data come from VISIONKIT_DATA (see ``docs/offline-data.md``); without it the bundled
+samples are used and the accuracies are not comparable with the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras
+import numpy as np
+
+from visionkit import convnets, data, training
+
+TASKS = ("chollet", "cookbook", "cifar10", "throughput", "jit")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def shuffled(x, y, limit=None):
+    """A seeded random subset: the CIFAR-10 JPEG tree loads sorted by class."""
+    order = np.random.default_rng(0).permutation(len(x))[:limit]
+    return x[order], y[order]
+
+
+def mnist(sample: bool):
+    (x, y), (xt, yt) = data.load_mnist(sample=sample)
+    return (x[..., None], y), (xt[..., None], yt)
+
+
+def accuracy_run(name: str, args: argparse.Namespace, sample: bool) -> None:
+    keras.utils.set_random_seed(0)
+    if name == "cifar10":
+        (x, y), (xt, yt) = data.load_cifar10(sample=sample)
+        epochs = 1 if args.quick else 50
+        limit = 5000 if args.quick else None
+        x, y = shuffled(x, y, limit)
+        model = convnets.cifar10_convnet(normalization=x, augment=True, seed=0)
+        optimizer, target = "adam", 0.80
+    else:
+        (x, y), (xt, yt) = mnist(sample)
+        epochs = 1 if args.quick else 5
+        limit = (10000 if name == "chollet" else 3000) if args.quick else None
+        x, y = shuffled(x, y, limit)
+        model = convnets.mnist_convnet(variant=name)
+        optimizer, target = "rmsprop", 0.990 if name == "chollet" else 0.985
+    timer = EpochTimer()
+    start = time.perf_counter()
+    training.train(model, (x, y), epochs=epochs, batch_size=64, optimizer=optimizer, seed=0,
+                   progress=False, callbacks=[timer])
+    wall = time.perf_counter() - start
+    acc = training.evaluate(model, (xt, yt), batch_size=256)["accuracy"]
+    rate = len(x) * epochs / sum(timer.times)
+    print(f"{name:<9} train={len(x):>6} epochs={epochs:>2} batch=64 {optimizer:<7} "
+          f"test_acc={acc:.4f} (target {target:.3f}{'' if not (args.quick or sample) else ', not comparable at these settings'}) "
+          f"wall={wall:7.1f}s  {rate:8.0f} samples/s", flush=True)
+
+
+def naive_fit(x, y, epochs: int, jit: bool | str = "auto") -> float:
+    """Plain model.fit on numpy arrays: the baseline."""
+    model = convnets.mnist_convnet()
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit)
+    timer = EpochTimer()
+    model.fit(x.astype("float32"), y, batch_size=64, epochs=epochs, verbose=0, callbacks=[timer])
+    return len(x) / statistics.median(timer.times[1:])
+
+
+def visionkit_train(x, y, epochs: int) -> float:
+    model = convnets.mnist_convnet()
+    timer = EpochTimer()
+    training.train(model, (x, y), epochs=epochs, batch_size=64, optimizer="rmsprop", progress=False,
+                   callbacks=[timer])
+    return len(x) / statistics.median(timer.times[1:])
+
+
+def dataset_fit(x, y, epochs: int, jit: bool) -> float:
+    model = convnets.mnist_convnet()
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit)
+    timer = EpochTimer()
+    model.fit(data.from_arrays(x, y, batch_size=64, seed=0), epochs=epochs, verbose=0, callbacks=[timer],
+              shuffle=False)
+    return len(x) / statistics.median(timer.times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small subsets, 1 epoch")
+    parser.add_argument("--only", default=",".join(TASKS), help=f"comma-separated tasks from {TASKS}")
+    args = parser.parse_args()
+    tasks = [t.strip() for t in args.only.split(",") if t.strip()]
+    for t in tasks:
+        if t not in TASKS:
+            parser.error(f"unknown task {t!r}; choose from {TASKS}")
+    sample = data.data_dir() is None
+    import tensorflow as tf
+
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
+          f"{[d.device_type for d in tf.config.list_physical_devices()]}, CPU cores: {os.cpu_count()}")
+    print(f"data: {'bundled samples (VISIONKIT_DATA unset)' if sample else data.data_dir()}; "
+          f"mode: {'quick' if args.quick else 'full'}", flush=True)
+
+    for name in ("chollet", "cookbook", "cifar10"):
+        if name in tasks:
+            accuracy_run(name, args, sample)
+
+    if "throughput" in tasks or "jit" in tasks:
+        (x, y), _ = mnist(sample)
+        n = 3200 if args.quick else 12800
+        epochs = 3 if args.quick else 4
+        x, y = shuffled(x, y, n)
+    if "throughput" in tasks:
+        rounds = 2
+        print(f"throughput: mnist chollet, {n} images x {epochs} epochs, batch 64, RMSprop, median epoch "
+              f"after the first, {rounds} alternating rounds", flush=True)
+        naive, ours = [], []
+        for _ in range(rounds):
+            naive.append(naive_fit(x, y, epochs))
+            ours.append(visionkit_train(x, y, epochs))
+        for i in range(rounds):
+            print(f"  round {i + 1}: model.fit(numpy) {naive[i]:8.0f} samples/s | training.train() {ours[i]:8.0f} samples/s"
+                  f" | ratio {ours[i] / naive[i]:.2f}")
+        print(f"  best of rounds: model.fit(numpy) {max(naive):.0f} samples/s, training.train() {max(ours):.0f} "
+              f"samples/s, ratio {max(ours) / max(naive):.2f}", flush=True)
+    if "jit" in tasks:
+        print(f"jit_compile: mnist chollet on the from_arrays dataset, {n} images x {epochs} epochs", flush=True)
+        off, on = [], []
+        for _ in range(1 if args.quick else 2):
+            off.append(dataset_fit(x, y, epochs, False))
+            on.append(dataset_fit(x, y, epochs, True))
+        print(f"  jit_compile=False {max(off):8.0f} samples/s | jit_compile=True {max(on):8.0f} samples/s | "
+              f"ratio on/off {max(on) / max(off):.2f} (train() leaves it to Keras' 'auto': off on CPU)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The training sub-commands: demo, mnist, cifar10, train."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from visionkit.cli import main
+
+
+def _outputs(folder):
+    assert {p.name for p in folder.iterdir()} >= {"model.keras", "curves.png", "metrics.json"}
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_demo_writes_three_outputs(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--epochs", "1", "-q"]) == 0
+    metrics = _outputs(out)
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["epochs"] == 1
+    printed = capsys.readouterr().out
+    assert "test: accuracy" in printed and str(out / "curves.png") in printed
+    import keras
+
+    model = keras.models.load_model(out / "model.keras")
+    assert model.count_params() == 93_322
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist_and_train_sample(tmp_path):
+    out = tmp_path / "mnist"
+    ckpt = tmp_path / "ckpt"
+    argv = ["mnist", "--sample", "--epochs", "1", "--limit", "600", "--batch-size", "32", "-o", str(out),
+            "--checkpoint-dir", str(ckpt), "-q"]
+    assert main(argv) == 0
+    assert _outputs(out)["settings"]["batch_size"] == 32
+    assert (ckpt / "state.json").is_file()
+    out2 = tmp_path / "folder"
+    assert main(["train", "--sample", "--image-size", "48", "--epochs", "1", "-o", str(out2), "-q"]) == 0
+    assert _outputs(out2)["settings"]["classes"] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mnist", "--epochs", "0"],
+        ["mnist", "--variant", "lenet"],
+        ["cifar10", "--batch-size", "x"],
+        ["cifar10", "--strategy", "warp"],
+        ["train", "--image-size", "20"],
+        ["demo", "--epochs", "-1"],
+    ],
+)
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_train_needs_dir_or_sample(tmp_path):
+    assert main(["train", "-o", str(tmp_path)]) == 2
+    assert main(["train", str(tmp_path), "--sample", "-o", str(tmp_path)]) == 2
+
+
+def test_bad_data_path_exit_1(tmp_path, capsys):
+    assert main(["mnist", "--data", str(tmp_path / "missing.npz"), "-o", str(tmp_path), "-q"]) == 1
+    assert "missing.npz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "mnist", "cifar10", "train"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--output" in text and "--epochs" in text
+    if command != "demo":
+        for option in ("--batch-size", "--checkpoint-dir", "--sample", "--strategy"):
+            assert option in text
+
+
+def test_parser_does_not_import_tensorflow(repo_root):
+    code = "import sys, visionkit.cli as c; c.build_parser(); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

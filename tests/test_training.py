@@ -1,0 +1,305 @@
+"""visionkit.training: train/evaluate, default losses, resume, refusal, NaN, logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from visionkit import training
+from visionkit.errors import InvalidArgumentError, ResumeMismatchError
+
+N, FEATURES, CLASSES, BATCH = 64, 8, 3, 16
+STEPS = N // BATCH
+
+
+def tiny_model(units: int = 4, classes: int = CLASSES, features: int = FEATURES, activation: str | None = "softmax") -> keras.Model:
+    inputs = keras.Input((features,))
+    x = keras.layers.Dense(units, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation=activation)(x))
+
+
+@pytest.fixture(scope="module")
+def arrays() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, FEATURES)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 1).astype("int32")
+    return x, y
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[int] = []
+        self.iterations_at_start: int | None = None
+
+    def on_train_begin(self, logs=None):
+        self.iterations_at_start = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+class Crash(keras.callbacks.Callback):
+    def __init__(self, at_epoch: int) -> None:
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_train_arrays_and_evaluate(arrays):
+    model = tiny_model()
+    history = training.train(model, arrays, epochs=3, batch_size=BATCH, progress=False, seed=0,
+                             validation_data=arrays, learning_rate=0.01)
+    assert history.epoch == [0, 1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert int(model.optimizer.iterations.numpy()) == 3 * STEPS
+    metrics = training.evaluate(model, arrays)
+    assert set(metrics) == {"loss", "accuracy"} and 0 <= metrics["accuracy"] <= 1
+
+
+def test_train_dataset_and_grayscale_channel():
+    import tensorflow as tf
+
+    inputs = keras.Input((6, 6, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    x = np.random.default_rng(1).integers(0, 255, (20, 6, 6)).astype("uint8")  # no channel axis
+    y = np.arange(20) % 2
+    history = training.train(model, (x, y), epochs=1, batch_size=5, progress=False)
+    assert len(history.history["loss"]) == 1
+    ds = tf.data.Dataset.from_tensor_slices((x[..., None].astype("float32"), y)).batch(4)
+    history = training.train(model, ds, epochs=2, progress=False)
+    assert history.epoch == [0, 1]
+    assert training.evaluate(model, ds)["accuracy"] >= 0
+
+
+def test_default_losses(arrays):
+    assert isinstance(training.default_loss(tiny_model(classes=1, activation="sigmoid")), keras.losses.BinaryCrossentropy)
+    loss = training.default_loss(tiny_model(activation=None))
+    assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy) and loss.get_config()["from_logits"]
+    assert not training.default_loss(tiny_model()).get_config()["from_logits"]
+    one_hot = training.default_loss(tiny_model(), one_hot=True)
+    assert isinstance(one_hot, keras.losses.CategoricalCrossentropy)
+    # one-hot labels are detected from the data
+    x, y = arrays
+    model = tiny_model()
+    training.train(model, (x, np.eye(CLASSES)[y]), epochs=1, batch_size=BATCH, progress=False)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+
+
+def test_binary_logits_accuracy_uses_zero_threshold(arrays):
+    x, y = arrays
+    model = tiny_model(classes=1, activation=None)
+    training.train(model, (x, (y > 0).astype("float32")), epochs=1, batch_size=BATCH, progress=False)
+    acc = next(m for m in model.metrics[1].metrics if m.name == "accuracy") if hasattr(model.metrics[1], "metrics") else None
+    assert acc is None or acc.get_config()["threshold"] == 0.0
+    logits = model.predict(x, verbose=0)[:, 0]
+    expected = float(np.mean((logits > 0) == (y > 0)))
+    assert training.evaluate(model, (x, (y > 0).astype("float32")))["accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"optimizer": "nope"}, "optimizer"),
+        ({"optimizer": "adam", "learning_rate": -1.0}, "learning_rate"),
+        ({"metrics": "accuracy"}, "metrics"),
+        ({"strategy": "warp"}, "strategy"),
+        ({"callbacks": ["x"]}, "callbacks"),
+    ],
+)
+def test_bad_arguments(arrays, kwargs, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        training.train(tiny_model(), arrays, progress=False, **kwargs)
+
+
+def test_bad_data_and_model(arrays):
+    x, y = arrays
+    with pytest.raises(InvalidArgumentError, match="train_data"):
+        training.train(tiny_model(), (x[:, :4], y), progress=False)
+    with pytest.raises(InvalidArgumentError, match="64 inputs but 10 labels"):
+        training.train(tiny_model(), (x, y[:10]), progress=False)
+    with pytest.raises(InvalidArgumentError, match="learning_rate"):
+        training.train(tiny_model(), arrays, optimizer=keras.optimizers.Adam(), learning_rate=0.1, progress=False)
+    with pytest.raises(InvalidArgumentError, match="model"):
+        training.train("model", arrays)
+
+
+def test_resume_after_crash_keeps_optimizer_state(arrays, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    model = tiny_model()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.train(model, arrays, epochs=5, batch_size=BATCH, checkpoint_dir=ckpt, progress=False,
+                       optimizer="adam", callbacks=[Crash(3)])
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 3 and state["iterations"] == 3 * STEPS
+    assert (ckpt / "best.keras").is_file() and (ckpt / state["weights"]).is_file()
+    saved = model.get_weights()
+
+    fresh = tiny_model()
+    recorder = EpochRecorder()
+    history = training.train(fresh, arrays, epochs=5, batch_size=BATCH, checkpoint_dir=ckpt, progress=False,
+                             optimizer="adam", callbacks=[recorder])
+    assert recorder.iterations_at_start == 3 * STEPS  # optimizer state restored before training
+    assert recorder.epochs == [3, 4]
+    assert history.epoch == [0, 1, 2, 3, 4] and len(history.history["loss"]) == 5
+    assert int(fresh.optimizer.iterations.numpy()) == 5 * STEPS
+    assert not np.allclose(fresh.get_weights()[0], saved[0])  # it trained on from the checkpoint
+    # Adam's moment estimates came back too (not zeros)
+    moments = [v for v in fresh.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert moments and any(np.abs(v.numpy()).sum() > 0 for v in moments)
+    # already complete: nothing more to train
+    again = EpochRecorder()
+    history = training.train(tiny_model(), arrays, epochs=5, batch_size=BATCH, checkpoint_dir=ckpt,
+                             progress=False, optimizer="adam", callbacks=[again])
+    assert again.epochs == [] and len(history.history["loss"]) == 5
+    assert [p.name for p in ckpt.glob("*.weights.h5")] == ["epoch-0005.weights.h5"]
+    assert not list(ckpt.glob(".*tmp*"))
+    best = keras.models.load_model(ckpt / "best.keras")
+    assert best.count_params() == fresh.count_params()
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+import keras, numpy as np
+from visionkit import training
+rng = np.random.default_rng(0)
+x = rng.normal(size=({n}, {f})).astype("float32"); y = (x[:, 0] > 0).astype("int32")
+inputs = keras.Input(({f},))
+h = keras.layers.Dense(4, activation="relu")(inputs)
+model = keras.Model(inputs, keras.layers.Dense({c}, activation="softmax")(h))
+class Slow(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(0.25)
+training.train(model, (x, y), epochs=500, batch_size={b}, checkpoint_dir={ckpt!r}, progress=False,
+               optimizer="adam", callbacks=[Slow()])
+"""
+
+
+def test_resume_after_kill_signal(arrays, tmp_path, repo_root):
+    ckpt = tmp_path / "killed"
+    x, _ = arrays
+    y = (x[:, 0] > 0).astype("int32")
+    script = _CHILD.format(root=str(repo_root), n=N, f=FEATURES, c=CLASSES, b=BATCH, ckpt=str(ckpt))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state_file = ckpt / "state.json"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    done = json.loads(state_file.read_text())["epoch"]
+    assert done >= 2
+
+    model = tiny_model()
+    recorder = EpochRecorder()
+    history = training.train(model, (x, y), epochs=done + 2, batch_size=BATCH, checkpoint_dir=ckpt,
+                             progress=False, optimizer="adam", callbacks=[recorder])
+    assert recorder.iterations_at_start == done * STEPS
+    assert recorder.epochs == [done, done + 1]
+    assert len(history.history["loss"]) == done + 2
+    assert int(model.optimizer.iterations.numpy()) == (done + 2) * STEPS
+
+
+@pytest.mark.parametrize(
+    ("other", "setting"),
+    [
+        ({"units": 5}, "model"),
+        ({"features": 9}, "input_shape"),
+        ({"classes": 4}, "num_classes"),
+    ],
+)
+def test_refuses_to_resume_changed_settings(tmp_path, other, setting):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(N, FEATURES)).astype("float32"), rng.integers(0, 3, N)
+    ckpt = tmp_path / "c"
+    training.train(tiny_model(), (x, y), epochs=1, batch_size=BATCH, checkpoint_dir=ckpt, progress=False)
+    model = tiny_model(**other)
+    xx = rng.normal(size=(N, other.get("features", FEATURES))).astype("float32")
+    with pytest.raises(ResumeMismatchError, match=setting) as info:
+        training.train(model, (xx, y), epochs=2, batch_size=BATCH, checkpoint_dir=ckpt, progress=False)
+    assert str(ckpt) in str(info.value)
+
+
+def test_refuses_other_optimizer_and_corrupt_settings(arrays, tmp_path):
+    ckpt = tmp_path / "c"
+    training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, checkpoint_dir=ckpt, progress=False)
+    with pytest.raises(ResumeMismatchError, match="optimizer"):
+        training.train(tiny_model(), arrays, epochs=2, batch_size=BATCH, checkpoint_dir=ckpt, optimizer="sgd", progress=False)
+    with pytest.raises(ResumeMismatchError, match="learning_rate"):
+        training.train(tiny_model(), arrays, epochs=2, batch_size=BATCH, checkpoint_dir=ckpt, learning_rate=0.5, progress=False)
+    (ckpt / "settings.json").write_text("{not json")
+    with pytest.raises(ResumeMismatchError, match="Cannot read"):
+        training.train(tiny_model(), arrays, epochs=2, batch_size=BATCH, checkpoint_dir=ckpt, progress=False)
+
+
+class Poison(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            for w in self.model.layers[-1].weights:
+                w.assign(np.full(w.shape, np.nan, dtype="float32"))
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(arrays, tmp_path):
+    ckpt = tmp_path / "nan"
+    model = tiny_model()
+    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+        history = training.train(model, arrays, epochs=6, batch_size=BATCH, checkpoint_dir=ckpt, progress=False,
+                                 callbacks=[Poison()])
+    assert len(history.history["loss"]) == 3 and math.isnan(history.history["loss"][-1])
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 2 and len(state["history"]["loss"]) == 2
+    assert all(np.isfinite(w).all() for w in model.get_weights())  # last good weights restored
+    best = keras.models.load_model(ckpt / "best.keras")
+    assert all(np.isfinite(w).all() for w in best.get_weights())
+    # the run resumes from the good epoch
+    recorder = EpochRecorder()
+    training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, checkpoint_dir=ckpt, progress=False, callbacks=[recorder])
+    assert recorder.epochs == [2]
+
+
+def test_log_dir_writes_csv_and_tensorboard(arrays, tmp_path):
+    logs = tmp_path / "logs"
+    training.train(tiny_model(), arrays, validation_data=arrays, epochs=2, batch_size=BATCH, log_dir=logs, progress=False)
+    lines = (logs / "metrics.csv").read_text().strip().splitlines()
+    assert lines[0].split(",") == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert list(logs.glob("train/events.out.tfevents.*")) and list(logs.glob("validation/events.out.tfevents.*"))
+
+
+def test_strategy_and_silence(arrays, capsys):
+    import tensorflow as tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = tiny_model()
+    training.train(model, arrays, epochs=1, batch_size=BATCH, strategy=strategy, progress=False)
+    training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, strategy="default", progress=False)
+    assert capsys.readouterr().out == ""

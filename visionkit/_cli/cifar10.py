@@ -1,0 +1,40 @@
+"""``visionkit cifar10``: the CIFAR-10 convnet recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._recipe import add_training_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cifar10", help="train the CIFAR-10 convnet (augmentation and standardisation inside the model)",
+        description="Train the CIFAR-10 convnet and write model.keras, curves.png and metrics.json into the "
+        "output folder. Data: --data, else VISIONKIT_DATA, the Keras cache or a download; --sample "
+        "uses the bundled sample.",
+    )
+    p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
+    p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips/rotations")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N examples only")
+    add_training_options(p, epochs=50, batch_size=64, output="visionkit-cifar10")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from ..convnets import train_cifar10
+    from ._recipe import write_outputs
+
+    started = time.perf_counter()
+    model, history, metrics = train_cifar10(
+        epochs=args.epochs, batch_size=args.batch_size, augment=args.augment, limit=args.limit,
+        sample=args.sample, path=args.data, checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
+        strategy=args.strategy, seed=args.seed, progress=not args.quiet,
+    )
+    write_outputs(args.output, model, history, metrics,
+                  {"recipe": "cifar10", "augment": args.augment, "sample": args.sample, "epochs": args.epochs,
+                   "batch_size": args.batch_size, "strategy": args.strategy}, started=started)
+    return 0
