@@ -69,7 +69,7 @@ def timed(fn):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small settings (a few minutes on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true", help="small settings (about 5 minutes on 2 busy CPU cores; the default takes about 15)")
     parser.add_argument("--pretrain-images", type=int, default=None)
     parser.add_argument("--pretrain-epochs", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of (a), (b) and (c)")
@@ -90,10 +90,10 @@ def main() -> int:
     from visionkit.training import evaluate, train
 
     quick = args.quick
-    n_pre = args.pretrain_images or (8_000 if quick else 40_000)
-    pre_epochs = args.pretrain_epochs or (3 if quick else 6)
-    epochs = args.epochs or (8 if quick else 20)
-    ft_epochs = args.fine_tune_epochs or (4 if quick else 10)
+    n_pre = args.pretrain_images or (8_000 if quick else 24_000)
+    pre_epochs = args.pretrain_epochs or 3
+    epochs = args.epochs or (8 if quick else 10)
+    ft_epochs = args.fine_tune_epochs or (4 if quick else 6)
     per_class = 1_000
     batch = 32
     keras.utils.set_random_seed(0)
