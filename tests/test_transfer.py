@@ -123,6 +123,7 @@ def test_other_backbones_build_with_a_default_fine_tune_layer(name):
 # ----------------------------------------------------------------------------- weights
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
 def test_weights_file_round_trip(tmp_path):
     x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     base = T.conv_base("mobilenet_v2", weights=None, input_shape=(32, 32, 3))
@@ -143,6 +144,7 @@ def test_weights_file_round_trip(tmp_path):
         T.conv_base(tiny_base, weights="imagenet", input_shape=(32, 32, 3))
 
 
+@pytest.mark.filterwarnings("ignore:`input_shape` is undefined or non-square:UserWarning")
 def test_keras_imagenet_h5_lands_behind_the_preprocessing_layer(tmp_path, monkeypatch):
     """ImageNet files are loaded by layer order: the extra preprocessing layer must not shift them."""
     h5py = pytest.importorskip("h5py")

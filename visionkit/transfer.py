@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,6 +524,25 @@ def _progress(total: int | None, desc: str, enabled: bool, unit: str = "batch") 
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
 
 
+_STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _inference_step(base: keras.Model) -> Any:
+    """One compiled inference function per base, reused across calls (traced once)."""
+    import tensorflow as tf
+
+    step = _STEPS.get(base)
+    if step is None:
+        ref = weakref.ref(base)  # the cache must not keep the base alive
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step(x: tf.Tensor) -> tf.Tensor:
+            return ref()(tf.cast(x, tf.float32), training=False)
+
+        _STEPS[base] = step
+    return step
+
+
 def extract_features(
     base: keras.Model,
     data: Any,
@@ -566,16 +586,13 @@ def extract_features(
     >>> features.shape  # doctest: +SKIP
     (2000, 4, 4, 512)
     """
-    import tensorflow as tf
 
     if not isinstance(base, keras.Model):
         raise V.fail("base", "a keras.Model (e.g. from conv_base)", base)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     ds, has_labels, total = _as_dataset(data, batch_size)
 
-    @tf.function(reduce_retracing=True, autograph=False)
-    def step(x: tf.Tensor) -> tf.Tensor:
-        return base(tf.cast(x, tf.float32), training=False)
+    step = _inference_step(base)
 
     features: list[np.ndarray] = []
     labels: list[np.ndarray] = []
@@ -1021,7 +1038,8 @@ class LRFinderResult:
     smoothed : numpy.ndarray
         Exponentially smoothed (bias-corrected) ``losses``.
     suggestion : float
-        A learning rate to train with: where the smoothed loss falls fastest.
+        A learning rate to train with: a tenth of the rate at the lowest smoothed
+        loss (at least ``min_lr``).
     """
 
     learning_rates: np.ndarray
@@ -1068,7 +1086,8 @@ def lr_find(
 
     The learning rate rises log-linearly from ``min_lr`` to ``max_lr`` over ``steps``
     training steps (stopping early when the loss exceeds ``stop_factor`` times its
-    best); the suggestion is where the smoothed loss falls fastest. The steps run on
+    best); the suggestion is a tenth of the rate at the lowest smoothed loss, a rule
+that holds up on noisy losses. The steps run on
     a **copy** of ``model``: the caller's weights, trainability and compile state are
     not touched.
 
@@ -1167,18 +1186,12 @@ def lr_find(
 
 
 def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> float:
+    """A tenth of the learning rate at the lowest smoothed loss (robust to noisy losses)."""
     finite = np.isfinite(smoothed)
-    if finite.sum() < 3:
+    if not finite.any():
         return float(lrs[0])
     lr, s = lrs[finite], smoothed[finite]
-    # Ignore the first steps (bias of the smoothing) and the blow-up at the end.
-    stop = int(np.argmin(s)) + 1
-    start = min(len(s) // 10, max(0, stop - 2))
-    seg_lr, seg_s = np.log10(lr[start:stop]), s[start:stop]
-    if len(seg_s) < 2:
-        return float(lr[max(0, stop - 1)] / 10)
-    slope = np.gradient(seg_s, seg_lr)
-    return float(10 ** seg_lr[int(np.argmin(slope))])
+    return float(max(lr[int(np.argmin(s))] / 10.0, lrs[0]))
 
 
 def _copy_model(model: keras.Model) -> keras.Model:
