@@ -168,6 +168,9 @@ def test_resume_after_crash_keeps_optimizer_state(arrays, tmp_path):
     history = training.train(tiny_model(), arrays, epochs=5, batch_size=BATCH, checkpoint_dir=ckpt,
                              progress=False, optimizer="adam", callbacks=[again])
     assert again.epochs == [] and len(history.history["loss"]) == 5
+    with pytest.warns(RuntimeWarning, match="already holds 5 epochs"):
+        training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, checkpoint_dir=ckpt,
+                       progress=False, optimizer="adam")
     assert [p.name for p in ckpt.glob("*.weights.h5")] == ["epoch-0005.weights.h5"]
     assert not list(ckpt.glob(".*tmp*"))
     best = keras.models.load_model(ckpt / "best.keras")

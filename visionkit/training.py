@@ -247,6 +247,13 @@ def train(
         if state is not None:
             initial_epoch = guard.restore(model)
             previous = {k: list(v) for k, v in state.get("history", {}).items()}
+            if initial_epoch > epochs:
+                warnings.warn(
+                    f"Checkpoint folder '{ckpt}' already holds {initial_epoch} epochs, more than "
+                    f"epochs={epochs}: nothing was trained and the model has the weights of epoch {initial_epoch}.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
     own.append(guard)
     if log_dir is not None:
         log_path = Path(log_dir)
@@ -639,7 +646,8 @@ def _make_checkpoint_class() -> type:
             self.monitor = monitor
             self.state = dict(state or {})
             self.history: dict[str, list[float]] = {k: list(v) for k, v in self.state.get("history", {}).items()}
-            self.best = self.state.get("best")
+            # a run resumed with (or without) validation data monitors another value
+            self.best = self.state.get("best") if self.state.get("monitor") == monitor else None
             self.diverged = False
             self.diverged_epoch = -1
             self._epoch = 0

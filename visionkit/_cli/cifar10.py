@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import positive_int
 from ._recipe import add_training_options
 
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
     p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips/rotations")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N examples only")
+    p.add_argument("--limit", type=positive_int, default=None, help="train on the first N examples only")
     add_training_options(p, epochs=50, batch_size=64, output="visionkit-cifar10")
     p.set_defaults(func=run)
 
