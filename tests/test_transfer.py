@@ -337,3 +337,24 @@ def test_cli_bad_folder_is_a_clean_error(tmp_path, capsys):
     assert main(["transfer", str(tmp_path / "nowhere"), "--weights", "none", "--output", str(tmp_path / "o")]) == 1
     assert "nowhere" in capsys.readouterr().err
 
+
+
+@pytest.mark.data
+def test_real_cifar_cats_and_dogs_folder(real_data, tmp_path):
+    """The recipe end to end on a small cat/dog tree cut from the real CIFAR-10."""
+    from visionkit.data import CIFAR10_CLASSES, load_cifar10
+
+    (x_train, y_train), (x_test, y_test) = load_cifar10()
+    for split, xs, ys, n in (("train", x_train, y_train, 40), ("test", x_test, y_test, 10)):
+        for name in ("cat", "dog"):
+            label = CIFAR10_CLASSES.index(name)
+            for i, img in enumerate(xs[ys[:, 0] == label][:n]):
+                save_image(tmp_path / split / name / f"{i:03d}.png", img)
+    model, history, metrics = T.train_transfer(
+        tmp_path, base=tiny_base, weights=None, method="fine_tune", image_size=32, head_epochs=1,
+        epochs=1, batch_size=16, last_n=1, augment=True, progress=False,
+    )
+    assert history.epoch == [0, 1]
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    labels, probs = T.classify(model, sorted((tmp_path / "test" / "cat").glob("*.png")))
+    assert len(labels) == 10 and probs.shape == (10, 2)
