@@ -872,7 +872,7 @@ def train_transfer(
     epochs = V.integer("epochs", epochs, minimum=1)
     head_epochs = V.integer("head_epochs", head_epochs, minimum=0)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    seed = V.integer("seed", seed, allow_none=True)
+    seed = V.integer("seed", seed, minimum=0, allow_none=True)
     if isinstance(base, str):
         V.one_of("base", base, _applications.APPLICATIONS)
     elif not callable(base):
