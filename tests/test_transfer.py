@@ -256,6 +256,36 @@ def test_fine_tune_runs_both_phases_into_one_history(tmp_path):
         np.testing.assert_allclose(a, b)
 
 
+class _CrashAt(keras.callbacks.Callback):
+    """Raise at the end of the n-th epoch counted over both phases (after the checkpoint)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.seen = n, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen += 1
+        if self.seen == self.n:
+            raise RuntimeError("simulated crash")
+
+
+def test_fine_tune_resumes_in_phase_two_after_a_crash(tmp_path):
+    x, y = synthetic(16)
+    kwargs = dict(head_epochs=2, epochs=3, from_layer="block2_conv1", batch_size=8,
+                  checkpoint_dir=tmp_path / "ckpt", progress=False)
+    model = T.transfer_model(T.conv_base(tiny_base, weights=None, input_shape=(16, 16, 3)), hidden=8, dropout=0.0)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        T.fine_tune(model, (x, y), callbacks=[_CrashAt(3)], **kwargs)  # dies after fine-tuning epoch 1
+    state = json.loads((tmp_path / "ckpt" / "fine_tune" / "state.json").read_text())
+    assert state["epoch"] == 1
+    fresh = T.transfer_model(T.conv_base(tiny_base, weights=None, input_shape=(16, 16, 3)), hidden=8, dropout=0.0)
+    counter = _CrashAt(0)
+    history = T.fine_tune(fresh, (x, y), callbacks=[counter], **kwargs)
+    assert counter.seen == 2  # only the 2 missing fine-tuning epochs ran
+    assert history.epoch == [0, 1, 2, 3, 4]
+    assert all(np.isfinite(history.history["loss"]))
+
+
 @pytest.mark.parametrize("method", ["features", "frozen", "fine_tune"])
 def test_train_transfer_methods_and_classify(tmp_path, method):
     root = tmp_path / "data"
