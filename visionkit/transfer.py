@@ -652,6 +652,7 @@ def fine_tune(
     batch_size: int = 32,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     log_dir: str | os.PathLike[str] | None = None,
+    strategy: Any = None,
     seed: int | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] | None = None,
@@ -693,6 +694,9 @@ def fine_tune(
         phase 2 resumes after its last completed epoch.
     log_dir : path, optional
         TensorBoard logs and CSV, in ``log_dir/head`` and ``log_dir/fine_tune``.
+    strategy : str or tf.distribute.Strategy, optional
+        Distribution strategy for both phases (see :func:`visionkit.training.train`
+        and the "Scaling out" page); build ``model`` under its scope.
     seed : int, optional
         Seed passed to :func:`~visionkit.training.train`.
     progress : bool, default True
@@ -735,6 +739,7 @@ def fine_tune(
         "seed": seed,
         "progress": progress,
         "callbacks": list(callbacks) if callbacks else None,
+        "strategy": strategy,
     }
     parts: list[Any] = []
     if head_epochs:
@@ -794,6 +799,7 @@ def train_transfer(
     validation_split: float = 0.2,
     test_directory: str | os.PathLike[str] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
+    strategy: Any = None,
     seed: int | None = 0,
     progress: bool = True,
 ) -> tuple[keras.Model, keras.callbacks.History, dict[str, float]]:
@@ -841,6 +847,10 @@ def train_transfer(
         validation images.
     checkpoint_dir : path, optional
         Resumable training (see :func:`visionkit.training.train`).
+    strategy : str or tf.distribute.Strategy, optional
+        Distribution strategy: the models are built under its scope, and
+        ``batch_size`` is per replica (the global batch is ``batch_size`` times the
+        number of replicas). See the "Scaling out" page.
     seed : int, optional, default 0
         Seed of the split, the shuffling and the augmentation (weight
         initialisation is seeded by :func:`visionkit.device.configure`).
@@ -863,9 +873,11 @@ def train_transfer(
     >>> metrics["accuracy"]  # doctest: +SKIP
     0.9
     """
+    import contextlib
+
     from .data import image_folder
     from .preprocess import augmentation as make_augmentation
-    from .training import evaluate, train
+    from .training import _resolve_strategy, evaluate, train
 
     V.one_of("method", method, METHODS)
     size = V.size2d("image_size", image_size)
@@ -885,7 +897,10 @@ def train_transfer(
     train_dir, val_dir, test_dir = _split_dirs(root, test_directory)
     classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     label_mode = "binary" if len(classes) == 2 else "int"
-    folder_kw: dict[str, Any] = {"image_size": size, "batch_size": batch_size, "seed": seed, "label_mode": label_mode}
+    strat = _resolve_strategy(strategy)
+    scope = strat.scope if strat is not None else contextlib.nullcontext
+    global_batch = batch_size * (strat.num_replicas_in_sync if strat is not None else 1)
+    folder_kw: dict[str, Any] = {"image_size": size, "batch_size": global_batch, "seed": seed, "label_mode": label_mode}
     if val_dir is None:
         train_ds, val_ds = image_folder(train_dir, validation_split=validation_split, subset="both", **folder_kw)
     else:
@@ -902,15 +917,17 @@ def train_transfer(
     num_classes = len(class_names)
     if num_classes < 2:
         raise V.fail("directory", "a folder with at least 2 class sub-folders", str(root))
-    cbase = conv_base(base, weights=weights, input_shape=(*size, 3))
+    with scope():
+        cbase = conv_base(base, weights=weights, input_shape=(*size, 3))
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if method == "features":
         x_train, y_train = extract_features(cbase, train_ds, progress=progress)
         x_val, y_val = extract_features(cbase, val_ds, progress=progress)
-        clf = feature_classifier(x_train.shape[1:], num_classes=num_classes, hidden=hidden, dropout=dropout)
+        with scope():
+            clf = feature_classifier(x_train.shape[1:], num_classes=num_classes, hidden=hidden, dropout=dropout)
         history = train(
             clf, (x_train, y_train), validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, checkpoint_dir=ckpt, seed=seed, progress=progress,
+            learning_rate=learning_rate, checkpoint_dir=ckpt, strategy=strat, seed=seed, progress=progress,
         )
         inputs = keras.Input(shape=(*size, 3), name="image")
         model = keras.Model(inputs, clf(cbase(inputs, training=False)), name=f"{cbase.name}_features")
@@ -920,12 +937,13 @@ def train_transfer(
         else:
             test_metrics = evaluate(clf, (x_val, y_val), batch_size=batch_size)
     else:
-        aug = make_augmentation(seed=seed) if augment else None
-        model = transfer_model(cbase, num_classes=num_classes, hidden=hidden, dropout=dropout, augmentation=aug)
+        with scope():
+            aug = make_augmentation(seed=seed) if augment else None
+            model = transfer_model(cbase, num_classes=num_classes, hidden=hidden, dropout=dropout, augmentation=aug)
         if method == "frozen":
             history = train(
                 model, train_ds, validation_data=val_ds, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, checkpoint_dir=ckpt, seed=seed, progress=progress,
+                learning_rate=learning_rate, checkpoint_dir=ckpt, strategy=strat, seed=seed, progress=progress,
             )
         else:
             if from_layer is None and last_n is None:
@@ -938,7 +956,7 @@ def train_transfer(
                 model, train_ds, validation_data=val_ds, head_epochs=head_epochs, epochs=epochs,
                 from_layer=from_layer, last_n=last_n, head_learning_rate=learning_rate,
                 learning_rate=fine_tune_learning_rate, batch_size=batch_size, checkpoint_dir=ckpt,
-                seed=seed, progress=progress,
+                strategy=strat, seed=seed, progress=progress,
             )
         test_metrics = evaluate(model, test_ds if test_ds is not None else val_ds, batch_size=batch_size)
     model.class_names = class_names

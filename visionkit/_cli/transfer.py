@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._applications import APPLICATIONS
 from ._common import add_output, add_progress, positive_float, positive_int, weights_arg
+from ._recipe import STRATEGY_NAMES
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -48,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true", help="no random augmentation")
     p.add_argument("--test-dir", default=None, help="class-per-folder tree for the test metrics")
     p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints here")
+    p.add_argument("--strategy", choices=STRATEGY_NAMES, default=None,
+                   help="tf.distribute strategy (default: none, a single device)")
     p.add_argument("--seed", type=int, default=0)
     add_output(p, "transfer-output")
     add_progress(p)
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         fine_tune_learning_rate=args.fine_tune_learning_rate, from_layer=args.from_layer,
         augment=not args.no_augment, test_directory=args.test_dir,
-        checkpoint_dir=args.checkpoint_dir, seed=args.seed, progress=not args.quiet,
+        checkpoint_dir=args.checkpoint_dir, strategy=args.strategy, seed=args.seed, progress=not args.quiet,
     )
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".model.{os.getpid()}.keras"
