@@ -222,3 +222,20 @@ def test_cli_layer_parsing():
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_layers("a=x")
+
+
+def test_guide_pulls_towards_guide_features(tiny, image):
+    guide = np.zeros((40, 40, 3), np.float32)
+    guide[::4] = 255.0  # horizontal stripes
+    fm = D.dream_model(tiny, LAYERS)
+    dreamer = D._make_dreamer(tiny, "imagenet", LAYERS, "default")
+    dreamer.set_guide(guide, 32)
+
+    def projection(img):
+        return float(D.dream_loss(fm(np.asarray(img, np.float32)[None]), LAYERS, guide=dreamer.guide))
+
+    out = D.deep_dream(image, model=tiny, layers=LAYERS, guide=guide, octaves=1, steps=6, tile_size=32,
+                       seed=0, progress=False)
+    plain = D.deep_dream(image, model=tiny, layers=LAYERS, octaves=1, steps=6, tile_size=32, seed=0, progress=False)
+    assert projection(out) > projection(image)
+    assert not np.array_equal(out, plain)

@@ -144,10 +144,17 @@ def dream_model(model: Any, layers: Any) -> Any:
     return tap(model, names, include_output=False, name=f"{model.name}_dream")
 
 
-def dream_loss(activations: Mapping[str, Any], layer_weights: Mapping[str, float] | None = None) -> Any:
+def dream_loss(
+    activations: Mapping[str, Any],
+    layer_weights: Mapping[str, float] | None = None,
+    *,
+    guide: Mapping[str, Any] | None = None,
+) -> Any:
     """The DeepDream objective: weighted mean squared activation of each layer.
 
-    ``loss = sum_l weight_l * mean(activation_l ** 2)``, computed in float32.
+    ``loss = sum_l weight_l * mean(activation_l ** 2)``, computed in float32. With a
+    ``guide``, each layer's term is instead the mean projection of its activation
+    vectors on the guide direction: ``mean_positions(activation_l . g_l / |g_l|)``.
 
     Parameters
     ----------
@@ -155,6 +162,10 @@ def dream_loss(activations: Mapping[str, Any], layer_weights: Mapping[str, float
         Layer outputs, as returned by a :func:`dream_model` (any shape, any float dtype).
     layer_weights : dict of str -> float, optional
         Weight of each layer; missing layers weigh 1. Default: every layer weighs 1.
+    guide : dict of str -> array, optional
+        Per layer, a direction in channel space (shape ``(channels,)``), for example the
+        mean activation of a guide image (see ``guide`` in :func:`deep_dream`). Layers
+        missing from it use the plain objective.
 
     Returns
     -------
@@ -176,7 +187,13 @@ def dream_loss(activations: Mapping[str, Any], layer_weights: Mapping[str, float
     total = tf.constant(0.0, tf.float32)
     for name, act in activations.items():
         act = tf.cast(act, tf.float32)
-        total += float(weights.get(name, 1.0)) * tf.reduce_mean(tf.square(act))
+        if guide is not None and name in guide:
+            direction = tf.cast(tf.reshape(guide[name], [-1]), tf.float32)
+            direction = direction / (tf.norm(direction) + 1e-12)
+            term = tf.reduce_mean(tf.reduce_sum(act * direction, axis=-1))
+        else:
+            term = tf.reduce_mean(tf.square(act))
+        total += float(weights.get(name, 1.0)) * term
     return total
 
 
@@ -211,6 +228,8 @@ class _Dreamer:
 
         self.features = features
         self.layer_weights = layer_weights
+        self.preprocess = preprocess
+        self.guide: dict[str, Any] | None = None
 
         def tile_gradient(tile: Any) -> tuple[Any, Any]:
             with tf.GradientTape() as tape:
@@ -218,13 +237,34 @@ class _Dreamer:
                 x = tile[tf.newaxis]
                 if preprocess is not None:
                     x = preprocess(x)
-                loss = dream_loss(features(x, training=False), layer_weights)
+                loss = dream_loss(features(x, training=False), layer_weights, guide=self.guide)
             return loss, tape.gradient(loss, tile)
 
         # None spatial dims: one trace serves every tile size and every octave.
         self.tile_gradient = tf.function(
             tile_gradient, input_signature=[tf.TensorSpec([None, None, 3], tf.float32)], reduce_retracing=True
         )
+
+    def set_guide(self, guide: Any, tile_size: int) -> None:
+        """Use the mean activation of each layer on ``guide`` as the dream direction.
+
+        Must be called before the first gradient (the directions are traced in).
+        """
+        import tensorflow as tf
+
+        g = _as_image(guide)
+        h, w = g.shape[:2]
+        if max(h, w) > tile_size:
+            s = tile_size / max(h, w)
+            g = _resize(g, (max(1, round(h * s)), max(1, round(w * s))))
+        x = tf.constant(g)[tf.newaxis]
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        feats = self.features(x, training=False)
+        self.guide = {
+            name: tf.constant(tf.reduce_mean(tf.cast(a, tf.float32), axis=tuple(range(len(a.shape) - 1))))
+            for name, a in feats.items()
+        }
 
     def gradient(self, image: np.ndarray, *, tile_size: int, shift: tuple[int, int] = (0, 0)) -> tuple[float, np.ndarray]:
         """Loss and (un-normalised) gradient of ``image`` (H, W, 3) float32 in [0, 255].
@@ -436,6 +476,7 @@ def deep_dream(
     jitter: int | None = None,
     seed: int | None = None,
     preprocess: Callable[[Any], Any] | str | None = "default",
+    guide: Any = None,
     progress: bool = True,
 ) -> np.ndarray:
     """Dream on ``image``: gradient ascent on its pixels to amplify layer activations.
@@ -483,6 +524,10 @@ def deep_dream(
         Maps a float32 batch ``(1, h, w, 3)`` in ``[0, 255]`` to the model's input
         (TensorFlow ops). ``"default"``: InceptionV3's preprocessing for the default
         model, none (pixels in ``[0, 255]``) for a model of your own.
+    guide : array-like, path or PIL image, optional
+        A guide image: instead of amplifying whatever the layers see, push each layer's
+        activations towards the guide's mean activation (its direction in channel
+        space), so the dream grows the guide's features. Downscaled to ``tile_size``.
     progress : bool, default True
         Show a tqdm progress bar.
 
@@ -513,6 +558,8 @@ def deep_dream(
     )
     base = _as_image(image)
     dreamer = _make_dreamer(model, weights, layers, preprocess)
+    if guide is not None:
+        dreamer.set_guide(guide, tile_size)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     bar = _progress_bar(octaves * steps, progress, "dream")
     try:
