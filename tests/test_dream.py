@@ -211,6 +211,7 @@ def test_cli(tmp_path, image):
 
     assert load_image(out).shape == (80, 96, 3)
     assert main(["dream", str(tmp_path / "missing.png"), "-o", str(out), "-q"]) == 1
+    assert main(["dream", str(src), "-o", str(tmp_path / "out.xyz"), "-q"]) == 2
 
 
 def test_cli_layer_parsing():

@@ -54,9 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_image, save_image
+    from .. import _validate as V
+    from ..data import _SAVE_FORMATS, load_image, save_image
     from ..dream import deep_dream
 
+    if Path(args.output).suffix.lower() not in _SAVE_FORMATS:  # fail before the long dream
+        raise V.fail("--output", f"a file name ending in one of {sorted(_SAVE_FORMATS)}", args.output)
     image = load_image(args.image, max_dim=args.max_dim)
     out = deep_dream(
         image,
