@@ -42,18 +42,21 @@ __all__ = [
     "dream_model",
 ]
 
-#: Default layers of :func:`deep_dream` (InceptionV3 base), name -> weight.
 INCEPTION_V3_LAYERS: dict[str, float] = {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0, "mixed7": 2.5}
-#: Layers for a VGG16 base (``keras.applications.VGG16``), name -> weight.
+"""Default layers of :func:`deep_dream` (InceptionV3 base), name -> weight."""
+
 VGG16_LAYERS: dict[str, float] = {"block3_conv3": 0.5, "block4_conv3": 1.0, "block5_conv3": 1.5}
-#: Layers for a VGG19 base (``keras.applications.VGG19``), name -> weight.
+"""Layers for a VGG16 base (``keras.applications.VGG16``), name -> weight."""
+
 VGG19_LAYERS: dict[str, float] = {"block3_conv4": 0.5, "block4_conv4": 1.0, "block5_conv4": 1.5}
-#: Presets by ``keras.applications`` model name; used when ``layers=None``.
+"""Layers for a VGG19 base (``keras.applications.VGG19``), name -> weight."""
+
 LAYER_PRESETS: dict[str, dict[str, float]] = {
     "inception_v3": INCEPTION_V3_LAYERS,
     "vgg16": VGG16_LAYERS,
     "vgg19": VGG19_LAYERS,
 }
+"""Presets by ``keras.applications`` model name, used when ``layers=None``."""
 
 _MIN_TILE = 32
 
