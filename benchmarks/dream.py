@@ -10,7 +10,8 @@ Configurations (InceptionV3 base, random weights: same cost as ImageNet weights)
   1.4, 20 steps, ``tile_size=512``), at ``--size`` (512) and at ``--big`` (2048) pixels;
 - ``naive``: the same octave loop written plainly in the benchmark: eager (no
   ``tf.function``), untiled, the whole image through the network at once, at ``--size``;
-  and, for peak memory only, one untiled step at ``--big`` (``--no-naive-big`` skips it).
+  and, for peak memory only, one untiled step at ``--big`` (``--no-naive-big`` skips it);
+- with ``--huge 4096``: one tiled step at 4096x4096, for its peak memory.
 
 Wall time counts the dream only (the model is built before the clock starts; the
 compiled version's tracing is included). Peak RSS is the child's maximum resident set.
@@ -116,6 +117,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="rounds at the small size (default 3; quick 2)")
     parser.add_argument("--big-repeats", type=int, default=1, help="rounds at the large size (default 1)")
     parser.add_argument("--no-naive-big", action="store_true", help="skip the naive untiled step at the large size")
+    parser.add_argument("--huge", type=int, default=0,
+                        help="also one tiled step (1 octave) at this side, e.g. 4096, for its peak memory")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,6 +144,10 @@ def main() -> None:
     if not args.no_naive_big:
         big_configs[f"naive     {big}px untiled (1 step)"] = {
             "kind": "naive", "size": big, "tile_size": 0, "steps": 1, **common, "octaves": 1,
+        }
+    if args.huge:
+        big_configs[f"visionkit {args.huge}px tile {tile} (1 step)"] = {
+            "kind": "visionkit", "size": args.huge, "tile_size": tile, "steps": 1, **common, "octaves": 1,
         }
     print(f"DeepDream benchmark: InceptionV3 (random weights), layers mixed4-7, 3 octaves x 1.4, "
           f"{steps} steps/octave at {size}px, {big_steps} at {big}px; {os.cpu_count()} CPUs; "
