@@ -162,15 +162,27 @@ def test_mixed_precision_model_refused(image):
 
 
 def test_default_model_is_float32_under_mixed_policy():
+    img = np.random.default_rng(0).uniform(0, 255, (80, 80, 3)).astype(np.float32)
+    from visionkit._applications import preprocess_function
+
+    pre = preprocess_function("inception_v3")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
         model = D._default_model(None)
+        loss_mixed, grad_mixed = D._Dreamer(D.dream_model(model, D.INCEPTION_V3_LAYERS),
+                                            D.INCEPTION_V3_LAYERS, pre).gradient(img, tile_size=512)
     finally:
         keras.config.set_dtype_policy(previous)
     dtypes = {layer.compute_dtype for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)}
     assert dtypes == {"float32"}
     D._check_float32(model)
+    # Same result as under the float32 policy: nothing ran in float16.
+    loss, grad = D._Dreamer(D.dream_model(model, D.INCEPTION_V3_LAYERS), D.INCEPTION_V3_LAYERS, pre).gradient(
+        img, tile_size=512)
+    assert grad_mixed.dtype == np.float32
+    np.testing.assert_allclose(loss_mixed, loss, rtol=1e-5)
+    np.testing.assert_allclose(grad_mixed, grad, rtol=1e-3, atol=1e-4 * np.abs(grad).max())
 
 
 def test_offline_weights_error(image, tmp_path, monkeypatch):
