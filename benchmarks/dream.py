@@ -179,10 +179,11 @@ def main() -> None:
     if t_vk and t_naive:
         print(f"\ntime ratio at {size}px, naive / visionkit: {t_naive / t_vk:.2f}x "
               f"({'visionkit faster' if t_naive > t_vk else 'visionkit slower'})")
-    bnames = list(big_configs)
-    if len(bnames) == 2 and med(bnames[0], "peak_mib") and med(bnames[1], "peak_mib"):
+    tiled_big = f"visionkit {big}px tile {tile}"
+    naive_big = f"naive     {big}px untiled (1 step)"
+    if naive_big in results and med(tiled_big, "peak_mib") and med(naive_big, "peak_mib"):
         print(f"peak RSS at {big}px, naive untiled / visionkit tiled: "
-              f"{med(bnames[1], 'peak_mib') / med(bnames[0], 'peak_mib'):.2f}x")
+              f"{med(naive_big, 'peak_mib') / med(tiled_big, 'peak_mib'):.2f}x")
 
 
 if __name__ == "__main__":
