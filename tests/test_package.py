@@ -12,7 +12,7 @@ import pytest
 
 import visionkit
 
-PUBLIC_MODULES = ["data", "preprocess", "device", "errors"]
+PUBLIC_MODULES = list(visionkit._SUBMODULES)
 
 
 def _run(code: str, repo_root) -> subprocess.CompletedProcess:
