@@ -352,7 +352,7 @@ def test_cli_transfer_writes_outputs(tmp_path, capsys):
     ])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["class_names"] == ["bright", "dark"] and "accuracy" in metrics["test"]
+    assert metrics["settings"]["class_names"] == ["bright", "dark"] and "accuracy" in metrics["test"]
     assert (out / "curves.png").stat().st_size > 0
     reloaded = keras.models.load_model(out / "model.keras")
     assert reloaded.output_shape == (None, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -47,3 +48,21 @@ def add_output(parser: argparse.ArgumentParser, default: str) -> None:
 def add_progress(parser: argparse.ArgumentParser) -> None:
     """Add ``--quiet`` (no progress bars)."""
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def image_size(minimum: int = 1) -> Callable[[str], tuple[int, int]]:
+    """argparse type factory: ``N`` or ``HxW`` (also ``H,W``) with sides >= ``minimum``."""
+
+    def parse(text: str) -> tuple[int, int]:
+        parts = text.lower().replace(",", "x").split("x")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
+        if len(values) == 1:
+            values *= 2
+        if len(values) != 2 or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"expected N or HxW with sides >= {minimum}, got {text!r}")
+        return values[0], values[1]
+
+    return parse

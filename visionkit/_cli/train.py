@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import image_size
 from ._recipe import add_training_options
-
-
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 46:
-        raise argparse.ArgumentTypeError(f"expected N or HxW with sides >= 46, got {text!r}")
-    return values[0], values[1]
 
 
 def _fraction(text: str) -> float:
@@ -38,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("directory", nargs="?", default=None, metavar="DIR", help="the image folder (not with --sample)")
     p.add_argument("--sample", action="store_true", help="a tiny bundled cats-vs-dogs tree (offline)")
-    p.add_argument("--image-size", type=_size, default=(150, 150), metavar="HxW", help="resize to this (default: 150x150)")
+    p.add_argument("--image-size", type=image_size(46), default=(150, 150), metavar="HxW", help="resize to this (default: 150x150)")
     p.add_argument("--validation-split", type=_fraction, default=0.2, help="held-out fraction (default: 0.2)")
     p.add_argument("--test-dir", default=None, help="a class-per-folder tree for the test metrics")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random augmentation")

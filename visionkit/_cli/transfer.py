@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from .._applications import APPLICATIONS
-from ._common import add_output, add_progress, positive_float, positive_int, weights_arg
+from ._common import add_output, add_progress, image_size, positive_float, positive_int, weights_arg
 from ._recipe import STRATEGY_NAMES
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHT,WIDTH, got {text!r}") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHT,WIDTH, got {text!r}")
-    return parts[0], parts[1]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "fine_tune: frozen, then unfreeze the top block (default)")
     p.add_argument("--weights", default="imagenet", type=weights_arg, metavar="imagenet|none|PATH",
                    help="base weights: ImageNet (download, cached), none (random) or a weights file")
-    p.add_argument("--image-size", default=(150, 150), type=_size, metavar="SIZE",
+    p.add_argument("--image-size", default=(150, 150), type=image_size(), metavar="SIZE",
                    help="resize images to SIZE or HEIGHT,WIDTH (default: 150)")
     p.add_argument("--epochs", type=positive_int, default=30, help="training epochs (fine_tune: after unfreezing)")
     p.add_argument("--head-epochs", type=positive_int, default=10, help="fine_tune: epochs with the base frozen")
@@ -58,10 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._io import save_figure, write_json
-    from ..transfer import train_transfer
-    from ..visualize import plot_history
+    import time
 
+    from ..transfer import train_transfer
+    from ._recipe import write_outputs
+
+    started = time.perf_counter()
     out = Path(args.output)
     model, history, metrics = train_transfer(
         args.directory, base=args.base, method=args.method, weights=args.weights,
@@ -71,26 +60,10 @@ def run(args: argparse.Namespace) -> int:
         augment=not args.no_augment, test_directory=args.test_dir,
         checkpoint_dir=args.checkpoint_dir, strategy=args.strategy, seed=args.seed, progress=not args.quiet,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".model.{os.getpid()}.keras"
-    try:
-        model.save(tmp)
-        os.replace(tmp, out / "model.keras")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fig = plot_history(history)
-    save_figure(fig, out / "curves.png")
-    write_json(out / "metrics.json", {
-        "test": metrics,
-        "class_names": list(model.class_names),
-        "base": args.base,
-        "method": args.method,
-        "weights": args.weights,
-        "image_size": list(args.image_size),
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-    })
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    print(f"test: {summary}")
-    print(f"wrote {out / 'model.keras'}, {out / 'curves.png'}, {out / 'metrics.json'}")
+    write_outputs(out, model, history, metrics, {
+        "recipe": "transfer", "class_names": list(model.class_names), "base": args.base,
+        "method": args.method, "weights": args.weights, "image_size": list(args.image_size),
+        "epochs": args.epochs, "head_epochs": args.head_epochs, "batch_size": args.batch_size,
+        "strategy": args.strategy,
+    }, started=started)
     return 0
