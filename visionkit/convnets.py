@@ -287,7 +287,8 @@ def train_mnist(
     variant : {"chollet", "cookbook"}, default "chollet"
         See :func:`mnist_convnet`.
     batch_size : int, default 64
-        Global batch size.
+        Batch size per replica (the global batch under a ``strategy`` with ``R``
+        replicas is ``batch_size × R``).
     optimizer, learning_rate
         As for :func:`visionkit.training.train`.
     validation_split : float, default 0.1
@@ -359,7 +360,8 @@ def train_cifar10(
     epochs : int, default 50
         Total epochs.
     batch_size : int, default 64
-        Global batch size.
+        Batch size per replica (the global batch under a ``strategy`` with ``R``
+        replicas is ``batch_size × R``).
     optimizer : str, default "adam"
         As for :func:`visionkit.training.train` (``learning_rate`` too).
     augment : bool, default True
@@ -442,7 +444,8 @@ def train_image_folder(
     epochs : int, default 30
         Total epochs.
     batch_size : int, default 32
-        Batch size of the datasets.
+        Batch size per replica (the folder datasets are batched at ``batch_size × R``
+        under a ``strategy`` with ``R`` replicas).
     validation_split : float, default 0.2
         Fraction held out for validation when there is no ``validation/`` folder.
     test_directory : str or os.PathLike, optional
@@ -517,6 +520,9 @@ def _train_folder(
     from .training import _resolve_strategy
 
     split_seed = 0 if seed is None else seed
+    strat = _resolve_strategy(strategy)
+    # folder datasets are batched here, so scale to the global batch as train() does for arrays
+    batch_size = batch_size * (strat.num_replicas_in_sync if strat is not None else 1)
     if val_dir is None:
         train_ds, val_ds = image_folder(train_dir, image_size=image_size, batch_size=batch_size,
                                         validation_split=validation_split, subset="both", seed=split_seed)
@@ -529,7 +535,6 @@ def _train_folder(
         raise V.fail("directory", "a folder with at least two class sub-folders", f"{train_dir} with classes {class_names}")
     if n == 2:  # one sigmoid unit: float (batch, 1) labels
         train_ds, val_ds = _binary_labels(train_ds), _binary_labels(val_ds)
-    strat = _resolve_strategy(strategy)
     with _scope(strat):
         model = small_convnet((*image_size, 3), num_classes=n, dropout=dropout, augment=augment, seed=seed)
     test_ds = None
