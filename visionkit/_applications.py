@@ -78,7 +78,7 @@ def application(
         model = ctor(weights=None, include_top=include_top, input_shape=input_shape, **kwargs)
         try:
             model.load_weights(str(path))
-        except Exception as exc:
+        except Exception as exc:  # h5py and Keras raise many unrelated types here
             raise WeightsUnavailableError(
                 f"Could not load weights file '{path}' into {name} "
                 f"(include_top={include_top}): {type(exc).__name__}: {exc}"
@@ -88,7 +88,7 @@ def application(
         raise V.fail("weights", "'imagenet', None or a path to a weights file", weights)
     try:
         return ctor(weights=weights, include_top=include_top, input_shape=input_shape, **kwargs)
-    except Exception as exc:
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
         if weights != "imagenet" or not _looks_like_download_error(exc):
             raise
         url = _url_in(str(exc))

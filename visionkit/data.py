@@ -226,7 +226,7 @@ def _open_and_convert(fp: Any, label: str) -> np.ndarray:
 def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
     try:
         img = ImageOps.exif_transpose(img)
-    except Exception:
+    except Exception:  # a broken EXIF block must not lose the image
         pass
     mode = img.mode
     if mode == "P":
@@ -439,7 +439,7 @@ def load_mnist(
         import keras
 
         return keras.datasets.mnist.load_data()
-    except Exception as exc:
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
         tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
     raise DataNotFoundError(
         "Could not find MNIST. Looked in: " + "; ".join(tried) + ". Put Keras' `mnist.npz` "
@@ -536,7 +536,7 @@ def load_cifar10(
         import keras
 
         return keras.datasets.cifar10.load_data()
-    except Exception as exc:
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
         tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
     raise DataNotFoundError(
         "Could not find CIFAR-10. Looked in: " + "; ".join(tried) + ". Put one of "
