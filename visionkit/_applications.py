@@ -13,7 +13,7 @@ from typing import Any
 from . import _validate as V
 from .errors import WeightsUnavailableError
 
-__all__ = ["APPLICATIONS", "application", "keras_models_dir", "preprocess_function"]
+__all__ = ["APPLICATIONS", "application", "keras_models_dir", "load_weights_file", "preprocess_function"]
 
 #: name -> (module in keras.applications, constructor name)
 APPLICATIONS: dict[str, tuple[str, str]] = {
@@ -72,17 +72,8 @@ def application(
     if weights is None or weights == "imagenet":
         pass
     elif isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(f"Weights file not found: '{path}' (argument `weights`).")
         model = ctor(weights=None, include_top=include_top, input_shape=input_shape, **kwargs)
-        try:
-            model.load_weights(str(path))
-        except Exception as exc:  # h5py and Keras raise many unrelated types here
-            raise WeightsUnavailableError(
-                f"Could not load weights file '{path}' into {name} "
-                f"(include_top={include_top}): {type(exc).__name__}: {exc}"
-            ) from None
+        load_weights_file(model, weights, label=f"{name} (include_top={include_top})")
         return model
     else:
         raise V.fail("weights", "'imagenet', None or a path to a weights file", weights)
@@ -101,6 +92,20 @@ def application(
             + f" and place it at '{keras_models_dir() / fname}', or pass weights=<path> "
             "(a weights file) or weights=None (random weights)."
         ) from None
+
+
+def load_weights_file(model: Any, weights: str | os.PathLike[str], *, label: str) -> Any:
+    """Load a weights file into ``model`` in place; errors name the file and ``label``."""
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"Weights file not found: '{path}' (argument `weights`).")
+    try:
+        model.load_weights(str(path))
+    except Exception as exc:  # h5py and Keras raise many unrelated types here
+        raise WeightsUnavailableError(
+            f"Could not load weights file '{path}' into {label}: {type(exc).__name__}: {exc}"
+        ) from None
+    return model
 
 
 def _looks_like_download_error(exc: BaseException) -> bool:

@@ -45,7 +45,7 @@ import numpy as np
 from . import _applications
 from . import _validate as V
 from ._layers import get_layer, iter_layers
-from .errors import InvalidArgumentError, WeightsUnavailableError
+from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
@@ -243,17 +243,9 @@ def _custom_base(builder: Callable[..., Any], weights: Any, shape: tuple[int, in
         raise V.fail("name", "a backbone name or a function returning a keras.Model", f"function returning {type(base).__name__}")
     if weights is None:
         return base
-    if not isinstance(weights, str):
+    if not isinstance(weights, (str, os.PathLike)):
         raise V.fail("weights", "'imagenet', None or a path to a weights file", weights)
-    path = Path(weights)
-    if not path.is_file():
-        raise WeightsUnavailableError(f"Weights file not found: '{path}' (argument `weights`).")
-    try:
-        base.load_weights(str(path))
-    except Exception as exc:
-        raise WeightsUnavailableError(
-            f"Could not load weights file '{path}' into base '{base.name}': {type(exc).__name__}: {exc}"
-        ) from None
+    _applications.load_weights_file(base, weights, label=f"base '{base.name}'")
     return base
 
 
