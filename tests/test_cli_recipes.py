@@ -36,11 +36,25 @@ def test_mnist_and_train_sample(tmp_path):
     argv = ["mnist", "--sample", "--epochs", "1", "--limit", "600", "--batch-size", "32", "-o", str(out),
             "--checkpoint-dir", str(ckpt), "-q"]
     assert main(argv) == 0
-    assert _outputs(out)["settings"]["batch_size"] == 32
+    settings = _outputs(out)["settings"]
+    assert settings["batch_size"] == 32 and settings["lr_schedule"] == "constant"
     assert (ckpt / "state.json").is_file()
     out2 = tmp_path / "folder"
     assert main(["train", "--sample", "--image-size", "48", "--epochs", "1", "-o", str(out2), "-q"]) == 0
     assert _outputs(out2)["settings"]["classes"] == ["cat", "dog"]
+
+
+def test_cifar10_sample_options(tmp_path):
+    out = tmp_path / "cifar"
+    argv = ["cifar10", "--sample", "--epochs", "1", "--limit", "300", "--translation", "0", "--rotation", "25",
+            "-o", str(out), "-q"]
+    assert main(argv) == 0
+    settings = _outputs(out)["settings"]
+    assert settings["translation"] == 0 and settings["rotation"] == 25 and settings["lr_schedule"] == "cosine"
+    import keras
+
+    aug = keras.models.load_model(out / "model.keras").get_layer("augmentation")
+    assert [type(layer).__name__ for layer in aug.layers] == ["RandomFlip", "RandomRotation"]
 
 
 @pytest.mark.parametrize(
@@ -50,6 +64,9 @@ def test_mnist_and_train_sample(tmp_path):
         ["mnist", "--variant", "lenet"],
         ["cifar10", "--batch-size", "x"],
         ["cifar10", "--strategy", "warp"],
+        ["cifar10", "--translation", "2"],
+        ["cifar10", "--rotation", "-5"],
+        ["mnist", "--lr-schedule", "step"],
         ["train", "--image-size", "20"],
         ["demo", "--epochs", "-1"],
     ],

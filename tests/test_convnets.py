@@ -59,8 +59,11 @@ def test_cifar10_convnet_normalisation_and_augmentation():
     mean = np.asarray(norm.mean).reshape(-1)
     np.testing.assert_allclose(mean, x[:200].reshape(-1, 3).mean(axis=0), rtol=1e-3)
     aug = model.get_layer("augmentation")
-    assert [type(layer).__name__ for layer in aug.layers] == ["RandomFlip", "RandomRotation"]
-    assert aug.layers[1].factor[1] == pytest.approx(25 / 360)
+    assert [type(layer).__name__ for layer in aug.layers] == ["RandomFlip", "RandomTranslation"]
+    assert aug.layers[1].height_factor == pytest.approx(0.1)
+    classic = convnets.cifar10_convnet(rotation=25, translation=0.0).get_layer("augmentation")
+    assert [type(layer).__name__ for layer in classic.layers] == ["RandomFlip", "RandomRotation"]
+    assert classic.layers[1].factor[1] == pytest.approx(25 / 360)
     plain = convnets.cifar10_convnet(augment=False)
     assert plain.count_params() == 2_159_114
     assert "augmentation" not in [layer.name for layer in plain.layers]
@@ -113,3 +116,9 @@ def test_recipe_argument_errors():
         convnets.train_mnist(sample=True, validation_split=1.5)
     with pytest.raises(InvalidArgumentError, match="augment"):
         convnets.cifar10_convnet(augment="yes")
+    with pytest.raises(InvalidArgumentError, match="translation"):
+        convnets.cifar10_convnet(translation=-0.1)
+    with pytest.raises(InvalidArgumentError, match="rotation"):
+        convnets.cifar10_convnet(rotation=400)
+    with pytest.raises(InvalidArgumentError, match="lr_schedule"):
+        convnets.train_mnist(sample=True, lr_schedule="step")

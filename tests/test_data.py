@@ -379,6 +379,21 @@ def test_image_folder_label_modes(tmp_path, mode, shape, dtype):
     assert y.shape == shape and y.dtype == dtype
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "L", "P", "RGB"])
+def test_image_folder_matches_load_image_for_every_mode(tmp_path, mode):
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (6, 6, 4), dtype=np.uint8)
+    rgba[:3, :, 3] = 0  # fully transparent top half: white, as load_image composites it
+    rgba[3:, :, 3] = 255
+    (tmp_path / "ds" / "a").mkdir(parents=True)
+    path = tmp_path / "ds" / "a" / "img.png"
+    Image.fromarray(rgba, "RGBA").convert(mode).save(path)
+    (x, _), = list(data.image_folder(tmp_path / "ds", image_size=6, batch_size=1, shuffle=False))
+    np.testing.assert_allclose(x.numpy()[0], data.load_image(path).astype(np.float32), atol=1.0)
+    if mode in ("RGBA", "LA"):
+        assert np.all(x.numpy()[0, :3] == 255)
+
+
 def test_image_folder_no_labels(tmp_path):
     root = _folder(tmp_path / "ds", {"a": 3})
     batches = list(data.image_folder(root, image_size=4, batch_size=2, label_mode=None))

@@ -121,6 +121,8 @@ def test_binary_logits_accuracy_uses_zero_threshold(arrays):
         ({"metrics": "accuracy"}, "metrics"),
         ({"strategy": "warp"}, "strategy"),
         ({"callbacks": ["x"]}, "callbacks"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
+        ({"optimizer": keras.optimizers.Adam(), "lr_schedule": "cosine"}, "lr_schedule"),
     ],
 )
 def test_bad_arguments(arrays, kwargs, match):
@@ -261,6 +263,57 @@ def test_refuses_other_optimizer_and_corrupt_settings(arrays, tmp_path):
     (ckpt / "settings.json").write_text("{not json")
     with pytest.raises(ResumeMismatchError, match="Cannot read"):
         training.train(tiny_model(), arrays, epochs=2, batch_size=BATCH, checkpoint_dir=ckpt, progress=False)
+
+
+class RateRecorder(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rates: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_cosine_schedule_spans_the_run_and_survives_resume(arrays, tmp_path):
+    epochs, total = 4, 4 * STEPS
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * step / total)) for step in range(total)]
+    model, rates = tiny_model(), RateRecorder()
+    training.train(model, arrays, epochs=epochs, batch_size=BATCH, optimizer="adam", learning_rate=0.01,
+                   lr_schedule="cosine", progress=False, callbacks=[rates])
+    np.testing.assert_allclose(rates.rates, expected, rtol=1e-5, atol=1e-9)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-9)
+
+    # interrupted after 2 epochs, resumed: the schedule carries on from the restored step count
+    ckpt = tmp_path / "cos"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.train(tiny_model(), arrays, epochs=epochs, batch_size=BATCH, optimizer="adam", learning_rate=0.01,
+                       lr_schedule="cosine", checkpoint_dir=ckpt, progress=False, callbacks=[Crash(2)])
+    assert "cosine over 4 epochs of 4 steps" in (ckpt / "settings.json").read_text()
+    resumed = RateRecorder()
+    training.train(tiny_model(), arrays, epochs=epochs, batch_size=BATCH, optimizer="adam", learning_rate=0.01,
+                   lr_schedule="cosine", checkpoint_dir=ckpt, progress=False, callbacks=[resumed])
+    np.testing.assert_allclose(resumed.rates, expected[2 * STEPS:], rtol=1e-5, atol=1e-9)
+    # the schedule spans `epochs`: continuing to more epochs, or without it, is refused by name
+    with pytest.raises(ResumeMismatchError, match="lr_schedule: checkpoint has 'cosine over 4 epochs"):
+        training.train(tiny_model(), arrays, epochs=6, batch_size=BATCH, optimizer="adam", learning_rate=0.01,
+                       lr_schedule="cosine", checkpoint_dir=ckpt, progress=False)
+    with pytest.raises(ResumeMismatchError, match="lr_schedule"):
+        training.train(tiny_model(), arrays, epochs=6, batch_size=BATCH, optimizer="adam", learning_rate=0.01,
+                       checkpoint_dir=ckpt, progress=False)
+
+
+def test_cosine_schedule_default_rate_and_dataset_sizes(arrays):
+    import tensorflow as tf
+
+    x, y = arrays
+    model, rates = tiny_model(), RateRecorder()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+    training.train(model, ds, epochs=1, optimizer="rmsprop", lr_schedule="cosine", progress=False, callbacks=[rates])
+    assert rates.rates[0] == pytest.approx(1e-3)  # RMSprop's default rate is where the decay starts
+    assert rates.rates == sorted(rates.rates, reverse=True)
+    unknown = ds.filter(lambda a, b: True)
+    with pytest.raises(InvalidArgumentError, match="number of batches per epoch"):
+        training.train(tiny_model(), unknown, epochs=1, lr_schedule="cosine", progress=False)
 
 
 class Poison(keras.callbacks.Callback):

@@ -940,7 +940,13 @@ def _files_dataset(
 
     def load(path: tf.Tensor, label: tf.Tensor) -> Any:
         raw = tf.io.read_file(path)
-        img = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+        img = tf.cast(tf.io.decode_image(raw, channels=0, expand_animations=False, dtype=tf.uint8), tf.float32)
+        # as load_image does: alpha (LA, RGBA) composited on white, gray repeated to RGB
+        channels = tf.shape(img)[-1]
+        alpha = tf.cond(channels % 2 == 0, lambda: img[..., -1:] / 255.0, lambda: tf.ones_like(img[..., :1]))
+        color = tf.cond(channels % 2 == 0, lambda: img[..., :-1], lambda: img)
+        color = color * alpha + 255.0 * (1.0 - alpha)
+        img = tf.tile(color, [1, 1, 3 // tf.shape(color)[-1]])
         img = tf.image.resize(img, image_size, method="bilinear")
         img.set_shape((*image_size, 3))
         if label_mode is None:

@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-__all__ = ["OPTIMIZERS", "default_loss", "evaluate", "train"]
+__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "default_loss", "evaluate", "train"]
 
 #: Optimizer names :func:`train` accepts as strings (or pass a Keras optimizer).
 OPTIMIZERS: tuple[str, ...] = (
@@ -83,6 +83,9 @@ _SETTINGS_FILE = "settings.json"
 _STATE_FILE = "state.json"
 _BEST_FILE = "best.keras"
 _FORMAT = 1
+
+#: Learning-rate schedules :func:`train` can build for a named optimizer.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 
 # ----------------------------------------------------------------------------- public
@@ -97,6 +100,7 @@ def train(
     batch_size: int = 32,
     optimizer: str | keras.optimizers.Optimizer = "rmsprop",
     learning_rate: float | None = None,
+    lr_schedule: str = "constant",
     loss: Any = None,
     metrics: Sequence[Any] | None = ("accuracy",),
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -135,6 +139,14 @@ def train(
     learning_rate : float, optional
         Learning rate for a named optimizer (Keras' default for it when ``None``).
         Not allowed with an optimizer instance (set it on the instance).
+    lr_schedule : {"constant", "cosine"}, default "constant"
+        ``"cosine"``: the learning rate falls from ``learning_rate`` (or the
+        optimizer's default) to 0 along a half cosine over the ``epochs × steps per
+        epoch`` optimizer steps of the whole run (``keras.optimizers.schedules.
+        CosineDecay``). The schedule follows ``optimizer.iterations``, so a resumed
+        run continues it where it stopped; since it spans ``epochs``, a checkpoint
+        folder cannot be continued with a different ``epochs``. Needs a named
+        optimizer and, for a dataset, a known number of batches.
     loss : str, callable or keras.losses.Loss, optional
         ``None`` picks one from the output shape (see :func:`default_loss`).
     metrics : sequence, default ("accuracy",)
@@ -211,15 +223,19 @@ def train(
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     learning_rate = V.number("learning_rate", learning_rate, minimum=0.0, exclusive_minimum=True, allow_none=True)
     seed = V.integer("seed", seed, minimum=0, allow_none=True)
+    V.one_of("lr_schedule", lr_schedule, LR_SCHEDULES)
     if isinstance(optimizer, str):
         V.one_of("optimizer", optimizer.lower(), OPTIMIZERS)
     elif not isinstance(optimizer, keras.optimizers.Optimizer):
         raise V.fail("optimizer", f"one of {list(OPTIMIZERS)} or a keras.optimizers.Optimizer", optimizer)
-    elif learning_rate is not None:
-        raise InvalidArgumentError(
-            "Argument `learning_rate` only goes with an optimizer name; set it on the optimizer "
-            f"instance instead. Received: optimizer={type(optimizer).__name__}, learning_rate={learning_rate!r}"
-        )
+    else:
+        for arg, value, default in (("learning_rate", learning_rate, None), ("lr_schedule", lr_schedule, "constant")):
+            if value != default:
+                raise InvalidArgumentError(
+                    f"Argument `{arg}` only goes with an optimizer name; set the learning rate (or a "
+                    "keras.optimizers.schedules.LearningRateSchedule) on the optimizer instance instead. "
+                    f"Received: optimizer={type(optimizer).__name__}, {arg}={value!r}"
+                )
     if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
         raise V.fail("metrics", "a list or tuple of metrics (e.g. ('accuracy',)) or None", metrics)
     extra = list(callbacks or ())
@@ -241,8 +257,12 @@ def train(
     if validation_data is not None:
         val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=global_batch, shuffle=False, seed=None)
 
+    total_steps = None
+    if lr_schedule != "constant":
+        total_steps = epochs * _steps_per_epoch(train_ds, "train_data", lr_schedule)
+
     with strat.scope() if strat is not None else contextlib.nullcontext():
-        opt = _make_optimizer(optimizer, learning_rate)
+        opt = _make_optimizer(optimizer, learning_rate, schedule=lr_schedule, total_steps=total_steps)
         loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
         model.compile(optimizer=opt, loss=loss_obj, metrics=metric_objs)
         if not model.optimizer.built:
@@ -256,8 +276,11 @@ def train(
         ckpt = Path(checkpoint_dir)
         if not chief:
             ckpt = ckpt / f"worker-{task_info(strat)[1]}"
+        schedule = None  # absent for "constant", so older checkpoint folders still resume
+        if total_steps is not None:
+            schedule = f"{lr_schedule} over {epochs} epochs of {total_steps // epochs} steps"
         settings = _fingerprint(model, opt, loss_desc, metrics, label_info,
-                                batch_size=batch_size if _is_arrays(train_data) else None)
+                                batch_size=batch_size if _is_arrays(train_data) else None, lr_schedule=schedule)
         state = _prepare_checkpoint(ckpt, settings)
         guard = _checkpoint(ckpt, monitor=guard.monitor, state=state, keep_best=chief)
         if state is not None:
@@ -486,13 +509,32 @@ def _fmt(shape: tuple[Any, ...]) -> str:
     return ", ".join("None" if s is None else str(s) for s in shape)
 
 
-def _make_optimizer(optimizer: Any, learning_rate: float | None) -> Any:
+def _make_optimizer(
+    optimizer: Any, learning_rate: float | None, *, schedule: str = "constant", total_steps: int | None = None
+) -> Any:
     import keras
 
     if not isinstance(optimizer, str):
         return optimizer
     config: dict[str, Any] = {} if learning_rate is None else {"learning_rate": learning_rate}
-    return keras.optimizers.get({"class_name": optimizer.lower(), "config": config})
+    opt = keras.optimizers.get({"class_name": optimizer.lower(), "config": config})
+    if schedule == "constant":
+        return opt
+    initial = float(learning_rate if learning_rate is not None else opt.get_config()["learning_rate"])
+    lr = keras.optimizers.schedules.CosineDecay(initial, decay_steps=max(int(total_steps or 1), 1))
+    return keras.optimizers.get({"class_name": optimizer.lower(), "config": {"learning_rate": lr}})
+
+
+def _steps_per_epoch(ds: Any, name: str, schedule: str) -> int:
+    """Batches per epoch of a batched dataset (needed to lay out a learning-rate schedule)."""
+    steps = int(ds.cardinality())
+    if steps <= 0:
+        raise InvalidArgumentError(
+            f"lr_schedule={schedule!r} needs the number of batches per epoch, but the dataset given as "
+            f"`{name}` does not know it (cardinality {steps}). Pass arrays, a finite dataset (e.g. via "
+            "`dataset.apply(tf.data.experimental.assert_cardinality(n))`) or lr_schedule='constant'."
+        )
+    return steps
 
 
 def _output_layer(model: Any) -> Any:
@@ -596,12 +638,17 @@ def _strip_names(obj: Any) -> Any:
 
 
 def _fingerprint(
-    model: Any, optimizer: Any, loss_desc: Any, metrics: Any, label_info: dict[str, Any], *, batch_size: int | None
+    model: Any, optimizer: Any, loss_desc: Any, metrics: Any, label_info: dict[str, Any], *, batch_size: int | None,
+    lr_schedule: str | None = None,
 ) -> dict[str, Any]:
     arch = _architecture(model)
     digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:16]
     opt_config = {k: v for k, v in _strip_names(optimizer.get_config()).items() if k not in ("name",)}
     lr = opt_config.get("learning_rate")
+    if isinstance(lr, dict):  # a schedule: show its class and starting rate
+        lr = f"{lr.get('class_name')}({lr.get('config', {}).get('initial_learning_rate')})"
+        if lr_schedule is not None:  # visionkit's own schedule: described by the "lr_schedule" entry
+            opt_config.pop("learning_rate")
     output = tuple(model.outputs[0].shape[1:]) if model.outputs else ()
     return {
         "format": _FORMAT,
@@ -615,7 +662,7 @@ def _fingerprint(
         "loss": str(loss_desc),
         "metrics": [m if isinstance(m, str) else type(m).__name__ for m in (metrics or ())],
         "batch_size": batch_size,
-    }
+    } | ({} if lr_schedule is None else {"lr_schedule": lr_schedule})
 
 
 def _prepare_checkpoint(ckpt: Path, settings: dict[str, Any]) -> dict[str, Any] | None:

@@ -29,6 +29,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(*, allow_zero: bool = False) -> Callable[[str], float]:
+    """An argparse type for a number in (0, 1), or [0, 1) with ``allow_zero``."""
+    lower = "[0" if allow_zero else "(0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (0 <= value < 1 if allow_zero else 0 < value < 1):
+            raise argparse.ArgumentTypeError(f"expected a number in {lower}, 1), got {text!r}")
+        return value
+
+    return parse
+
+
 def weights_arg(text: str) -> str | None:
     """argparse type for --weights: 'imagenet', 'none' or a path."""
     if text.lower() == "none":

@@ -12,11 +12,15 @@ from ._common import add_output, add_progress, positive_int
 STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
-def add_training_options(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, output: str) -> None:
+def add_training_options(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, output: str,
+                         lr_schedule: str = "constant") -> None:
     """Add the options every training sub-command shares."""
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"total epochs (default: {epochs})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"batch size per replica; the global batch is this times the number of replicas (default: {batch_size})")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
+                   help="learning rate constant, or decaying to 0 along a half cosine over --epochs "
+                   f"(default: {lr_schedule})")
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for resumable checkpoints: rerun the same command to resume after a crash")

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive_int
+from ._common import fraction, positive_int
 from ._recipe import add_training_options
+
+
+def _degrees(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 180:
+        raise argparse.ArgumentTypeError(f"expected degrees in [0, 180], got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
     p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips/rotations")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips/rotations/shifts")
+    p.add_argument("--translation", type=fraction(allow_zero=True), default=0.1,
+                   help="largest random shift, a fraction of the image size; 0 for none (default: 0.1)")
+    p.add_argument("--rotation", type=_degrees, default=0.0, metavar="DEG",
+                   help="largest random rotation in degrees; the classic recipe is --rotation 25 "
+                   "--translation 0 --lr-schedule constant (default: 0)")
     p.add_argument("--limit", type=positive_int, default=None, help="train on the first N examples only")
-    add_training_options(p, epochs=50, batch_size=64, output="visionkit-cifar10")
+    add_training_options(p, epochs=50, batch_size=64, output="visionkit-cifar10", lr_schedule="cosine")
     p.set_defaults(func=run)
 
 
@@ -31,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     model, history, metrics = train_cifar10(
-        epochs=args.epochs, batch_size=args.batch_size, augment=args.augment, limit=args.limit,
+        epochs=args.epochs, batch_size=args.batch_size, augment=args.augment, translation=args.translation, rotation=args.rotation,
+        limit=args.limit,
         sample=args.sample, path=args.data, checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
-        strategy=args.strategy, seed=args.seed, progress=not args.quiet,
+        strategy=args.strategy, seed=args.seed, progress=not args.quiet, lr_schedule=args.lr_schedule,
     )
     write_outputs(args.output, model, history, metrics,
-                  {"recipe": "cifar10", "augment": args.augment, "sample": args.sample, "epochs": args.epochs,
-                   "batch_size": args.batch_size, "strategy": args.strategy}, started=started)
+                  {"recipe": "cifar10", "augment": args.augment, "translation": args.translation, "rotation": args.rotation, "sample": args.sample, "epochs": args.epochs,
+                   "batch_size": args.batch_size, "lr_schedule": args.lr_schedule, "strategy": args.strategy}, started=started)
     return 0

@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     model, history, metrics = train_mnist(
         epochs=args.epochs, variant=args.variant, batch_size=args.batch_size, limit=args.limit,
         sample=args.sample, path=args.data, checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
-        strategy=args.strategy, seed=args.seed, progress=not args.quiet,
+        strategy=args.strategy, seed=args.seed, progress=not args.quiet, lr_schedule=args.lr_schedule,
     )
     write_outputs(args.output, model, history, metrics,
                   {"recipe": "mnist", "variant": args.variant, "sample": args.sample, "epochs": args.epochs,
-                   "batch_size": args.batch_size, "strategy": args.strategy}, started=started)
+                   "batch_size": args.batch_size, "lr_schedule": args.lr_schedule, "strategy": args.strategy}, started=started)
     return 0

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import image_size
+from ._common import fraction, image_size
 from ._recipe import add_training_options
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("directory", nargs="?", default=None, metavar="DIR", help="the image folder (not with --sample)")
     p.add_argument("--sample", action="store_true", help="a tiny bundled cats-vs-dogs tree (offline)")
     p.add_argument("--image-size", type=image_size(46), default=(150, 150), metavar="HxW", help="resize to this (default: 150x150)")
-    p.add_argument("--validation-split", type=_fraction, default=0.2, help="held-out fraction (default: 0.2)")
+    p.add_argument("--validation-split", type=fraction(), default=0.2, help="held-out fraction (default: 0.2)")
     p.add_argument("--test-dir", default=None, help="a class-per-folder tree for the test metrics")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random augmentation")
     add_training_options(p, epochs=30, batch_size=32, output="visionkit-train")
@@ -50,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
         args.directory, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
         validation_split=args.validation_split, test_directory=args.test_dir, augment=args.augment,
         sample=args.sample, checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
-        strategy=args.strategy, seed=args.seed, progress=not args.quiet,
+        strategy=args.strategy, seed=args.seed, progress=not args.quiet, lr_schedule=args.lr_schedule,
     )
     write_outputs(args.output, model, history, metrics,
                   {"recipe": "image_folder", "directory": args.directory, "sample": args.sample,
                    "image_size": list(args.image_size), "classes": list(model.class_names),
-                   "epochs": args.epochs, "batch_size": args.batch_size, "strategy": args.strategy},
+                   "epochs": args.epochs, "batch_size": args.batch_size, "lr_schedule": args.lr_schedule, "strategy": args.strategy},
                   started=started)
     return 0
