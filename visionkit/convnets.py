@@ -165,8 +165,7 @@ def cifar10_convnet(
     >>> model = convnets.cifar10_convnet(normalization=x)  # doctest: +SKIP
     """
     augment = _bool("augment", augment)
-    rotation = float(V.number("rotation", rotation, minimum=0.0, maximum=180.0))
-    translation = float(V.number("translation", translation, minimum=0.0, maximum=1.0))
+    rotation, translation = _augment_ranges(rotation, translation)
     seed = V.integer("seed", seed, allow_none=True)
     import keras
     from keras import layers
@@ -425,8 +424,7 @@ def train_cifar10(
     >>> model, history, metrics = train_cifar10(sample=True, epochs=1)  # doctest: +SKIP
     """
     augment = _bool("augment", augment)
-    translation = float(V.number("translation", translation, minimum=0.0, maximum=1.0))
-    rotation = float(V.number("rotation", rotation, minimum=0.0, maximum=180.0))
+    rotation, translation = _augment_ranges(rotation, translation)
     normalize = _bool("normalize", normalize)
     limit = V.integer("limit", limit, minimum=1, allow_none=True)
     validation_split = _split("validation_split", validation_split)
@@ -659,6 +657,12 @@ def _holdout(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[tuple[Any, 
 
 def _split(name: str, value: Any) -> float:
     return float(V.number(name, value, minimum=0.0, maximum=1.0, exclusive_maximum=True))
+
+
+def _augment_ranges(rotation: Any, translation: Any) -> tuple[float, float]:
+    """Check ``rotation`` (degrees, 0-180) and ``translation`` (fraction, 0-1)."""
+    return (float(V.number("rotation", rotation, minimum=0.0, maximum=180.0)),
+            float(V.number("translation", translation, minimum=0.0, maximum=1.0)))
 
 
 def _bool(name: str, value: Any) -> bool:

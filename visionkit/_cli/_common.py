@@ -29,17 +29,19 @@ def positive_float(text: str) -> float:
     return value
 
 
-def fraction(*, allow_zero: bool = False) -> Callable[[str], float]:
-    """An argparse type for a number in (0, 1), or [0, 1) with ``allow_zero``."""
-    lower = "[0" if allow_zero else "(0"
+def number_in(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Callable[[str], float]:
+    """argparse type factory: a number in ``[low, high]`` (either end open on request)."""
+    shown = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = float("nan")
-        if not (0 <= value < 1 if allow_zero else 0 < value < 1):
-            raise argparse.ArgumentTypeError(f"expected a number in {lower}, 1), got {text!r}")
+        above = value > low if open_low else value >= low
+        below = value < high if open_high else value <= high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"expected a number in {shown}, got {text!r}")
         return value
 
     return parse

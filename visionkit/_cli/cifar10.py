@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import fraction, positive_int
+from ._common import number_in, positive_int
 from ._recipe import add_training_options
-
-
-def _degrees(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value <= 180:
-        raise argparse.ArgumentTypeError(f"expected degrees in [0, 180], got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
     p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips/rotations/shifts")
-    p.add_argument("--translation", type=fraction(allow_zero=True), default=0.1,
+    p.add_argument("--translation", type=number_in(0, 1), default=0.1,
                    help="largest random shift, a fraction of the image size; 0 for none (default: 0.1)")
-    p.add_argument("--rotation", type=_degrees, default=0.0, metavar="DEG",
+    p.add_argument("--rotation", type=number_in(0, 180), default=0.0, metavar="DEG",
                    help="largest random rotation in degrees; the classic recipe is --rotation 25 "
                    "--translation 0 --lr-schedule constant (default: 0)")
     p.add_argument("--limit", type=positive_int, default=None, help="train on the first N examples only")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import fraction, image_size
+from ._common import image_size, number_in
 from ._recipe import add_training_options
 
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("directory", nargs="?", default=None, metavar="DIR", help="the image folder (not with --sample)")
     p.add_argument("--sample", action="store_true", help="a tiny bundled cats-vs-dogs tree (offline)")
     p.add_argument("--image-size", type=image_size(46), default=(150, 150), metavar="HxW", help="resize to this (default: 150x150)")
-    p.add_argument("--validation-split", type=fraction(), default=0.2, help="held-out fraction (default: 0.2)")
+    p.add_argument("--validation-split", type=number_in(0, 1, open_low=True, open_high=True), default=0.2, help="held-out fraction (default: 0.2)")
     p.add_argument("--test-dir", default=None, help="a class-per-folder tree for the test metrics")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random augmentation")
     add_training_options(p, epochs=30, batch_size=32, output="visionkit-train")
