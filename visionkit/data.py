@@ -43,6 +43,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "IMAGE_EXTENSIONS",
     "SAMPLE_IMAGES",
+    "SAVE_FORMATS",
     "cache_dir",
     "data_dir",
     "from_arrays",
@@ -285,6 +286,9 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+
+#: File extensions :func:`save_image` can write (the format follows the extension).
+SAVE_FORMATS: tuple[str, ...] = tuple(_SAVE_FORMATS)
 
 
 def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 95) -> Path:
