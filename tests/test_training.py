@@ -346,7 +346,7 @@ def test_log_dir_writes_csv_and_tensorboard(arrays, tmp_path):
     training.train(tiny_model(), arrays, validation_data=arrays, epochs=2, batch_size=BATCH, log_dir=logs, progress=False)
     lines = (logs / "metrics.csv").read_text().strip().splitlines()
     assert lines[0].split(",") == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
-    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1"]  # Keras CSVLogger numbers from 0
     assert list(logs.glob("train/events.out.tfevents.*")) and list(logs.glob("validation/events.out.tfevents.*"))
 
 

@@ -11,11 +11,11 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "save_figure", "write_json"]
+__all__ = ["atomic_path", "atomic_save", "save_figure", "write_json"]
 
 
 @contextlib.contextmanager
@@ -40,6 +40,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def atomic_save(path: str | os.PathLike[str], save: Callable[[str], Any]) -> Path:
+    """Write a file with ``save(tmp_name)`` (e.g. ``model.save``) atomically.
+
+    ``save`` is called with a temporary name in the destination folder that ends like
+    ``path`` (Keras picks the format from the ending: ``.keras``, ``.weights.h5``),
+    and does not exist yet (Keras refuses to overwrite silently in some versions). The
+    file is renamed over ``path`` only once it is complete.
+    """
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
+    with atomic_path(path) as tmp:
+        real = tmp.with_name(tmp.name[: -len(tmp.suffix)] + suffix) if suffix else tmp
+        tmp.unlink()
+        try:
+            save(str(real))
+            if real != tmp:
+                os.replace(real, tmp)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                real.unlink()
+            raise
+    return path
 
 
 def _umask() -> int:

@@ -111,3 +111,10 @@ def _describe(
         parts.append(f"{'<' if exclusive_maximum else '<='} {maximum}")
     text = parts[0] + (" " + " and ".join(parts[1:]) if len(parts) > 1 else "")
     return text + (" or None" if allow_none else "")
+
+
+def boolean(name: str, value: Any) -> bool:
+    """Return ``value`` as a ``bool`` if it is one (NumPy's too); raise otherwise."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise fail(name, "True or False", value)
+    return bool(value)

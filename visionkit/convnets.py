@@ -12,9 +12,10 @@ computes in float32, so the models work under a mixed-precision policy.
 Recipes
 -------
 :func:`train_mnist`, :func:`train_cifar10` and :func:`train_image_folder` load the
-data (offline with ``sample=True``), build the model, train it with
-:func:`visionkit.training.train` (resumable with ``checkpoint_dir``) and return
-``(model, history, test_metrics)``.
+data (offline with ``sample=True``), build the model and train it with :func:`visionkit.training.run_recipe`
+(resumable with ``checkpoint_dir``). They take the shared training options
+(:class:`visionkit.training.TrainOptions`) and return a
+:class:`visionkit.training.TrainResult` that unpacks as ``model, history, metrics``.
 
 Examples
 --------
@@ -29,21 +30,26 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _validate as V
+from ._options import TrainOptions
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
-    import tensorflow as tf
+    from typing_extensions import Unpack
+
+    from .training import TrainingOptions, TrainResult
 
 __all__ = [
     "MNIST_VARIANTS",
+    "RECIPE_DEFAULTS",
     "cifar10_convnet",
     "mnist_convnet",
     "small_convnet",
@@ -55,8 +61,13 @@ __all__ = [
 #: Variants of :func:`mnist_convnet`.
 MNIST_VARIANTS: tuple[str, ...] = ("chollet", "cookbook")
 
-_SPLIT_NAMES = ("train", "validation", "test")
-
+#: The training options each recipe sets differently from
+#: :class:`visionkit.training.TrainOptions`' defaults (the command line uses them too).
+RECIPE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "train_mnist": MappingProxyType({"epochs": 5, "batch_size": 64, "optimizer": "rmsprop"}),
+    "train_cifar10": MappingProxyType({"epochs": 50, "batch_size": 64, "optimizer": "adam", "lr_schedule": "cosine"}),
+    "train_image_folder": MappingProxyType({"epochs": 30, "batch_size": 32, "optimizer": "rmsprop", "learning_rate": 1e-4}),
+})
 
 # ----------------------------------------------------------------------------- models
 
@@ -164,7 +175,7 @@ def cifar10_convnet(
     >>> (x, y), _ = data.load_cifar10(sample=True)
     >>> model = convnets.cifar10_convnet(normalization=x)  # doctest: +SKIP
     """
-    augment = _bool("augment", augment)
+    augment = V.boolean("augment", augment)
     rotation, translation = _augment_ranges(rotation, translation)
     seed = V.integer("seed", seed, allow_none=True)
     import keras
@@ -246,7 +257,7 @@ def small_convnet(
         raise V.fail("input_shape", "a (height, width, channels) tuple of integers, height and width >= 46", input_shape)
     num_classes = V.integer("num_classes", num_classes, minimum=2)
     dropout = V.number("dropout", dropout, minimum=0.0, maximum=1.0, exclusive_maximum=True, allow_none=True)
-    augment = _bool("augment", augment)
+    augment = V.boolean("augment", augment)
     seed = V.integer("seed", seed, allow_none=True)
     import keras
     from keras import layers
@@ -277,23 +288,14 @@ def small_convnet(
 
 def train_mnist(
     *,
-    epochs: int = 5,
     variant: str = "chollet",
-    batch_size: int = 64,
-    optimizer: str = "rmsprop",
-    learning_rate: float | None = None,
-    lr_schedule: str = "constant",
     validation_split: float = 0.1,
     limit: int | None = None,
     sample: bool = False,
     path: str | os.PathLike[str] | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    log_dir: str | os.PathLike[str] | None = None,
-    strategy: str | tf.distribute.Strategy | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-) -> tuple[keras.Model, keras.callbacks.History, dict[str, float]]:
-    """Train :func:`mnist_convnet` on MNIST; return ``(model, history, test_metrics)``.
+    **options: Unpack[TrainingOptions],
+) -> TrainResult:
+    """Train :func:`mnist_convnet` on MNIST.
 
     The book's recipe: 5 epochs, batch 64, RMSprop, sparse categorical
     cross-entropy (reaches about 0.99 test accuracy on the full set; see
@@ -301,16 +303,8 @@ def train_mnist(
 
     Parameters
     ----------
-    epochs : int, default 5
-        Total epochs (a resumed run trains the missing ones).
     variant : {"chollet", "cookbook"}, default "chollet"
         See :func:`mnist_convnet`.
-    batch_size : int, default 64
-        Batch size per replica (the global batch under a ``strategy`` with ``R``
-        replicas is ``batch_size × R``).
-    optimizer, learning_rate, lr_schedule
-        As for :func:`visionkit.training.train` (the book's recipe: RMSprop at its
-        default rate, constant).
     validation_split : float, default 0.1
         Fraction of the training set held out (at random, the same for a given
         ``seed``) for the validation curves and the best checkpoint; 0 for none.
@@ -320,48 +314,46 @@ def train_mnist(
         Use the bundled sample (5,000 train / 1,000 test digits): no data, no network.
     path : str or os.PathLike, optional
         An ``mnist.npz``; by default :func:`visionkit.data.load_mnist` finds one.
-    checkpoint_dir, log_dir, strategy, seed, progress
-        As for :func:`visionkit.training.train`; the model is built under the
-        strategy's scope.
+    **options
+        The shared training options (:class:`visionkit.training.TrainOptions`);
+        this recipe's defaults: ``epochs=5``, ``batch_size=64``,
+        ``optimizer="rmsprop"``.
 
     Returns
     -------
-    (keras.Model, keras.callbacks.History, dict)
-        The trained model, its history, and ``{"loss", "accuracy"}`` on the test set.
+    visionkit.training.TrainResult
+        Unpacks as ``model, history, metrics``: the trained model (it carries the
+        class names ``"0"`` to ``"9"``), its history, and ``{"loss", "accuracy"}``
+        on the test set.
 
     Examples
     --------
     >>> from visionkit.convnets import train_mnist
-    >>> model, history, metrics = train_mnist(sample=True, epochs=1)  # doctest: +SKIP
-    >>> metrics["accuracy"] > 0.9  # doctest: +SKIP
-    True
+    >>> model, history, metrics = train_mnist(sample=True, epochs=1, limit=512, progress=False)
+    >>> sorted(metrics), len(history.epoch)
+    (['accuracy', 'loss'], 1)
     """
     V.one_of("variant", variant, MNIST_VARIANTS)
     limit = V.integer("limit", limit, minimum=1, allow_none=True)
     validation_split = _split("validation_split", validation_split)
+    sample = V.boolean("sample", sample)
+    opts = TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS["train_mnist"])
     from .data import load_mnist
-    from .training import _resolve_strategy
+    from .training import run_recipe
 
     (x_train, y_train), (x_test, y_test) = load_mnist(path, sample=sample)
-    x_train, y_train = _subset(x_train[..., None], y_train, limit, seed)
+    x_train, y_train = _subset(x_train[..., None], y_train, limit, opts.seed)
     train_part, val_part = _holdout(x_train, y_train, validation_split)
-    strat = _resolve_strategy(strategy)
-    with _scope(strat):
-        model = mnist_convnet(variant=variant)
-    return _run(
-        model, train_part, val_part, (x_test[..., None], y_test), epochs=epochs, batch_size=batch_size,
-        optimizer=optimizer, learning_rate=learning_rate, lr_schedule=lr_schedule, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-        strategy=strat, seed=seed, progress=progress,
+    return run_recipe(
+        lambda: mnist_convnet(variant=variant), train_part, validation_data=val_part,
+        test_data=(x_test[..., None], y_test), class_names=[str(i) for i in range(10)], options=opts,
+        settings={"recipe": "mnist", "variant": variant, "validation_split": validation_split, "limit": limit,
+                  "sample": sample, "path": str(path) if path is not None else None},
     )
 
 
 def train_cifar10(
     *,
-    epochs: int = 50,
-    batch_size: int = 64,
-    optimizer: str = "adam",
-    learning_rate: float | None = None,
-    lr_schedule: str = "cosine",
     augment: bool = True,
     translation: float = 0.1,
     rotation: float = 0.0,
@@ -370,27 +362,12 @@ def train_cifar10(
     limit: int | None = None,
     sample: bool = False,
     path: str | os.PathLike[str] | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    log_dir: str | os.PathLike[str] | None = None,
-    strategy: str | tf.distribute.Strategy | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-) -> tuple[keras.Model, keras.callbacks.History, dict[str, float]]:
-    """Train :func:`cifar10_convnet` on CIFAR-10; return ``(model, history, test_metrics)``.
+    **options: Unpack[TrainingOptions],
+) -> TrainResult:
+    """Train :func:`cifar10_convnet` on CIFAR-10.
 
     Parameters
     ----------
-    epochs : int, default 50
-        Total epochs.
-    batch_size : int, default 64
-        Batch size per replica (the global batch under a ``strategy`` with ``R``
-        replicas is ``batch_size × R``).
-    optimizer : str, default "adam"
-        As for :func:`visionkit.training.train` (``learning_rate`` too: Adam's
-        default 1e-3 when ``None``).
-    lr_schedule : {"cosine", "constant"}, default "cosine"
-        As for :func:`visionkit.training.train`: the rate decays to 0 over
-        ``epochs`` by default; ``"constant"`` is the classic recipe.
     augment : bool, default True
         Random flips, shifts up to ``translation`` and rotations up to ``rotation``
         inside the model (training only).
@@ -410,38 +387,48 @@ def train_cifar10(
         Use the bundled sample (1,000 train / 200 test images).
     path : str or os.PathLike, optional
         Where CIFAR-10 is (see :func:`visionkit.data.load_cifar10`).
-    checkpoint_dir, log_dir, strategy, seed, progress
-        As for :func:`visionkit.training.train`.
+    **options
+        The shared training options (:class:`visionkit.training.TrainOptions`);
+        this recipe's defaults: ``epochs=50``, ``batch_size=64``,
+        ``optimizer="adam"`` (at its default rate 1e-3), ``lr_schedule="cosine"``.
 
     Returns
     -------
-    (keras.Model, keras.callbacks.History, dict)
-        The trained model, its history and ``{"loss", "accuracy"}`` on the test set.
+    visionkit.training.TrainResult
+        Unpacks as ``model, history, metrics``; the model carries
+        :data:`visionkit.data.CIFAR10_CLASSES`; ``metrics`` are on the test set.
 
     Examples
     --------
     >>> from visionkit.convnets import train_cifar10
-    >>> model, history, metrics = train_cifar10(sample=True, epochs=1)  # doctest: +SKIP
+    >>> result = train_cifar10(sample=True, epochs=1, limit=256, progress=False)
+    >>> result.class_names[:2], sorted(result.metrics)
+    (('airplane', 'automobile'), ['accuracy', 'loss'])
     """
-    augment = _bool("augment", augment)
+    augment = V.boolean("augment", augment)
     rotation, translation = _augment_ranges(rotation, translation)
-    normalize = _bool("normalize", normalize)
+    normalize = V.boolean("normalize", normalize)
     limit = V.integer("limit", limit, minimum=1, allow_none=True)
     validation_split = _split("validation_split", validation_split)
-    from .data import load_cifar10
-    from .training import _resolve_strategy
+    sample = V.boolean("sample", sample)
+    opts = TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS["train_cifar10"])
+    from .data import CIFAR10_CLASSES, load_cifar10
+    from .training import run_recipe
 
     (x_train, y_train), (x_test, y_test) = load_cifar10(path, sample=sample)
-    x_train, y_train = _subset(x_train, y_train, limit, seed)
+    x_train, y_train = _subset(x_train, y_train, limit, opts.seed)
     train_part, val_part = _holdout(x_train, y_train, validation_split)
-    strat = _resolve_strategy(strategy)
-    with _scope(strat):
-        model = cifar10_convnet(normalization=train_part[0] if normalize else None, augment=augment,
-                                rotation=rotation, translation=translation, seed=seed)
-    return _run(
-        model, train_part, val_part, (x_test, y_test), epochs=epochs, batch_size=batch_size,
-        optimizer=optimizer, learning_rate=learning_rate, lr_schedule=lr_schedule, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-        strategy=strat, seed=seed, progress=progress,
+
+    def build() -> keras.Model:
+        return cifar10_convnet(normalization=train_part[0] if normalize else None, augment=augment,
+                               rotation=rotation, translation=translation, seed=opts.seed)
+
+    return run_recipe(
+        build, train_part, validation_data=val_part, test_data=(x_test, y_test), class_names=CIFAR10_CLASSES,
+        options=opts,
+        settings={"recipe": "cifar10", "augment": augment, "translation": translation, "rotation": rotation,
+                  "normalize": normalize, "validation_split": validation_split, "limit": limit, "sample": sample,
+                  "path": str(path) if path is not None else None},
     )
 
 
@@ -449,49 +436,29 @@ def train_image_folder(
     directory: str | os.PathLike[str] | None = None,
     *,
     image_size: int | tuple[int, int] = (150, 150),
-    epochs: int = 30,
-    batch_size: int = 32,
     validation_split: float = 0.2,
     test_directory: str | os.PathLike[str] | None = None,
-    optimizer: str = "rmsprop",
-    learning_rate: float | None = 1e-4,
-    lr_schedule: str = "constant",
     dropout: float | None = 0.5,
     augment: bool = True,
     sample: bool = False,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    log_dir: str | os.PathLike[str] | None = None,
-    strategy: str | tf.distribute.Strategy | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-) -> tuple[keras.Model, keras.callbacks.History, dict[str, float]]:
-    """Train :func:`small_convnet` on a class-per-folder image tree.
+    **options: Unpack[TrainingOptions],
+) -> TrainResult:
+    """Train :func:`small_convnet` on a folder of images.
 
     Parameters
     ----------
     directory : str or os.PathLike, optional
-        ``directory/<class>/<image>`` (read with :func:`visionkit.data.image_folder`),
-        or a folder holding ``train/`` and ``validation/`` and/or ``test/`` trees of
-        that layout, which are then used as the splits. Not needed with ``sample``.
+        A class-per-folder tree ``directory/<class>/<image>``, or a folder of
+        ``train/``, ``validation/`` (or ``val/``) and ``test/`` trees: the layouts
+        of :func:`visionkit.data.folder_splits`, which reads it. Not needed with
+        ``sample``.
     image_size : int or (height, width), default (150, 150)
         Images are resized to this; each side at least 46.
-    epochs : int, default 30
-        Total epochs.
-    batch_size : int, default 32
-        Batch size per replica (the folder datasets are batched at ``batch_size × R``
-        under a ``strategy`` with ``R`` replicas).
     validation_split : float, default 0.2
         Fraction held out for validation when there is no ``validation/`` folder.
     test_directory : str or os.PathLike, optional
-        A class-per-folder tree to compute ``test_metrics`` on. Without it (and
-        without a ``test/`` folder) ``test_metrics`` are computed on the validation
-        split.
-    optimizer : str, default "rmsprop"
-        As for :func:`visionkit.training.train`.
-    learning_rate : float, default 1e-4
-        The recipe's learning rate.
-    lr_schedule : {"constant", "cosine"}, default "constant"
-        As for :func:`visionkit.training.train`.
+        A class-per-folder tree to compute ``metrics`` on. Without it (and without a
+        ``test/`` folder) ``metrics`` are computed on the validation split.
     dropout : float or None, default 0.5
         See :func:`small_convnet`.
     augment : bool, default True
@@ -499,116 +466,67 @@ def train_image_folder(
     sample : bool, default False
         Train on a tiny bundled cats-vs-dogs tree (the cat and dog images of the
         CIFAR-10 sample: 200 train / 40 test), offline.
-    checkpoint_dir, log_dir, strategy, seed, progress
-        As for :func:`visionkit.training.train`.
+    **options
+        The shared training options (:class:`visionkit.training.TrainOptions`);
+        this recipe's defaults: ``epochs=30``, ``batch_size=32``,
+        ``optimizer="rmsprop"``, ``learning_rate=1e-4``.
 
     Returns
     -------
-    (keras.Model, keras.callbacks.History, dict)
-        The trained model, its history and ``{"loss", "accuracy"}`` on the test set
-        (or on the validation split, see ``test_directory``). The model has a
-        ``class_names`` attribute.
+    visionkit.training.TrainResult
+        Unpacks as ``model, history, metrics``; the model carries the class names
+        (the sub-folder names); ``metrics`` are on the test set (or the validation
+        split, see ``test_directory``).
 
     Examples
     --------
     >>> from visionkit.convnets import train_image_folder
-    >>> model, history, metrics = train_image_folder("cats_and_dogs/", epochs=30)  # doctest: +SKIP
+    >>> result = train_image_folder(sample=True, image_size=48, epochs=1, progress=False)
+    >>> result.class_names
+    ('cat', 'dog')
     """
     image_size = V.size2d("image_size", image_size)
     if min(image_size) < 46:
         raise V.fail("image_size", "at least 46 pixels on each side", image_size)
-    batch_size = V.integer("batch_size", batch_size, minimum=1)
     validation_split = V.number("validation_split", validation_split, minimum=0.0, maximum=1.0,
                                 exclusive_minimum=True, exclusive_maximum=True)
-    sample = _bool("sample", sample)
+    sample = V.boolean("sample", sample)
+    augment = V.boolean("augment", augment)
     if directory is None and not sample:
         raise V.fail("directory", "a folder of class sub-folders (or pass sample=True)", directory)
     if directory is not None and sample:
         raise InvalidArgumentError(
             f"Pass either `directory` or `sample=True`, not both. Received: directory={str(directory)!r}, sample=True"
         )
+    opts = TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS["train_image_folder"])
+    from .data import folder_splits
+    from .device import global_batch_size, resolve_strategy
+    from .training import run_recipe
+
+    opts = opts.replace(strategy=resolve_strategy(opts.strategy))
     with contextlib.ExitStack() as stack:
-        if sample:
-            root = stack.enter_context(_sample_cats_dogs())
-            directory, test_directory = root / "train", root / "test"
-        root = Path(directory)  # type: ignore[arg-type]
-        train_dir, val_dir, test_dir = _split_dirs(root)
-        if test_directory is not None:
-            test_dir = Path(test_directory)
-        return _train_folder(
-            train_dir, val_dir, test_dir, image_size=image_size, epochs=epochs, batch_size=batch_size,
-            validation_split=validation_split, optimizer=optimizer, learning_rate=learning_rate,
-            lr_schedule=lr_schedule, dropout=dropout, augment=augment, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-            strategy=strategy, seed=seed, progress=progress,
+        root = stack.enter_context(_sample_cats_dogs()) if sample else Path(directory)  # type: ignore[arg-type]
+        splits = folder_splits(root, image_size=image_size, batch_size=global_batch_size(opts.batch_size, opts.strategy),
+                               validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
+        n = len(splits.class_names)
+        return run_recipe(
+            lambda: small_convnet((*image_size, 3), num_classes=n, dropout=dropout, augment=augment, seed=opts.seed),
+            splits.train, validation_data=splits.validation,
+            test_data=splits.test if splits.test is not None else splits.validation,
+            class_names=splits.class_names, options=opts,
+            settings={"recipe": "image_folder", "directory": None if sample else str(directory), "sample": sample,
+                      "image_size": list(image_size), "validation_split": validation_split,
+                      "test_directory": str(test_directory) if test_directory is not None else None,
+                      "dropout": dropout, "augment": augment},
         )
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _train_folder(
-    train_dir: Path, val_dir: Path | None, test_dir: Path | None, *, image_size: tuple[int, int],
-    epochs: int, batch_size: int, validation_split: float, optimizer: str, learning_rate: float | None,
-    lr_schedule: str, dropout: float | None, augment: bool, checkpoint_dir: Any, log_dir: Any, strategy: Any,
-    seed: int | None, progress: bool,
-) -> tuple[Any, Any, dict[str, float]]:
-    from .data import image_folder
-    from .training import _resolve_strategy
-
-    split_seed = 0 if seed is None else seed
-    strat = _resolve_strategy(strategy)
-    # folder datasets are batched here, so scale to the global batch as train() does for arrays
-    batch_size = batch_size * (strat.num_replicas_in_sync if strat is not None else 1)
-    if val_dir is None:
-        train_ds, val_ds = image_folder(train_dir, image_size=image_size, batch_size=batch_size,
-                                        validation_split=validation_split, subset="both", seed=split_seed)
-    else:
-        train_ds = image_folder(train_dir, image_size=image_size, batch_size=batch_size, seed=split_seed)
-        val_ds = image_folder(val_dir, image_size=image_size, batch_size=batch_size, shuffle=False)
-    class_names = list(train_ds.class_names)
-    n = len(class_names)
-    if n < 2:
-        raise V.fail("directory", "a folder with at least two class sub-folders", f"{train_dir} with classes {class_names}")
-    if n == 2:  # one sigmoid unit: float (batch, 1) labels
-        train_ds, val_ds = _binary_labels(train_ds), _binary_labels(val_ds)
-    with _scope(strat):
-        model = small_convnet((*image_size, 3), num_classes=n, dropout=dropout, augment=augment, seed=seed)
-    test_ds = None
-    if test_dir is not None:
-        test_ds = image_folder(test_dir, image_size=image_size, batch_size=batch_size, shuffle=False)
-        if list(test_ds.class_names) != class_names:
-            raise V.fail("test_directory", f"a tree with the training classes {class_names}", f"{test_dir} with {test_ds.class_names}")
-        if n == 2:
-            test_ds = _binary_labels(test_ds)
-    model, history, metrics = _run(
-        model, train_ds, val_ds, test_ds if test_ds is not None else val_ds, epochs=epochs,
-        batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        checkpoint_dir=checkpoint_dir, log_dir=log_dir, strategy=strat, seed=seed, progress=progress,
-    )
-    model.class_names = class_names
-    return model, history, metrics
-
-
-def _binary_labels(ds: Any) -> Any:
-    import tensorflow as tf
-
-    return ds.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32)))
-
-
-def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
-    """``root/train`` (+ ``validation``/``test``) when present, else ``root`` alone."""
-    if root.is_dir() and (root / "train").is_dir():
-        subdirs = {d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")}
-        if subdirs <= set(_SPLIT_NAMES):
-            val = root / "validation" if "validation" in subdirs else None
-            test = root / "test" if "test" in subdirs else None
-            return root / "train", val, test
-    return root, None, None
-
-
 @contextlib.contextmanager
 def _sample_cats_dogs() -> Iterator[Path]:
-    """A temporary cats-vs-dogs tree made of the CIFAR-10 sample's cats and dogs."""
+    """A temporary cats-vs-dogs tree (``train/``, ``test/``) made of the CIFAR-10 sample's cats and dogs."""
     from .data import CIFAR10_CLASSES, load_cifar10, save_image
 
     (x_train, y_train), (x_test, y_test) = load_cifar10(sample=True)
@@ -620,22 +538,6 @@ def _sample_cats_dogs() -> Iterator[Path]:
                 for i, img in enumerate(xs[ys[:, 0] == label]):
                     save_image(root / split / name / f"{i:04d}.png", img)
         yield root
-
-
-def _run(
-    model: Any, train_part: Any, val_part: Any, test_part: Any, *, epochs: int, batch_size: int,
-    optimizer: Any, learning_rate: Any, lr_schedule: str, checkpoint_dir: Any, log_dir: Any, strategy: Any,
-    seed: int | None, progress: bool,
-) -> tuple[Any, Any, dict[str, float]]:
-    from .training import evaluate, train
-
-    history = train(
-        model, train_part, validation_data=val_part, epochs=epochs, batch_size=batch_size,
-        optimizer=optimizer, learning_rate=learning_rate, lr_schedule=lr_schedule, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-        strategy=strategy, seed=seed, progress=progress,
-    )
-    metrics = evaluate(model, test_part, batch_size=batch_size) if test_part is not None else {}
-    return model, history, metrics
 
 
 def _subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -663,13 +565,3 @@ def _augment_ranges(rotation: Any, translation: Any) -> tuple[float, float]:
     """Check ``rotation`` (degrees, 0-180) and ``translation`` (fraction, 0-1)."""
     return (float(V.number("rotation", rotation, minimum=0.0, maximum=180.0)),
             float(V.number("translation", translation, minimum=0.0, maximum=1.0)))
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise V.fail(name, "True or False", value)
-    return bool(value)
-
-
-def _scope(strategy: Any) -> Any:
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()

@@ -14,10 +14,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import warnings
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _validate as V
@@ -25,7 +27,19 @@ from . import _validate as V
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-__all__ = ["PRECISIONS", "STRATEGIES", "configure", "info", "strategy"]
+__all__ = [
+    "PRECISIONS",
+    "STRATEGIES",
+    "auto_precision",
+    "configure",
+    "global_batch_size",
+    "info",
+    "precision_scope",
+    "resolve_precision",
+    "resolve_strategy",
+    "strategy",
+    "strategy_scope",
+]
 
 #: Values accepted by ``configure(precision=...)``.
 PRECISIONS: tuple[str, ...] = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
@@ -102,9 +116,7 @@ def configure(
         Let every GPU allocate memory as needed instead of all at once. Must run
         before the GPUs are first used; a warning says so otherwise.
     precision : {"float32", "mixed_float16", "mixed_bfloat16", "auto"}, optional
-        The global Keras dtype policy. ``"auto"`` picks ``mixed_float16`` on GPUs of
-        compute capability 7.0 or more, ``mixed_bfloat16`` on TPUs, ``float32``
-        otherwise. ``None`` leaves it as it is. The recipes keep their last layer in
+        The global Keras dtype policy. ``"auto"`` picks with :func:`auto_precision`. ``None`` leaves it as it is. The recipes keep their last layer in
         float32, so losses and outputs stay float32.
     seed : int, optional
         Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``).
@@ -131,7 +143,7 @@ def configure(
                 warnings.warn(f"Could not enable memory growth on {gpu.name}: {exc}", RuntimeWarning, stacklevel=2)
         applied["memory_growth"] = bool(gpus)
     if precision is not None:
-        policy = _auto_precision() if precision == "auto" else precision
+        policy = auto_precision() if precision == "auto" else precision
         keras.config.set_dtype_policy(policy)
         applied["precision"] = policy
     if seed is not None:
@@ -139,21 +151,6 @@ def configure(
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return applied
-
-
-def _auto_precision() -> str:
-    import tensorflow as tf
-
-    if tf.config.list_logical_devices("TPU"):
-        return "mixed_bfloat16"
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        except (RuntimeError, ValueError):
-            cc = None
-        if cc and cc >= (7, 0):
-            return "mixed_float16"
-    return "float32"
 
 
 def _tf_config() -> dict[str, Any] | None:
@@ -233,3 +230,187 @@ def _tpu_strategy(*, required: bool) -> tf.distribute.Strategy | None:
         if required:
             raise V.fail("kind", "'tpu' only where a TPU is reachable", f"tpu ({exc})") from None
         return None
+
+
+# ----------------------------------------------------------------------------- the training spine
+
+
+def resolve_strategy(strategy: str | tf.distribute.Strategy | None) -> tf.distribute.Strategy | None:
+    """The strategy a training option names: ``None``, a name, or a strategy as it is.
+
+    Every recipe resolves its ``strategy`` option here, once.
+
+    Parameters
+    ----------
+    strategy : str, tf.distribute.Strategy or None
+        ``None`` (no strategy: the default single device), a name from
+        :data:`STRATEGIES` (see :func:`strategy`) or a ``tf.distribute.Strategy``.
+
+    Returns
+    -------
+    tf.distribute.Strategy or None
+
+    Examples
+    --------
+    >>> from visionkit import device
+    >>> device.resolve_strategy(None) is None
+    True
+    >>> device.resolve_strategy("default").num_replicas_in_sync
+    1
+    """
+    if strategy is None:
+        return None
+    if isinstance(strategy, str):
+        V.one_of("strategy", strategy, STRATEGIES)
+        return globals()["strategy"](strategy)
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise V.fail("strategy", f"None, one of {list(STRATEGIES)} or a tf.distribute.Strategy", strategy)
+    return strategy
+
+
+def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy | None) -> int:
+    """The global batch for ``batch_size`` examples per replica.
+
+    Parameters
+    ----------
+    batch_size : int
+        Examples per replica (the ``batch_size`` training option), at least 1.
+    strategy : tf.distribute.Strategy or None
+        A resolved strategy (see :func:`resolve_strategy`); ``None`` counts as one
+        replica.
+
+    Returns
+    -------
+    int
+        ``batch_size × strategy.num_replicas_in_sync``: the examples one optimizer
+        step averages over.
+
+    Examples
+    --------
+    >>> from visionkit import device
+    >>> device.global_batch_size(32, None)
+    32
+    """
+    batch_size = V.integer("batch_size", batch_size, minimum=1)
+    return batch_size * (strategy.num_replicas_in_sync if strategy is not None else 1)
+
+
+def strategy_scope(strategy: tf.distribute.Strategy | None) -> contextlib.AbstractContextManager[Any]:
+    """``strategy.scope()``, or a no-op context for ``None``."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def auto_precision(*, cpu_flags: Iterable[str] | None = None, gpu_capabilities: Iterable[tuple[int, int]] | None = None,
+                   tpu: bool | None = None) -> str:
+    """The Keras dtype policy this machine trains fastest with.
+
+    ``"mixed_bfloat16"`` on a TPU; ``"mixed_float16"`` on a CUDA GPU of compute
+    capability 7.0 or more; ``"mixed_bfloat16"`` on a CPU with AVX512-BF16 or AMX
+    (bfloat16 matrix units); ``"float32"`` otherwise.
+
+    Parameters
+    ----------
+    cpu_flags : iterable of str, optional
+        The CPU's feature flags (as in ``/proc/cpuinfo``); read from the machine when
+        ``None``.
+    gpu_capabilities : iterable of (major, minor), optional
+        Compute capabilities of the GPUs; asked of TensorFlow when ``None``.
+    tpu : bool, optional
+        Whether a TPU is attached; asked of TensorFlow when ``None``.
+
+    Returns
+    -------
+    str
+        A name from :data:`PRECISIONS` other than ``"auto"``.
+
+    Examples
+    --------
+    >>> from visionkit import device
+    >>> device.auto_precision(cpu_flags=["avx2", "avx512_bf16"], gpu_capabilities=[], tpu=False)
+    'mixed_bfloat16'
+    >>> device.auto_precision(cpu_flags=["avx2"], gpu_capabilities=[(8, 0)], tpu=False)
+    'mixed_float16'
+    >>> device.auto_precision(cpu_flags=["avx2"], gpu_capabilities=[(6, 1)], tpu=False)
+    'float32'
+    """
+    if tpu is None or gpu_capabilities is None:
+        import tensorflow as tf
+
+        if tpu is None:
+            tpu = bool(tf.config.list_logical_devices("TPU"))
+        if gpu_capabilities is None:
+            gpu_capabilities = [c for c in (_capability(g) for g in tf.config.list_physical_devices("GPU")) if c]
+    if tpu:
+        return "mixed_bfloat16"
+    if any(tuple(c) >= (7, 0) for c in gpu_capabilities):
+        return "mixed_float16"
+    flags = set(_cpu_flags() if cpu_flags is None else cpu_flags)
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def _capability(gpu: Any) -> tuple[int, int] | None:
+    import tensorflow as tf
+
+    try:
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+    except (RuntimeError, ValueError):
+        return None
+    return tuple(cc) if cc else None  # type: ignore[return-value]
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str | None) -> str | None:
+    """Check a ``precision`` option; ``"auto"`` becomes :func:`auto_precision`'s choice."""
+    V.one_of("precision", precision, (*PRECISIONS, None))
+    return auto_precision() if precision == "auto" else precision
+
+
+@contextlib.contextmanager
+def precision_scope(precision: str | None) -> Iterator[str]:
+    """Build models under a Keras dtype policy, then put the global policy back.
+
+    Parameters
+    ----------
+    precision : {"float32", "mixed_float16", "mixed_bfloat16", "auto"} or None
+        ``None`` leaves the policy as it is.
+
+    Yields
+    ------
+    str
+        The policy in force inside the block.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from visionkit import device
+    >>> with device.precision_scope("mixed_bfloat16") as policy:
+    ...     layer = keras.layers.Dense(2)
+    >>> policy, layer.dtype_policy.name, keras.config.dtype_policy().name
+    ('mixed_bfloat16', 'mixed_bfloat16', 'float32')
+    """
+    import keras
+
+    resolved = resolve_precision(precision)
+    before = keras.config.dtype_policy()
+    if resolved is None:
+        yield before.name
+        return
+    keras.config.set_dtype_policy(resolved)
+    try:
+        yield resolved
+    finally:
+        keras.config.set_dtype_policy(before)

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidArgumentError",
     "NonFiniteLossError",
     "ResumeMismatchError",
+    "UnexpectedArgumentError",
     "VisionkitError",
     "WeightsUnavailableError",
 ]
@@ -29,6 +30,13 @@ class VisionkitError(Exception):
 
 class InvalidArgumentError(VisionkitError, ValueError):
     """An argument has a value that is not allowed; the message names it."""
+
+
+class UnexpectedArgumentError(VisionkitError, TypeError):
+    """A keyword argument that the function does not take (a misspelt option, say).
+
+    The message names it, suggests the closest valid name and lists the valid ones.
+    """
 
 
 class DataNotFoundError(VisionkitError, FileNotFoundError):

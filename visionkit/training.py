@@ -1,21 +1,22 @@
-"""A crash-safe training loop shared by every recipe: :func:`train` and :func:`evaluate`.
+"""The training spine shared by every recipe: options, loop, result.
 
-:func:`train` wraps ``keras.Model.fit`` with what a long run needs:
-
-* data as numpy arrays or ``tf.data`` datasets (arrays go through
-  :func:`visionkit.data.from_arrays`: cached, shuffled, prefetched);
-* a default loss chosen from the model's output (one sigmoid unit: binary
-  cross-entropy; ``n`` units: sparse categorical cross-entropy, or categorical when
-  the labels are one-hot; ``from_logits`` when the last activation is linear);
-* with ``checkpoint_dir``: a checkpoint of the weights **and optimizer state** after
-  every completed epoch, written atomically, so a run that crashed or was killed
-  resumes from its last completed epoch; the best model so far (``best.keras``); and a
-  fingerprint of the settings, so a folder is never resumed with a different model,
-  input size, number of classes, optimizer or loss
-  (:class:`~visionkit.errors.ResumeMismatchError`);
-* a run whose loss becomes NaN or infinite stops at once, keeps its last good
-  checkpoint and gets its last good weights back;
-* with ``log_dir``: TensorBoard logs and a ``metrics.csv`` of every epoch.
+* :class:`TrainOptions`: the training options every recipe takes, with the same
+  names, meanings and checks (``epochs``, ``batch_size``, ``optimizer``,
+  ``learning_rate``, ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``log_dir``,
+  ``strategy``, ``precision``, ``seed``, ``progress``). The recipes take them as
+  keyword arguments and forward them here.
+* :func:`train`: ``keras.Model.fit`` with what a long run needs: arrays or
+  ``tf.data`` datasets; a default loss chosen from the model's output; resumable
+  checkpoints (:class:`Checkpoint`) with a settings fingerprint; a NaN stop that
+  restores the last good weights; TensorBoard logs and ``metrics.csv``.
+* :class:`TrainResult`: what every recipe returns; it unpacks as
+  ``model, history, metrics`` and carries the class names, the settings and the
+  output paths; :meth:`TrainResult.save` writes ``model.keras``, ``curves.png`` and
+  ``metrics.json``.
+* :func:`run_recipe`: build a model under the strategy and precision, train it,
+  evaluate it, return a :class:`TrainResult`: the recipes are made of it.
+* Class names that travel with the model: :func:`class_names`,
+  :func:`with_class_names`, :class:`ClassNames`, and :func:`load_model`.
 
 Files in ``checkpoint_dir``
 ---------------------------
@@ -39,53 +40,154 @@ Examples
 >>> from visionkit import convnets, data, training
 >>> (x, y), (x_test, y_test) = data.load_mnist(sample=True)
 >>> model = convnets.mnist_convnet()
->>> history = training.train(model, (x[..., None], y), epochs=2,
-...                          checkpoint_dir="runs/mnist")  # doctest: +SKIP
->>> training.evaluate(model, (x_test[..., None], y_test))  # doctest: +SKIP
-{'accuracy': 0.95..., 'loss': 0.15...}
+>>> history = training.train(model, (x[:256], y[:256]), epochs=1, progress=False)
+>>> sorted(training.evaluate(model, (x_test[:64], y_test[:64])))
+['accuracy', 'loss']
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import hashlib
-import io
+import dataclasses
 import json
-import math
 import os
 import sys
-import tempfile
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
 
 from . import _validate as V
-from ._io import atomic_path, write_json
-from .errors import InvalidArgumentError, ResumeMismatchError
+from ._checkpoint import Checkpoint, fingerprint
+from ._io import atomic_save, save_figure, write_json
+from ._labels import ClassNames, class_names, with_class_names
+from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainingOptions, TrainOptions
+from .device import (
+    global_batch_size,
+    precision_scope,
+    resolve_precision,
+    resolve_strategy,
+    strategy_scope,
+)
+from .errors import DataNotFoundError, InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import keras
     import tensorflow as tf
+    from typing_extensions import Unpack
 
-__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "default_loss", "evaluate", "train"]
+__all__ = [
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "TRAINING_OPTIONS",
+    "Checkpoint",
+    "ClassNames",
+    "TrainOptions",
+    "TrainResult",
+    "TrainingOptions",
+    "class_names",
+    "default_loss",
+    "evaluate",
+    "load_model",
+    "run_recipe",
+    "train",
+    "with_class_names",
+]
 
-#: Optimizer names :func:`train` accepts as strings (or pass a Keras optimizer).
-OPTIMIZERS: tuple[str, ...] = (
-    "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl", "lion",
-    "nadam", "rmsprop", "sgd",
-)
+# ----------------------------------------------------------------------------- result
 
-_SETTINGS_FILE = "settings.json"
-_STATE_FILE = "state.json"
-_BEST_FILE = "best.keras"
-_FORMAT = 1
 
-#: Learning-rate schedules :func:`train` can build for a named optimizer.
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What every training recipe returns; unpacks as ``model, history, metrics``.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The trained model. When the recipe knows the class names, the model carries
+        them (:func:`class_names`), also through ``model.save`` and
+        ``keras.models.load_model``.
+    history : keras.callbacks.History
+        ``history.history[name]``: one value per epoch of the whole run (resumed
+        epochs and both fine-tuning phases included).
+    metrics : dict of str to float
+        The held-out evaluation: the test set for the recipes (or the validation
+        split when there is no test set), e.g. ``{"loss": 0.03, "accuracy": 0.99}``;
+        empty when there is nothing to evaluate on.
+    class_names : tuple of str or None
+        The names of the model's classes, in label order.
+    settings : dict
+        The resolved settings of the run (training options and recipe options),
+        JSON-able: what ``metrics.json`` records.
+    paths : dict of str to pathlib.Path
+        Files and folders the run wrote: ``checkpoint_dir`` and ``log_dir`` when
+        given, and ``model``, ``curves`` and ``metrics`` after :meth:`save`.
+    seconds : float
+        Wall time of the run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from visionkit.convnets import train_mnist
+    >>> model, history, metrics = train_mnist(sample=True, epochs=1, limit=256, progress=False)
+    >>> result = train_mnist(sample=True, epochs=1, limit=256, progress=False)
+    >>> result.class_names[:3], sorted(result.metrics)
+    (('0', '1', '2'), ['accuracy', 'loss'])
+    """
+
+    model: Any
+    history: Any
+    metrics: dict[str, float]
+    class_names: tuple[str, ...] | None = None
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    paths: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __iter__(self) -> Any:
+        return iter((self.model, self.history, self.metrics))
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.model, self.history, self.metrics)[index]
+
+    def save(self, directory: str | os.PathLike[str], *, curves: bool = True) -> TrainResult:
+        """Write ``model.keras``, ``curves.png`` and ``metrics.json`` into ``directory``.
+
+        Every file is written atomically. ``metrics.json`` holds ``test`` (the
+        metrics), ``history``, ``epochs``, ``class_names``, ``settings`` and
+        ``seconds``.
+
+        Returns
+        -------
+        TrainResult
+            A copy whose ``paths`` also name the files written.
+        """
+        if not isinstance(directory, (str, os.PathLike)):
+            raise V.fail("directory", "a folder path", directory)
+        out = Path(directory)
+        paths = {"model": out / "model.keras", "metrics": out / "metrics.json"}
+        atomic_save(paths["model"], self.model.save)
+        if curves:
+            import matplotlib.pyplot as plt
+
+            from .visualize import plot_history
+
+            fig = plot_history(self.history)
+            paths["curves"] = save_figure(fig, out / "curves.png")
+            plt.close(fig)
+        write_json(paths["metrics"], {
+            "test": dict(self.metrics),
+            "history": {k: [float(v) for v in vals] for k, vals in self.history.history.items()},
+            "epochs": len(self.history.epoch),
+            "class_names": list(self.class_names) if self.class_names else None,
+            "settings": dict(self.settings),
+            "seconds": round(self.seconds, 2),
+        })
+        return dataclasses.replace(self, paths={**self.paths, **paths})
 
 
 # ----------------------------------------------------------------------------- public
@@ -96,23 +198,13 @@ def train(
     train_data: Any,
     *,
     validation_data: Any = None,
-    epochs: int = 10,
-    batch_size: int = 32,
-    optimizer: str | keras.optimizers.Optimizer = "rmsprop",
-    learning_rate: float | None = None,
-    lr_schedule: str = "constant",
     loss: Any = None,
     metrics: Sequence[Any] | None = ("accuracy",),
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    log_dir: str | os.PathLike[str] | None = None,
-    strategy: str | tf.distribute.Strategy | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    **options: Unpack[TrainingOptions],
 ) -> keras.callbacks.History:
-    """Compile and train ``model``, resumably; return its ``History``.
+    """Compile and train ``model``, resumably; return its ``History`` (the loop under every recipe).
 
-    The model is trained in place (that is the point); the data arrays are not
+    The model is trained in place (as ``fit`` does); the data arrays are not
     modified. ``model`` is (re)compiled with the arguments given here.
 
     Parameters
@@ -123,63 +215,24 @@ def train(
         Arrays: ``x`` of shape ``(N, *model.input_shape[1:])`` (any numeric dtype,
         cast to float32 per batch), ``y`` of shape ``(N,)``, ``(N, 1)`` or one-hot
         ``(N, classes)``. A dataset must yield ``(x_batch, y_batch)``; it is used as
-        it is (already batched: ``batch_size`` is then ignored).
+        it is (already batched, as global batches: ``batch_size`` is then ignored).
     validation_data : (x, y) tuple or tf.data.Dataset, optional
         Evaluated after every epoch; its ``val_loss`` picks the best checkpoint.
-    epochs : int, default 10
-        The **total** number of epochs. A resumed run trains only the epochs still
-        missing; calling again with a larger number continues the same run.
-    batch_size : int, default 32
-        For arrays: the batch size **per replica**. The global batch (the examples
-        one optimizer step averages over) is ``batch_size × R`` under a ``strategy``
-        with ``R`` replicas, and ``batch_size`` without one. The learning rate is not
-        scaled for you. A dataset's batches are used as they are, as global batches.
-    optimizer : str or keras.optimizers.Optimizer, default "rmsprop"
-        A name from :data:`OPTIMIZERS` or an optimizer instance.
-    learning_rate : float, optional
-        Learning rate for a named optimizer (Keras' default for it when ``None``).
-        Not allowed with an optimizer instance (set it on the instance).
-    lr_schedule : {"constant", "cosine"}, default "constant"
-        ``"cosine"``: the learning rate falls from ``learning_rate`` (or the
-        optimizer's default) to 0 along a half cosine over the ``epochs × steps per
-        epoch`` optimizer steps of the whole run (``keras.optimizers.schedules.
-        CosineDecay``). The schedule follows ``optimizer.iterations``, so a resumed
-        run continues it where it stopped; since it spans ``epochs``, a checkpoint
-        folder cannot be continued with a different ``epochs``. Needs a named
-        optimizer and, for a dataset, a known number of batches.
     loss : str, callable or keras.losses.Loss, optional
         ``None`` picks one from the output shape (see :func:`default_loss`).
     metrics : sequence, default ("accuracy",)
         Keras metrics. With the default loss, ``"accuracy"`` becomes the accuracy
         that matches it (binary with the right threshold for logits, or sparse
         categorical).
-    checkpoint_dir : str or os.PathLike, optional
-        Folder for resumable checkpoints (see the module description). If it
-        holds a checkpoint of the same settings, training resumes after its last
-        completed epoch with the optimizer state (``optimizer.iterations``
-        included) restored; if the settings differ,
-        :class:`~visionkit.errors.ResumeMismatchError` names what changed. The
-        folder is kept when training ends (delete it to start over).
-    log_dir : str or os.PathLike, optional
-        Folder for TensorBoard logs and ``metrics.csv`` (one row per epoch).
-    strategy : str or tf.distribute.Strategy, optional
-        A name from :data:`visionkit.device.STRATEGIES` or a strategy. The model
-        must have been built under ``strategy.scope()`` (the recipes in
-        :mod:`visionkit.convnets` do); it is compiled under it. Under
-        ``MultiWorkerMirroredStrategy``, where Keras 3's ``fit`` cannot run, training
-        goes through visionkit's own distributed loop with the same callbacks
-        (progress, history, checkpoints, NaN stop); only the chief (worker 0) shows
-        progress and writes ``best.keras`` and logs, and every other worker keeps its
-        own resumable backup in ``checkpoint_dir/worker-N``. Pass ``seed`` so every
-        worker shuffles alike (it defaults to 0 there). See the "Scaling out" page.
-    seed : int, optional
-        Seed of the shuffling of array data. It does not seed weight
-        initialisation or dropout: use :func:`visionkit.device.configure` for that.
-    progress : bool, default True
-        Keras progress bar per epoch (one line per epoch when output is not a
-        terminal); ``False`` for silence.
-    callbacks : sequence of keras.callbacks.Callback, optional
-        Extra callbacks, run after visionkit's own.
+    **options
+        The shared training options (:class:`TrainOptions`): ``epochs`` (default
+        10), ``batch_size`` (32), ``optimizer`` ("rmsprop"), ``learning_rate``,
+        ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``log_dir``,
+        ``strategy``, ``precision``, ``seed``, ``progress``. Under a ``strategy``
+        the model must have been built under ``strategy.scope()`` (the recipes do
+        it); under ``MultiWorkerMirroredStrategy``, where Keras 3's ``fit`` cannot
+        run, visionkit's own distributed loop runs the same callbacks (see the
+        "Scaling out" page).
 
     Returns
     -------
@@ -191,6 +244,8 @@ def train(
     ------
     InvalidArgumentError
         A bad argument (the message names it).
+    UnexpectedArgumentError
+        A keyword that is no training option.
     ResumeMismatchError
         ``checkpoint_dir`` holds a run with different settings.
 
@@ -211,107 +266,83 @@ def train(
     >>> from visionkit import convnets, data, training
     >>> (x, y), _ = data.load_mnist(sample=True)
     >>> model = convnets.mnist_convnet()
-    >>> history = training.train(model, (x[..., None], y), epochs=1,
-    ...                          progress=False)  # doctest: +SKIP
-    >>> sorted(history.history)  # doctest: +SKIP
+    >>> history = training.train(model, (x[:256], y[:256]), epochs=1, progress=False)
+    >>> sorted(history.history)
     ['accuracy', 'loss']
     """
-    import keras
+    opts = TrainOptions.from_kwargs(options)
+    return _train(model, train_data, validation_data=validation_data, loss=loss, metrics=metrics, options=opts)
 
+
+def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metrics: Any,
+           options: TrainOptions) -> Any:
+    """:func:`train` with checked options (what :func:`run_recipe` calls)."""
     _check_model(model)
-    epochs = V.integer("epochs", epochs, minimum=1)
-    batch_size = V.integer("batch_size", batch_size, minimum=1)
-    learning_rate = V.number("learning_rate", learning_rate, minimum=0.0, exclusive_minimum=True, allow_none=True)
-    seed = V.integer("seed", seed, minimum=0, allow_none=True)
-    V.one_of("lr_schedule", lr_schedule, LR_SCHEDULES)
-    if isinstance(optimizer, str):
-        V.one_of("optimizer", optimizer.lower(), OPTIMIZERS)
-    elif not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise V.fail("optimizer", f"one of {list(OPTIMIZERS)} or a keras.optimizers.Optimizer", optimizer)
-    else:
-        for arg, value, default in (("learning_rate", learning_rate, None), ("lr_schedule", lr_schedule, "constant")):
-            if value != default:
-                raise InvalidArgumentError(
-                    f"Argument `{arg}` only goes with an optimizer name; set the learning rate (or a "
-                    "keras.optimizers.schedules.LearningRateSchedule) on the optimizer instance instead. "
-                    f"Received: optimizer={type(optimizer).__name__}, {arg}={value!r}"
-                )
     if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
         raise V.fail("metrics", "a list or tuple of metrics (e.g. ('accuracy',)) or None", metrics)
-    extra = list(callbacks or ())
-    for cb in extra:
-        if not isinstance(cb, keras.callbacks.Callback):
-            raise V.fail("callbacks", "a list of keras.callbacks.Callback", cb)
-    strat = _resolve_strategy(strategy)
+    strat = resolve_strategy(options.strategy)
     _check_scope(model, strat)
+    _check_precision(model, options.precision)
     from ._distributed import distributed_fit, is_chief, needs_custom_loop, task_info
 
     custom = strat is not None and needs_custom_loop(strat)
     chief = is_chief(strat) if custom else True
-    if custom and seed is None:
-        seed = 0  # every worker must shuffle alike
-    global_batch = batch_size * (strat.num_replicas_in_sync if strat is not None else 1)
-
-    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=global_batch, shuffle=True, seed=seed)
+    seed = 0 if custom and options.seed is None else options.seed  # every worker must shuffle alike
+    batch = global_batch_size(options.batch_size, strat)
+    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed)
     val_ds = None
     if validation_data is not None:
-        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=global_batch, shuffle=False, seed=None)
+        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False, seed=None)
 
     total_steps = None
-    if lr_schedule != "constant":
-        total_steps = epochs * _steps_per_epoch(train_ds, "train_data", lr_schedule)
-
-    with strat.scope() if strat is not None else contextlib.nullcontext():
-        opt = _make_optimizer(optimizer, learning_rate, schedule=lr_schedule, total_steps=total_steps)
+    if options.lr_schedule != "constant":
+        total_steps = options.epochs * _steps_per_epoch(train_ds, "train_data", options.lr_schedule)
+    with strategy_scope(strat):
+        opt = _make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
+                              total_steps=total_steps)
         loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
         model.compile(optimizer=opt, loss=loss_obj, metrics=metric_objs)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
 
-    own: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
-    previous: dict[str, list[float]] = {}
-    initial_epoch = 0
-    guard = _checkpoint(None, monitor="val_loss" if val_ds is not None else "loss")
-    if checkpoint_dir is not None:
-        ckpt = Path(checkpoint_dir)
-        if not chief:
-            ckpt = ckpt / f"worker-{task_info(strat)[1]}"
+    monitor = "val_loss" if val_ds is not None else "loss"
+    folder = options.checkpoint_dir
+    if folder is not None and not chief:
+        folder = folder / f"worker-{task_info(strat)[1]}"
+    settings = None
+    if folder is not None:
         schedule = None  # absent for "constant", so older checkpoint folders still resume
         if total_steps is not None:
-            schedule = f"{lr_schedule} over {epochs} epochs of {total_steps // epochs} steps"
-        settings = _fingerprint(model, opt, loss_desc, metrics, label_info,
-                                batch_size=batch_size if _is_arrays(train_data) else None, lr_schedule=schedule)
-        state = _prepare_checkpoint(ckpt, settings)
-        guard = _checkpoint(ckpt, monitor=guard.monitor, state=state, keep_best=chief)
-        if state is not None:
-            initial_epoch = guard.restore(model)
-            previous = {k: list(v) for k, v in state.get("history", {}).items()}
-            if initial_epoch > epochs:
-                warnings.warn(
-                    f"Checkpoint folder '{ckpt}' already holds {initial_epoch} epochs, more than "
-                    f"epochs={epochs}: nothing was trained and the model has the weights of epoch {initial_epoch}.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-    own.append(guard)
-    if log_dir is not None and chief:
-        log_path = Path(log_dir)
-        own.append(_tensorboard(log_path))
-        own.append(_csv_log(log_path / "metrics.csv", previous))
+            schedule = f"{options.lr_schedule} over {options.epochs} epochs of {total_steps // options.epochs} steps"
+        settings = fingerprint(model, opt, loss=loss_desc, metrics=metrics, label_shape=label_info["label_shape"],
+                               batch_size=options.batch_size if _is_arrays(train_data) else None,
+                               lr_schedule=schedule)
+    guard = Checkpoint(folder, settings=settings, monitor=monitor, save_best=chief)
+    initial_epoch = guard.restore(model)
+    previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
+    if initial_epoch > options.epochs:
+        warnings.warn(
+            f"Checkpoint folder '{folder}' already holds {initial_epoch} epochs, more than "
+            f"epochs={options.epochs}: nothing was trained and the model has the weights of epoch {initial_epoch}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    own = [keras.callbacks.TerminateOnNaN(), guard]
+    if options.log_dir is not None and chief:
+        own += _log_callbacks(options.log_dir, resumed=initial_epoch > 0)
 
-    verbose = (1 if sys.stdout.isatty() else 2) if progress and chief else 0
+    verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
+    start = min(initial_epoch, options.epochs)
+    callbacks = own + list(options.callbacks)
     if custom:
         history = distributed_fit(
-            model, train_ds, strategy=strat, loss=loss_obj, epochs=epochs,
-            initial_epoch=min(initial_epoch, epochs), validation_data=val_ds,
-            accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
-            from_logits=_is_logits(model), callbacks=own + extra, verbose=verbose,
+            model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
+            validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
+            from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
         )
     else:
-        history = _fit(
-            model, train_ds, validation=val_ds, epochs=epochs, initial_epoch=min(initial_epoch, epochs),
-            callbacks=own + extra, verbose=verbose,
-        )
+        history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
+                            callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
     if guard.diverged:
         restored = guard.restore_last_good(model)
         where = f"its weights were restored from '{restored}'" if restored else "no checkpoint was available to restore"
@@ -319,9 +350,100 @@ def train(
             f"Training stopped in epoch {guard.diverged_epoch + 1}: the loss became NaN or infinite; {where}. "
             "Lower the learning rate or check the data.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return _merge_history(history, previous, model)
+
+
+def _log_callbacks(log_dir: Path, *, resumed: bool) -> list[Any]:
+    """TensorBoard logs and Keras' own ``CSVLogger``.
+
+    ``CSVLogger`` appends on a resumed run so the rows of earlier epochs stay (it
+    writes one line per epoch and flushes it, so a crash loses at most the line being
+    written), and starts a new file otherwise.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        _tensorboard(log_dir),
+        keras.callbacks.CSVLogger(str(log_dir / "metrics.csv"), append=resumed),
+    ]
+
+
+def run_recipe(
+    build: Callable[[], keras.Model],
+    train_data: Any | Callable[[Any], Any],
+    *,
+    options: TrainOptions,
+    validation_data: Any = None,
+    test_data: Any = None,
+    class_names: Sequence[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    loss: Any = None,
+) -> TrainResult:
+    """Build a model under the run's strategy and precision, train, evaluate: a recipe.
+
+    Every recipe of :mod:`visionkit.convnets` and :mod:`visionkit.transfer` is a call
+    of this; write your own the same way.
+
+    Parameters
+    ----------
+    build : callable
+        ``build()`` returns a new, built ``keras.Model``. It is called inside
+        ``strategy.scope()`` and :func:`visionkit.device.precision_scope`.
+    train_data, validation_data, test_data
+        As for :func:`train` (arrays or batched datasets). ``test_data`` gives
+        ``TrainResult.metrics``.
+    options : TrainOptions
+        The run's training options (e.g. ``TrainOptions.from_kwargs(kwargs,
+        epochs=5)``).
+    class_names : sequence of str, optional
+        The returned model carries them (see :func:`with_class_names`).
+    settings : mapping, optional
+        The recipe's own settings, recorded with the options in
+        ``TrainResult.settings``.
+    loss : optional
+        As for :func:`train`.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import keras, numpy as np
+    >>> from visionkit import training
+    >>> x = np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)
+    >>> y = (x.mean(axis=(1, 2, 3)) > 0.5).astype("int32")
+    >>> def build():
+    ...     return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(2, activation="softmax")])
+    >>> result = training.run_recipe(build, (x, y), test_data=(x, y), class_names=["dark", "bright"],
+    ...                              options=training.TrainOptions(epochs=1, progress=False))
+    >>> result.class_names, training.class_names(result.model)
+    (('dark', 'bright'), ['dark', 'bright'])
+    """
+    started = time.perf_counter()
+    if not isinstance(options, TrainOptions):
+        raise V.fail("options", "a visionkit.training.TrainOptions", options)
+    strat = resolve_strategy(options.strategy)
+    precision = resolve_precision(options.precision)
+    options = options.replace(strategy=strat, precision=precision)
+    with strategy_scope(strat), precision_scope(precision):
+        model = build()
+    history = _train(model, train_data, validation_data=validation_data, loss=loss,
+                     metrics=("accuracy",), options=options)
+    metrics = {}
+    if test_data is not None:
+        metrics = evaluate(model, test_data, batch_size=global_batch_size(options.batch_size, strat))
+    if class_names is not None:
+        model = with_class_names(model, class_names)
+    paths = {k: v for k, v in (("checkpoint_dir", options.checkpoint_dir), ("log_dir", options.log_dir)) if v}
+    return TrainResult(
+        model=model, history=history, metrics=metrics,
+        class_names=tuple(class_names) if class_names is not None else None,
+        settings={**options.to_dict(), "precision": model.dtype_policy.name, **dict(settings or {})},
+        paths=paths, seconds=time.perf_counter() - started,
+    )
 
 
 def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str, float]:
@@ -331,7 +453,8 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
     ----------
     model : keras.Model
         A trained model. If it was never compiled it is compiled with the default
-        loss and ``"accuracy"`` (see :func:`default_loss`).
+        loss and ``"accuracy"`` (see :func:`default_loss`); the caller's model is
+        then compiled in place, as Keras would.
     data : (x, y) tuple of arrays or tf.data.Dataset
         As for :func:`train`; a dataset is used as it is.
     batch_size : int, default 32
@@ -344,9 +467,11 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
 
     Examples
     --------
-    >>> from visionkit import training
-    >>> training.evaluate(model, (x_test[..., None], y_test))  # doctest: +SKIP
-    {'accuracy': 0.99, 'loss': 0.03}
+    >>> from visionkit import convnets, data, training
+    >>> (_, _), (x_test, y_test) = data.load_mnist(sample=True)
+    >>> result = training.evaluate(convnets.mnist_convnet(), (x_test[:64], y_test[:64]))
+    >>> sorted(result), 0.0 <= result["accuracy"] <= 1.0
+    (['accuracy', 'loss'], True)
     """
     _check_model(model)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
@@ -362,6 +487,51 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
         model.compile(optimizer="rmsprop", loss=loss_obj, metrics=metric_objs)
     results = model.evaluate(ds, verbose=0, return_dict=True)
     return {str(k): float(v) for k, v in results.items()}
+
+
+def load_model(path: str | os.PathLike[str], *, compile: bool = False, safe_mode: bool = True) -> keras.Model:
+    """Load a ``.keras`` model saved by visionkit or Keras (safe mode by default).
+
+    visionkit's own layers (:class:`ClassNames`, the transfer backbones'
+    preprocessing) are registered first, so a saved recipe model comes back with
+    its class names.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.keras`` file.
+    compile : bool, default False
+        Also restore the training configuration.
+    safe_mode : bool, default True
+        Refuse to deserialise Python code (``Lambda`` layers). Only pass ``False``
+        for files you trust.
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    DataNotFoundError
+        ``path`` is not a file.
+    InvalidArgumentError
+        The file is not a loadable ``.keras`` model (the message names it).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise V.fail("path", "a path to a .keras file", path)
+    file = Path(path)
+    if not file.is_file():
+        raise DataNotFoundError(f"Model file not found: '{file}' (argument `path`).")
+    from . import transfer  # noqa: F401  (registers the backbone preprocessing layer)
+
+    try:
+        return keras.saving.load_model(file, safe_mode=safe_mode, compile=compile)
+    except Exception as exc:  # Keras raises many kinds; report them all the same way
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidArgumentError(
+            f"Could not load the Keras model '{file}' (expected a .keras file saved with "
+            f"model.save()): {type(exc).__name__}: {first}"
+        ) from exc
 
 
 def default_loss(model: keras.Model, *, one_hot: bool = False) -> keras.losses.Loss:
@@ -392,31 +562,6 @@ def default_loss(model: keras.Model, *, one_hot: bool = False) -> keras.losses.L
     return loss
 
 
-# ----------------------------------------------------------------------------- fit
-
-
-def _fit(
-    model: keras.Model,
-    train_ds: tf.data.Dataset,
-    *,
-    validation: tf.data.Dataset | None,
-    epochs: int,
-    initial_epoch: int,
-    callbacks: list[keras.callbacks.Callback],
-    verbose: int,
-) -> keras.callbacks.History:
-    """The single-process ``fit`` path (multi-worker training plugs in beside it)."""
-    return model.fit(
-        train_ds,
-        validation_data=validation,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the dataset shuffles itself
-    )
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -443,22 +588,6 @@ def _check_scope(model: Any, strat: Any) -> None:
             "    with strategy.scope():\n        model = ...\n"
             f"Received: strategy={type(strat).__name__} with {strat.num_replicas_in_sync} replica(s)"
         )
-
-
-def _resolve_strategy(strategy: Any) -> Any:
-    if strategy is None:
-        return None
-    if isinstance(strategy, str):
-        from .device import STRATEGIES
-        from .device import strategy as make
-
-        V.one_of("strategy", strategy, STRATEGIES)
-        return make(strategy)
-    import tensorflow as tf
-
-    if not isinstance(strategy, tf.distribute.Strategy):
-        raise V.fail("strategy", "None, a name from visionkit.device.STRATEGIES or a tf.distribute.Strategy", strategy)
-    return strategy
 
 
 def _is_arrays(data: Any) -> bool:
@@ -540,9 +669,14 @@ def _steps_per_epoch(ds: Any, name: str, schedule: str) -> int:
 def _output_layer(model: Any) -> Any:
     import keras
 
+    from ._labels import is_passthrough
+
     layer = model
     while isinstance(layer, keras.Model) and layer.layers:
-        layer = layer.layers[-1]
+        kept = [x for x in layer.layers if not is_passthrough(x)]
+        if not kept:
+            break
+        layer = kept[-1]
     return layer
 
 
@@ -606,300 +740,67 @@ def _loss_config(loss: Any) -> Any:
         return getattr(loss, "__name__", repr(loss))
 
 
-# ----------------------------------------------------------------------------- fingerprint
-
-
-def _architecture(model: Any) -> list[dict[str, Any]]:
-    """Layer classes and configs (without the auto-generated names), nested models flattened."""
-    import keras
-
-    out: list[dict[str, Any]] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.append({"class": type(layer).__name__, "layers": _architecture(layer)})
-            continue
-        try:
-            config = layer.get_config()
-        except (NotImplementedError, TypeError):
-            config = {}
-        out.append({"class": type(layer).__name__, "config": _strip_names(config),
-                    "weights": [list(w.shape) for w in layer.weights], "trainable": bool(layer.trainable)})
-    return out
-
-
-def _strip_names(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip_names(v) for k, v in obj.items() if k not in ("name", "build_config")}
-    if isinstance(obj, (list, tuple)):
-        return [_strip_names(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return repr(obj)
-
-
-def _fingerprint(
-    model: Any, optimizer: Any, loss_desc: Any, metrics: Any, label_info: dict[str, Any], *, batch_size: int | None,
-    lr_schedule: str | None = None,
-) -> dict[str, Any]:
-    arch = _architecture(model)
-    digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    opt_config = {k: v for k, v in _strip_names(optimizer.get_config()).items() if k not in ("name",)}
-    lr = opt_config.get("learning_rate")
-    if isinstance(lr, dict):  # a schedule: show its class and starting rate
-        lr = f"{lr.get('class_name')}({lr.get('config', {}).get('initial_learning_rate')})"
-        if lr_schedule is not None:  # visionkit's own schedule: described by the "lr_schedule" entry
-            opt_config.pop("learning_rate")
-    output = tuple(model.outputs[0].shape[1:]) if model.outputs else ()
-    return {
-        "format": _FORMAT,
-        "model": f"{model.count_params():,} parameters in {len(arch)} layers, architecture {digest}",
-        "input_shape": _fmt(tuple(model.inputs[0].shape[1:])),
-        "output_shape": _fmt(output),
-        "num_classes": int(output[-1]) if output and output[-1] is not None and output[-1] > 1 else 2,
-        "label_shape": _fmt(tuple(label_info.get("label_shape", ()))),
-        "optimizer": f"{type(optimizer).__name__}(learning_rate={lr})",
-        "optimizer_config": json.dumps(opt_config, sort_keys=True, default=str),
-        "loss": str(loss_desc),
-        "metrics": [m if isinstance(m, str) else type(m).__name__ for m in (metrics or ())],
-        "batch_size": batch_size,
-    } | ({} if lr_schedule is None else {"lr_schedule": lr_schedule})
-
-
-def _prepare_checkpoint(ckpt: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """Check or write the fingerprint; return the saved state to resume from, if any."""
-    if ckpt.exists() and not ckpt.is_dir():
-        raise V.fail("checkpoint_dir", "a folder (it is created if missing)", str(ckpt))
-    settings_file = ckpt / _SETTINGS_FILE
-    if settings_file.is_file():
-        try:
-            saved = json.loads(settings_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ResumeMismatchError(
-                f"Cannot read the settings of checkpoint folder '{ckpt}' ({exc}). Delete the folder or use another one."
-            ) from None
-        diffs = [
-            f"{key}: checkpoint has {saved.get(key)!r}, this run has {settings.get(key)!r}"
-            for key in sorted(set(saved) | set(settings))
-            if saved.get(key) != settings.get(key)
-        ]
-        if diffs:
-            raise ResumeMismatchError(
-                f"Checkpoint folder '{ckpt}' was written by a run with different settings, so it cannot be "
-                "resumed:\n  " + "\n  ".join(diffs) + "\nUse another `checkpoint_dir`, or delete this one to start over."
-            )
-    else:
-        write_json(settings_file, settings)
-    state_file = ckpt / _STATE_FILE
-    if not state_file.is_file():
-        return None
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResumeMismatchError(f"Cannot read '{state_file}' ({exc}). Delete '{ckpt}' to start over.") from None
-    if not (ckpt / state.get("weights", "")).is_file():
-        raise ResumeMismatchError(
-            f"'{state_file}' names the weights file '{state.get('weights')}', which is missing. Delete '{ckpt}' to start over."
+def _check_precision(model: Any, precision: str | None) -> None:
+    """A built model's dtype policy cannot be changed by ``train``: check it matches."""
+    precision = resolve_precision(precision)
+    if precision is not None and model.dtype_policy.name != precision:
+        raise InvalidArgumentError(
+            f"Model '{model.name}' was built with dtype policy '{model.dtype_policy.name}', not "
+            f"'{precision}'; train() cannot change a built model's precision. Build it under "
+            f"`visionkit.device.precision_scope({precision!r})` (the recipes do), or leave `precision` unset. "
+            f"Received: precision={precision!r}"
         )
-    return state
-
-
-def _atomic_keras_save(path: Path, save: Any, suffix: str) -> None:
-    """Write with ``save(tmp)`` to a temporary file ending in ``suffix``; rename to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # Keras refuses to overwrite silently in some versions
-    try:
-        save(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return True
-
-
-def _make_checkpoint_class() -> type:
-    import keras
-
-    class Checkpoint(keras.callbacks.Callback):
-        """Per-epoch atomic checkpoint of weights + optimizer, best model, NaN guard."""
-
-        def __init__(
-            self, folder: Path | None, *, monitor: str, state: dict[str, Any] | None = None, keep_best: bool = True
-        ) -> None:
-            super().__init__()
-            self.folder = folder
-            self.keep_best = keep_best
-            self.monitor = monitor
-            self.state = dict(state or {})
-            self.history: dict[str, list[float]] = {k: list(v) for k, v in self.state.get("history", {}).items()}
-            # a run resumed with (or without) validation data monitors another value
-            self.best = self.state.get("best") if self.state.get("monitor") == monitor else None
-            self.diverged = False
-            self.diverged_epoch = -1
-            self._epoch = 0
-
-        def restore(self, model: Any) -> int:
-            model.load_weights(str(self.folder / self.state["weights"]))
-            return int(self.state["epoch"])
-
-        def restore_last_good(self, model: Any) -> Path | None:
-            if self.folder is None or not self.state.get("weights"):
-                return None
-            path = self.folder / self.state["weights"]
-            model.load_weights(str(path))
-            return path
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self._epoch = epoch
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if logs and not _finite(logs.get("loss")):
-                self.diverged = True
-                self.diverged_epoch = self._epoch
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            logs = dict(logs or {})
-            if self.diverged or not all(_finite(v) for k, v in logs.items() if "loss" in k):
-                self.diverged = True
-                self.diverged_epoch = epoch
-                self.model.stop_training = True
-                return
-            if self.folder is None:
-                return
-            for key, value in logs.items():
-                self.history.setdefault(key, []).append(float(value))
-            value = logs.get(self.monitor)
-            improved = value is not None and (self.best is None or float(value) < self.best)
-            if improved:
-                self.best = float(value)
-            if improved and self.keep_best:
-                _atomic_keras_save(self.folder / _BEST_FILE, self.model.save, ".keras")
-            name = f"epoch-{epoch + 1:04d}.weights.h5"
-            _atomic_keras_save(self.folder / name, self.model.save_weights, ".weights.h5")
-            old = self.state.get("weights")
-            self.state = {
-                "epoch": epoch + 1,
-                "weights": name,
-                "iterations": int(self.model.optimizer.iterations.numpy()),
-                "monitor": self.monitor,
-                "best": self.best,
-                "history": self.history,
-            }
-            write_json(self.folder / _STATE_FILE, self.state)
-            if old and old != name:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.folder / old).unlink()
-
-    return Checkpoint
-
-
-_CLASSES: dict[str, type] = {}
-
-
-def _checkpoint(
-    folder: Path | None, *, monitor: str, state: dict[str, Any] | None = None, keep_best: bool = True
-) -> Any:
-    """A new checkpoint callback (the Keras subclass is built on first use, keeping import cheap)."""
-    if "checkpoint" not in _CLASSES:
-        _CLASSES["checkpoint"] = _make_checkpoint_class()
-    return _CLASSES["checkpoint"](folder, monitor=monitor, state=state, keep_best=keep_best)
-
-
-def _make_csv_class() -> type:
-    import keras
-
-    class CsvLog(keras.callbacks.Callback):
-        """Rewrites ``metrics.csv`` atomically after every epoch (previous epochs kept)."""
-
-        def __init__(self, path: Path, previous: dict[str, list[float]]) -> None:
-            super().__init__()
-            self.path = path
-            self.rows: list[dict[str, Any]] = []
-            n = max((len(v) for v in previous.values()), default=0)
-            for i in range(n):
-                row = {"epoch": i + 1}
-                row.update({k: v[i] for k, v in previous.items() if i < len(v)})
-                self.rows.append(row)
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            self.rows = [r for r in self.rows if r["epoch"] <= epoch]
-            row: dict[str, Any] = {"epoch": epoch + 1}
-            row.update({k: float(v) for k, v in (logs or {}).items()})
-            self.rows.append(row)
-            keys = ["epoch", *sorted({k for r in self.rows for k in r} - {"epoch"})]
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-            with atomic_path(self.path) as tmp:
-                tmp.write_text(buf.getvalue())
-
-    return CsvLog
-
-
-def _csv_log(path: Path, previous: dict[str, list[float]]) -> Any:
-    if "csv" not in _CLASSES:
-        _CLASSES["csv"] = _make_csv_class()
-    return _CLASSES["csv"](path, previous)
 
 
 def _tensorboard(log_dir: Path) -> Any:
-    """Keras' TensorBoard callback, or epoch scalars written with core TF ops without it."""
-    import importlib.util
+    """Keras' TensorBoard callback, or epoch scalars written with core TF ops without it.
 
-    import keras
+    TensorFlow 2.21 no longer installs the ``tensorboard`` package, and Keras'
+    ``TensorBoard`` callback fails without it (``TBNotInstalledError`` from
+    ``tf.summary.scalar``; ``tests/training/test_train.py`` runs without it). The
+    fallback writes the same per-epoch scalars in TensorBoard's layout with core ops
+    only, so ``log_dir`` works either way.
+    """
+    import importlib.util
 
     if importlib.util.find_spec("tensorboard") is not None:
         return keras.callbacks.TensorBoard(log_dir=str(log_dir))
-    if "tb" not in _CLASSES:
+    return _EpochScalars(log_dir)
 
-        class EpochScalars(keras.callbacks.Callback):
-            """Per-epoch scalars in TensorBoard's layout (``train/``, ``validation/``)."""
 
-            def __init__(self, folder: Path) -> None:
-                super().__init__()
-                self.folder = folder
-                self.writers: dict[str, Any] = {}
+class _EpochScalars(keras.callbacks.Callback):
+    """Per-epoch scalars in TensorBoard's layout (``train/``, ``validation/``)."""
 
-            def _writer(self, name: str) -> Any:
-                import tensorflow as tf
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self.writers: dict[str, Any] = {}
 
-                if name not in self.writers:
-                    self.writers[name] = tf.summary.create_file_writer(str(self.folder / name))
-                return self.writers[name]
+    def _writer(self, name: str) -> Any:
+        import tensorflow as tf
 
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                import tensorflow as tf
-                from tensorflow.core.framework import summary_pb2
+        if name not in self.writers:
+            self.writers[name] = tf.summary.create_file_writer(str(self.folder / name))
+        return self.writers[name]
 
-                meta = summary_pb2.SummaryMetadata()
-                meta.plugin_data.plugin_name = "scalars"
-                for key, value in (logs or {}).items():
-                    run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-                    with self._writer(run).as_default():
-                        tf.summary.write(f"epoch_{tag}", tf.constant(float(value), tf.float32),
-                                         step=epoch, metadata=meta)
-                for writer in self.writers.values():
-                    writer.flush()
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
 
-            def on_train_end(self, logs: Any = None) -> None:
-                for writer in self.writers.values():
-                    writer.close()
-                self.writers = {}
+        meta = summary_pb2.SummaryMetadata()
+        meta.plugin_data.plugin_name = "scalars"
+        for key, value in (logs or {}).items():
+            run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            with self._writer(run).as_default():
+                tf.summary.write(f"epoch_{tag}", tf.constant(float(value), tf.float32),
+                                 step=epoch, metadata=meta)
+        for writer in self.writers.values():
+            writer.flush()
 
-        _CLASSES["tb"] = EpochScalars
-    return _CLASSES["tb"](log_dir)
+    def on_train_end(self, logs: Any = None) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
 
 
 def _merge_history(history: Any, previous: dict[str, list[float]], model: Any) -> Any:

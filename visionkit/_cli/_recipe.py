@@ -1,57 +1,77 @@
-"""Options and outputs shared by the training sub-commands (private)."""
+"""Options and outputs shared by the training sub-commands (private).
+
+Every training command takes the shared training options of
+:class:`visionkit.training.TrainOptions` under the same names (``--epochs``,
+``--batch-size``, ...), with the choices and defaults of the library itself, and writes
+its outputs through :meth:`visionkit.training.TrainResult.save`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-from ._common import add_output, add_progress, positive_int
+from .._options import LR_SCHEDULES, OPTIMIZERS, TrainOptions
+from ..device import PRECISIONS, STRATEGIES
+from ._common import add_output, add_progress, positive_float, positive_int
 
-STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
 
-def add_training_options(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, output: str,
-                         lr_schedule: str = "constant") -> None:
-    """Add the options every training sub-command shares."""
-    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"total epochs (default: {epochs})")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help=f"batch size per replica; the global batch is this times the number of replicas (default: {batch_size})")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
+def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, Any], output: str) -> None:
+    """Add the options every training sub-command shares; ``defaults`` are the recipe's."""
+    d = {**_DEFAULTS, **defaults}
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"total epochs (default: {d['epochs']})")
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
+                   help="batch size per replica; the global batch is this times the number of replicas "
+                   f"(default: {d['batch_size']})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"], help=f"(default: {d['optimizer']})")
+    p.add_argument("--learning-rate", type=positive_float, default=d["learning_rate"],
+                   help="learning rate (default: " + (f"{d['learning_rate']:g}" if d["learning_rate"] else "the optimizer's") + ")")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d["lr_schedule"],
                    help="learning rate constant, or decaying to 0 along a half cosine over --epochs "
-                   f"(default: {lr_schedule})")
+                   f"(default: {d['lr_schedule']})")
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for resumable checkpoints: rerun the same command to resume after a crash")
     p.add_argument("--log-dir", default=None, help="folder for TensorBoard logs and metrics.csv")
-    p.add_argument("--strategy", choices=STRATEGY_NAMES, default=None,
+    p.add_argument("--strategy", choices=STRATEGIES, default=None,
                    help="tf.distribute strategy (default: none, a single device)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the data shuffling")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="Keras dtype policy to build the model under; auto picks the fastest for this machine "
+                   "(default: the global policy, float32)")
+    p.add_argument("--seed", type=_seed, default=None, help="seed of the data shuffling, splits and augmentation")
     add_progress(p)
 
 
-def write_outputs(output: str | Path, model: Any, history: Any, metrics: dict[str, float],
-                  settings: dict[str, Any], *, started: float) -> dict[str, Path]:
-    """Write ``model.keras``, ``curves.png`` and ``metrics.json`` into ``output``; print them."""
-    from .._io import save_figure, write_json
-    from ..training import _atomic_keras_save
-    from ..visualize import plot_history
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"model": out / "model.keras", "curves": out / "curves.png", "metrics": out / "metrics.json"}
-    _atomic_keras_save(paths["model"], model.save, ".keras")
-    save_figure(plot_history(history), paths["curves"])
-    write_json(paths["metrics"], {
-        "test": metrics,
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        "epochs": len(history.epoch),
-        "settings": settings,
-        "seconds": round(time.perf_counter() - started, 2),
-    })
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared training options from parsed arguments, as keyword arguments."""
+    return {
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule,
+        "checkpoint_dir": args.checkpoint_dir, "log_dir": args.log_dir, "strategy": args.strategy,
+        "precision": args.precision, "seed": args.seed, "progress": not args.quiet,
+    }
+
+
+def write_outputs(output: str, result: Any) -> Any:
+    """Write ``model.keras``, ``curves.png`` and ``metrics.json`` into ``output``; print them."""
+    saved = result.save(output)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     print(f"test: {shown}")
-    for name, path in paths.items():
-        print(f"{name:<8} {path}")
-    return paths
+    for name in ("model", "curves", "metrics"):
+        if name in saved.paths:
+            print(f"{name:<8} {saved.paths[name]}")
+    return saved

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..convnets import RECIPE_DEFAULTS
 from ._common import number_in, positive_int
 from ._recipe import add_training_options
 
@@ -24,24 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest random rotation in degrees; the classic recipe is --rotation 25 "
                    "--translation 0 --lr-schedule constant (default: 0)")
     p.add_argument("--limit", type=positive_int, default=None, help="train on the first N examples only")
-    add_training_options(p, epochs=50, batch_size=64, output="visionkit-cifar10", lr_schedule="cosine")
+    add_training_options(p, defaults=RECIPE_DEFAULTS["train_cifar10"], output="visionkit-cifar10")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     from ..convnets import train_cifar10
-    from ._recipe import write_outputs
+    from ._recipe import training_options, write_outputs
 
-    started = time.perf_counter()
-    model, history, metrics = train_cifar10(
-        epochs=args.epochs, batch_size=args.batch_size, augment=args.augment, translation=args.translation, rotation=args.rotation,
-        limit=args.limit,
-        sample=args.sample, path=args.data, checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
-        strategy=args.strategy, seed=args.seed, progress=not args.quiet, lr_schedule=args.lr_schedule,
-    )
-    write_outputs(args.output, model, history, metrics,
-                  {"recipe": "cifar10", "augment": args.augment, "translation": args.translation, "rotation": args.rotation, "sample": args.sample, "epochs": args.epochs,
-                   "batch_size": args.batch_size, "lr_schedule": args.lr_schedule, "strategy": args.strategy}, started=started)
+    result = train_cifar10(augment=args.augment, translation=args.translation, rotation=args.rotation,
+                           limit=args.limit, sample=args.sample, path=args.data, **training_options(args))
+    write_outputs(args.output, result)
     return 0

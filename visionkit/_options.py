@@ -1,0 +1,220 @@
+"""The shared training options (private; public through :mod:`visionkit.training`).
+
+This module imports neither TensorFlow nor Keras at import time, so the command line
+can read the option names, choices and defaults from here cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from . import _validate as V
+from .device import PRECISIONS, STRATEGIES
+from .errors import InvalidArgumentError, UnexpectedArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+    import tensorflow as tf
+
+__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TRAINING_OPTIONS", "TrainOptions", "TrainingOptions"]
+
+#: Optimizer names :func:`train` accepts as strings (or pass a Keras optimizer).
+OPTIMIZERS: tuple[str, ...] = (
+    "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl", "lion",
+    "nadam", "rmsprop", "sgd",
+)
+
+#: Learning-rate schedules :func:`train` can build for a named optimizer.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
+# ----------------------------------------------------------------------------- options
+
+
+class TrainingOptions(TypedDict, total=False):
+    """The shared training options as keyword arguments (for type checkers: ``**options``)."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str | keras.optimizers.Optimizer
+    learning_rate: float | None
+    lr_schedule: str
+    callbacks: Sequence[keras.callbacks.Callback] | None
+    checkpoint_dir: str | os.PathLike[str] | None
+    log_dir: str | os.PathLike[str] | None
+    strategy: str | tf.distribute.Strategy | None
+    precision: str | None
+    seed: int | None
+    progress: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """The training options shared by :func:`train` and every recipe, checked once.
+
+    Every training function takes these as keyword arguments with the same names
+    and meanings; a recipe only changes some defaults (its ``epochs``, say). Build
+    one with :meth:`from_kwargs`, which also refuses unknown names.
+
+    Parameters
+    ----------
+    epochs : int, default 10
+        The run's **total** number of epochs (for two-phase fine-tuning, both phases
+        together). A resumed run trains only the epochs still missing.
+    batch_size : int, default 32
+        Examples per batch **per replica**: the global batch under a strategy of
+        ``R`` replicas is ``batch_size × R``. The learning rate is not scaled for you.
+    optimizer : str or keras.optimizers.Optimizer, default "rmsprop"
+        A name from :data:`OPTIMIZERS` or an optimizer instance.
+    learning_rate : float, optional
+        Learning rate of a named optimizer (Keras' default for it when ``None``).
+        Not allowed with an optimizer instance (set it on the instance).
+    lr_schedule : {"constant", "cosine"}, default "constant"
+        ``"cosine"``: the rate falls from ``learning_rate`` to 0 along a half
+        cosine over the ``epochs × steps per epoch`` optimizer steps of the run
+        (``keras.optimizers.schedules.CosineDecay``); it follows
+        ``optimizer.iterations``, so a resumed run continues it.
+    callbacks : sequence of keras.callbacks.Callback, optional
+        Extra callbacks, run after visionkit's own.
+    checkpoint_dir : str or os.PathLike, optional
+        Folder of resumable checkpoints (see the module description): run the same
+        call again after a crash to resume after the last completed epoch.
+    log_dir : str or os.PathLike, optional
+        Folder for TensorBoard logs and ``metrics.csv``.
+    strategy : str or tf.distribute.Strategy, optional
+        A name from :data:`visionkit.device.STRATEGIES` or a strategy; ``None``
+        trains on the default device.
+    precision : {"float32", "mixed_float16", "mixed_bfloat16", "auto"}, optional
+        The Keras dtype policy the recipe builds its model under (``"auto"``:
+        :func:`visionkit.device.auto_precision`); the global policy is put back
+        afterwards. ``None`` uses the global policy. :func:`train`, which gets a
+        built model, only checks that the model has this policy.
+    seed : int, optional
+        Seed (``>= 0``) of the data shuffling, splits and augmentation. It does not
+        seed weight initialisation: use :func:`visionkit.device.configure` for that.
+    progress : bool, default True
+        Keras progress bars (one line per epoch when output is not a terminal) and
+        tqdm bars; ``False`` for silence.
+
+    Examples
+    --------
+    >>> from visionkit.training import TrainOptions
+    >>> TrainOptions.from_kwargs({"epochs": 3}, batch_size=64).batch_size
+    64
+    >>> TrainOptions.from_kwargs({"epoch": 3})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    visionkit.errors.UnexpectedArgumentError: Unexpected keyword argument `epoch` (did you mean `epochs`?). ...
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: Any = "rmsprop"
+    learning_rate: float | None = None
+    lr_schedule: str = "constant"
+    callbacks: tuple[Any, ...] = ()
+    checkpoint_dir: Path | None = None
+    log_dir: Path | None = None
+    strategy: Any = None
+    precision: str | None = None
+    seed: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "epochs", V.integer("epochs", self.epochs, minimum=1))
+        set_(self, "batch_size", V.integer("batch_size", self.batch_size, minimum=1))
+        set_(self, "learning_rate", V.number("learning_rate", self.learning_rate, minimum=0.0,
+                                             exclusive_minimum=True, allow_none=True))
+        V.one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        set_(self, "seed", V.integer("seed", self.seed, minimum=0, allow_none=True))
+        set_(self, "progress", V.boolean("progress", self.progress))
+        V.one_of("precision", self.precision, (*PRECISIONS, None))
+        if isinstance(self.strategy, str):
+            V.one_of("strategy", self.strategy, STRATEGIES)
+        for name in ("checkpoint_dir", "log_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise V.fail(name, "a folder path or None", value)
+            set_(self, name, Path(value) if value is not None else None)
+        set_(self, "callbacks", _check_callbacks(self.callbacks))
+        _check_optimizer(self.optimizer, self.learning_rate, self.lr_schedule)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any], /, **defaults: Any) -> TrainOptions:
+        """Options from a recipe's ``**options``, over the recipe's ``defaults``.
+
+        Raises
+        ------
+        UnexpectedArgumentError
+            A name in ``kwargs`` that is no training option (the closest one is
+            suggested).
+        """
+        known = TRAINING_OPTIONS
+        for name in kwargs:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean `{close[0]}`?)" if close else ""
+                raise UnexpectedArgumentError(
+                    f"Unexpected keyword argument `{name}`{hint}. The shared training options are: "
+                    f"{', '.join(known)}."
+                )
+        return cls(**{**defaults, **kwargs})
+
+    def replace(self, **changes: Any) -> TrainOptions:
+        """A copy with some options changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as JSON-able settings (callbacks and progress left out)."""
+        def name(obj: Any) -> Any:
+            return obj if obj is None or isinstance(obj, (str, int, float)) else type(obj).__name__
+
+        return {
+            "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": name(self.optimizer),
+            "learning_rate": self.learning_rate, "lr_schedule": self.lr_schedule,
+            "checkpoint_dir": str(self.checkpoint_dir) if self.checkpoint_dir else None,
+            "log_dir": str(self.log_dir) if self.log_dir else None,
+            "strategy": name(self.strategy), "precision": self.precision, "seed": self.seed,
+        }
+
+
+#: The names of the shared training options, in the order the docs list them.
+TRAINING_OPTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainOptions))
+
+
+def _check_callbacks(callbacks: Any) -> tuple[Any, ...]:
+    if callbacks is None or (isinstance(callbacks, (list, tuple)) and not callbacks):
+        return ()
+    import keras
+
+    if callbacks is None:
+        return ()
+    if isinstance(callbacks, keras.callbacks.Callback) or not isinstance(callbacks, (list, tuple)):
+        raise V.fail("callbacks", "a list of keras.callbacks.Callback", callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, keras.callbacks.Callback):
+            raise V.fail("callbacks", "a list of keras.callbacks.Callback", cb)
+    return tuple(callbacks)
+
+
+def _check_optimizer(optimizer: Any, learning_rate: float | None, lr_schedule: str) -> None:
+    if isinstance(optimizer, str):
+        V.one_of("optimizer", optimizer.lower(), OPTIMIZERS)
+        return
+    import keras
+
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise V.fail("optimizer", f"one of {list(OPTIMIZERS)} or a keras.optimizers.Optimizer", optimizer)
+    for arg, value, default in (("learning_rate", learning_rate, None), ("lr_schedule", lr_schedule, "constant")):
+        if value != default:
+            raise InvalidArgumentError(
+                f"Argument `{arg}` only goes with an optimizer name; set the learning rate (or a "
+                "keras.optimizers.schedules.LearningRateSchedule) on the optimizer instance instead. "
+                f"Received: optimizer={type(optimizer).__name__}, {arg}={value!r}"
+            )
