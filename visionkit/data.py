@@ -103,6 +103,15 @@ def data_dir() -> Path | None:
     pathlib.Path or None
         The folder of local datasets (``mnist.npz``, ``cifar10/`` or
         ``cifar10-jpeg.tar.gz``, ``cifar-10-batches-py/``, ...).
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from visionkit.data import data_dir
+    >>> with mock.patch.dict(os.environ, {"VISIONKIT_DATA": "/srv/datasets"}):
+    ...     data_dir().as_posix()
+    '/srv/datasets'
     """
     value = os.environ.get("VISIONKIT_DATA")
     return Path(value).expanduser() if value else None
@@ -113,6 +122,20 @@ def cache_dir() -> Path:
 
     ``$VISIONKIT_CACHE`` when set, else ``$XDG_CACHE_HOME/visionkit``, else
     ``~/.cache/visionkit``. The folder is created on first write, not here.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache folder (it may not exist yet).
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from visionkit.data import cache_dir
+    >>> with mock.patch.dict(os.environ, {"VISIONKIT_CACHE": "/tmp/vk-cache"}):
+    ...     cache_dir().as_posix()
+    '/tmp/vk-cache'
     """
     value = os.environ.get("VISIONKIT_CACHE")
     if value:
@@ -358,10 +381,14 @@ def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 95) -
 
     Examples
     --------
+    >>> import tempfile
     >>> import numpy as np
-    >>> from visionkit.data import save_image
-    >>> save_image("/tmp/visionkit-doc/grey.png", np.full((8, 8, 3), 128, np.uint8))
-    PosixPath('/tmp/visionkit-doc/grey.png')
+    >>> from visionkit.data import load_image, save_image
+    >>> folder = tempfile.mkdtemp()
+    >>> path = save_image(f"{folder}/grey.png", np.full((8, 8, 3), 128, np.uint8))
+    >>> path.name, load_image(path)[0, 0]
+    ('grey.png', array([128., 128., 128.], dtype=float32))
+    >>> import shutil; shutil.rmtree(folder)
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -400,6 +427,22 @@ def sample_image_path(name: str) -> Path:
         ``"painting"`` (Van Gogh, *The Starry Night*, 512×384, public domain) or
         ``"photo"`` (Chelsea the cat, 451×300, CC0); aliases ``"starry_night"`` and
         ``"chelsea"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The image file inside the installed package.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``name`` is not one of :data:`SAMPLE_IMAGES`.
+
+    Examples
+    --------
+    >>> from visionkit.data import sample_image_path
+    >>> sample_image_path("photo").name
+    'chelsea_cat.jpg'
     """
     V.one_of("name", name, SAMPLE_IMAGES)
     return _sample_file(SAMPLE_IMAGES[name])
@@ -408,14 +451,27 @@ def sample_image_path(name: str) -> Path:
 def sample_image(name: str, *, size: int | tuple[int, int] | None = None, max_dim: int | None = None) -> np.ndarray:
     """Load a bundled sample image as float32 RGB ``(H, W, 3)`` in ``[0, 255]``.
 
-    See :func:`sample_image_path` for the names and :func:`load_image` for ``size``
-    and ``max_dim``.
+    Parameters
+    ----------
+    name : str
+        ``"painting"``, ``"photo"`` or an alias; see :func:`sample_image_path`.
+    size : int or (height, width), optional
+        Resize to exactly this size, as in :func:`load_image`.
+    max_dim : int, optional
+        Scale so that the longer side is ``max_dim``, as in :func:`load_image`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(H, W, 3)``, values in ``[0, 255]``.
 
     Examples
     --------
     >>> from visionkit.data import sample_image
     >>> sample_image("painting").shape
     (384, 512, 3)
+    >>> sample_image("photo", size=32).shape
+    (32, 32, 3)
     """
     return load_image(sample_image_path(name), size=size, max_dim=max_dim)
 
@@ -879,6 +935,7 @@ def image_folder(
     >>> images, labels = next(iter(train))
     >>> images.shape, images.dtype.name, labels.dtype.name
     (TensorShape([4, 8, 8, 3]), 'float32', 'int32')
+    >>> import shutil; shutil.rmtree(root)
     """
     settings = _FolderSettings.check(
         directory, image_size=image_size, batch_size=batch_size, label_mode=label_mode,
@@ -1157,6 +1214,7 @@ def folder_splits(
     >>> images, labels = next(iter(splits.test))
     >>> images.shape, labels.shape, labels.dtype.name
     (TensorShape([4, 8, 8, 3]), TensorShape([4, 1]), 'float32')
+    >>> import shutil; shutil.rmtree(root)
     """
     V.one_of("label_mode", label_mode, ("auto", "binary", "int", "categorical"))
     V.one_of("on_error", on_error, ("raise", "skip"))
@@ -1330,7 +1388,10 @@ def from_arrays(
     --------
     >>> from visionkit.data import from_arrays, load_mnist
     >>> (x, y), _ = load_mnist(sample=True)
-    >>> ds = from_arrays(x[..., None], y, batch_size=64, seed=0)  # doctest: +SKIP
+    >>> ds = from_arrays(x[..., None], y, batch_size=64, seed=0)
+    >>> images, labels = next(iter(ds))
+    >>> images.shape, images.dtype.name, labels.shape
+    (TensorShape([64, 28, 28, 1]), 'float32', TensorShape([64]))
     """
     import tensorflow as tf
 
