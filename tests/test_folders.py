@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def test_test_directory_mismatch_names_the_argument(tmp_path):
 def test_fewer_than_two_classes(tmp_path, counts):
     root = _tree(tmp_path / "ds", counts)
     root.mkdir(exist_ok=True)
-    with pytest.raises(InvalidArgumentError, match=str(root)) as info:
+    with pytest.raises(InvalidArgumentError, match=re.escape(str(root))) as info:
         data.folder_splits(root, image_size=4)
     if counts:
         assert "at least 2 class" in str(info.value) and "['only']" in str(info.value)
