@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from visionkit import data
-from visionkit.errors import DataNotFoundError, ImageReadError, InvalidArgumentError
+from visionkit.errors import DataNotFoundError, ImageReadError, InvalidArgumentError, VisionkitError
 
 # ----------------------------------------------------------------------------- loaders
 
@@ -438,13 +438,34 @@ def test_image_folder_bad_files_raise_or_skip(tmp_path):
         (lambda r: _folder(r, {"a": 2}), {"validation_split": 0.1}, InvalidArgumentError, "go together"),
         (lambda r: _folder(r, {"a": 2}), {"label_mode": "sparse"}, InvalidArgumentError, "label_mode"),
         (lambda r: None, {}, DataNotFoundError, "not found"),
+        (lambda r: None, {"image_size": 0}, InvalidArgumentError, "image_size"),  # arguments first
+        (lambda r: _folder(r, {"a": 2}), {"seed": -1}, InvalidArgumentError, "seed"),
+        (lambda r: _folder(r, {"a": 2}), {"shuffle": "yes"}, InvalidArgumentError, "shuffle"),
+        (lambda r: _folder(r, {"a": 2}), {"subset": "test", "validation_split": 0.5}, InvalidArgumentError, "subset"),
+        (lambda r: r.mkdir() or (r / "f.png").write_bytes(b""), {"directory": "file"}, InvalidArgumentError, "directory"),
     ],
 )
 def test_image_folder_errors(tmp_path, setup, kwargs, error, match):
     root = tmp_path / "ds"
     setup(root)
-    with pytest.raises(error, match=match):
-        data.image_folder(root, image_size=4, **kwargs)
+    kwargs = dict(kwargs)
+    if kwargs.pop("directory", None) == "file":
+        root = root / "f.png"
+    kwargs = {"image_size": 4, **kwargs}
+    with pytest.raises(error, match=match) as info:
+        data.image_folder(root, **kwargs)
+    assert isinstance(info.value, VisionkitError)
+
+
+def test_image_folder_subsets_agree(tmp_path):
+    root = _folder(tmp_path / "ds", {"a": 6, "b": 6})
+    train, val = data.image_folder(root, image_size=4, validation_split=0.5, subset="both", seed=2)
+    alone = data.image_folder(root, image_size=4, validation_split=0.5, subset="validation", seed=2)
+    assert val.file_paths == alone.file_paths and len(train.file_paths) == 6
+    # only the training side is shuffled: validation reads in `file_paths` order every epoch
+    labels = [np.concatenate([y.numpy() for _, y in val]) for _ in range(2)]
+    expected = [val.class_names.index(os.path.basename(os.path.dirname(f))) for f in val.file_paths]
+    assert labels[0].tolist() == labels[1].tolist() == expected
 
 
 def test_from_arrays(tmp_path):

@@ -17,6 +17,7 @@ Decoded JPEG datasets are cached as ``.npz`` files in :func:`cache_dir`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -44,8 +45,10 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SAMPLE_IMAGES",
     "SAVE_FORMATS",
+    "FolderSplits",
     "cache_dir",
     "data_dir",
+    "folder_splits",
     "from_arrays",
     "image_folder",
     "load_cifar10",
@@ -85,6 +88,8 @@ _MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d
 _CIFAR_PY_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 _CACHE_VERSION = "2"
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
+_CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+_T = TypeVar("_T")
 
 
 # ----------------------------------------------------------------------------- folders
@@ -98,6 +103,15 @@ def data_dir() -> Path | None:
     pathlib.Path or None
         The folder of local datasets (``mnist.npz``, ``cifar10/`` or
         ``cifar10-jpeg.tar.gz``, ``cifar-10-batches-py/``, ...).
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from visionkit.data import data_dir
+    >>> with mock.patch.dict(os.environ, {"VISIONKIT_DATA": "/srv/datasets"}):
+    ...     data_dir().as_posix()
+    '/srv/datasets'
     """
     value = os.environ.get("VISIONKIT_DATA")
     return Path(value).expanduser() if value else None
@@ -108,12 +122,57 @@ def cache_dir() -> Path:
 
     ``$VISIONKIT_CACHE`` when set, else ``$XDG_CACHE_HOME/visionkit``, else
     ``~/.cache/visionkit``. The folder is created on first write, not here.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache folder (it may not exist yet).
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from visionkit.data import cache_dir
+    >>> with mock.patch.dict(os.environ, {"VISIONKIT_CACHE": "/tmp/vk-cache"}):
+    ...     cache_dir().as_posix()
+    '/tmp/vk-cache'
     """
     value = os.environ.get("VISIONKIT_CACHE")
     if value:
         return Path(value).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "visionkit"
+
+
+def _in_data_dir(find: Callable[[Path], _T | None], tried: list[str], *, file: str = "") -> _T | None:
+    """``find(folder)`` for the ``VISIONKIT_DATA`` folder; on a miss, note where it looked in ``tried``."""
+    env = data_dir()
+    if env is None:
+        tried.append("VISIONKIT_DATA (not set)")
+        return None
+    found = find(env)
+    if found is None:
+        tried.append(f"'{env / file}' (VISIONKIT_DATA)")
+    return found
+
+
+def _keras_download(name: str, tried: list[str]) -> Any:
+    """``keras.datasets.<name>.load_data()``, or ``None`` with the failure noted in ``tried``."""
+    try:
+        import keras
+
+        return getattr(keras.datasets, name).load_data()
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
+        tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
+    return None
+
+
+def _not_found(dataset: str, tried: list[str], what: str) -> DataNotFoundError:
+    """The error of a loader that found ``dataset`` nowhere: where it looked, what to put where."""
+    return DataNotFoundError(
+        f"Could not find {dataset}. Looked in: {'; '.join(tried)}. Put {what} in a folder and set "
+        "VISIONKIT_DATA to it, pass `path=`, or use `sample=True` for the bundled sample."
+    )
 
 
 def _keras_datasets_dir() -> Path:
@@ -322,10 +381,14 @@ def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 95) -
 
     Examples
     --------
+    >>> import tempfile
     >>> import numpy as np
-    >>> from visionkit.data import save_image
-    >>> save_image("/tmp/visionkit-doc/grey.png", np.full((8, 8, 3), 128, np.uint8))
-    PosixPath('/tmp/visionkit-doc/grey.png')
+    >>> from visionkit.data import load_image, save_image
+    >>> folder = tempfile.mkdtemp()
+    >>> path = save_image(f"{folder}/grey.png", np.full((8, 8, 3), 128, np.uint8))
+    >>> path.name, load_image(path)[0, 0]
+    ('grey.png', array([128., 128., 128.], dtype=float32))
+    >>> import shutil; shutil.rmtree(folder)
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -364,6 +427,22 @@ def sample_image_path(name: str) -> Path:
         ``"painting"`` (Van Gogh, *The Starry Night*, 512×384, public domain) or
         ``"photo"`` (Chelsea the cat, 451×300, CC0); aliases ``"starry_night"`` and
         ``"chelsea"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The image file inside the installed package.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``name`` is not one of :data:`SAMPLE_IMAGES`.
+
+    Examples
+    --------
+    >>> from visionkit.data import sample_image_path
+    >>> sample_image_path("photo").name
+    'chelsea_cat.jpg'
     """
     V.one_of("name", name, SAMPLE_IMAGES)
     return _sample_file(SAMPLE_IMAGES[name])
@@ -372,14 +451,27 @@ def sample_image_path(name: str) -> Path:
 def sample_image(name: str, *, size: int | tuple[int, int] | None = None, max_dim: int | None = None) -> np.ndarray:
     """Load a bundled sample image as float32 RGB ``(H, W, 3)`` in ``[0, 255]``.
 
-    See :func:`sample_image_path` for the names and :func:`load_image` for ``size``
-    and ``max_dim``.
+    Parameters
+    ----------
+    name : str
+        ``"painting"``, ``"photo"`` or an alias; see :func:`sample_image_path`.
+    size : int or (height, width), optional
+        Resize to exactly this size, as in :func:`load_image`.
+    max_dim : int, optional
+        Scale so that the longer side is ``max_dim``, as in :func:`load_image`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(H, W, 3)``, values in ``[0, 255]``.
 
     Examples
     --------
     >>> from visionkit.data import sample_image
     >>> sample_image("painting").shape
     (384, 512, 3)
+    >>> sample_image("photo", size=32).shape
+    (32, 32, 3)
     """
     return load_image(sample_image_path(name), size=size, max_dim=max_dim)
 
@@ -420,36 +512,24 @@ def load_mnist(
     """
     if sample:
         return _read_mnist_npz(_sample_file("mnist_sample.npz"))
-    tried: list[str] = []
     if path is not None:
         file = Path(path)
         file = file / "mnist.npz" if file.is_dir() else file
         if not file.is_file():
             raise DataNotFoundError(f"MNIST file not found: '{file}' (from argument `path`). Expected Keras' mnist.npz.")
         return _read_mnist_npz(file)
-    env = data_dir()
-    if env is not None:
-        file = env / "mnist.npz"
-        if file.is_file():
-            return _read_mnist_npz(file)
-        tried.append(f"'{file}' (VISIONKIT_DATA)")
-    else:
-        tried.append("VISIONKIT_DATA (not set)")
+    tried: list[str] = []
+    file = _in_data_dir(lambda env: env / "mnist.npz" if (env / "mnist.npz").is_file() else None, tried, file="mnist.npz")
+    if file is not None:
+        return _read_mnist_npz(file)
     cached = _keras_datasets_dir() / "mnist.npz"
     if cached.is_file():
         return _read_mnist_npz(cached)
     tried.append(f"'{cached}' (Keras cache)")
-    try:
-        import keras
-
-        return keras.datasets.mnist.load_data()
-    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
-        tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
-    raise DataNotFoundError(
-        "Could not find MNIST. Looked in: " + "; ".join(tried) + ". Put Keras' `mnist.npz` "
-        "(sha256 " + _MNIST_SHA256[:12] + "...) in a folder and set VISIONKIT_DATA to it, "
-        "pass `path=`, or use `sample=True` for the bundled sample."
-    )
+    downloaded = _keras_download("mnist", tried)
+    if downloaded is not None:
+        return downloaded
+    raise _not_found("MNIST", tried, f"Keras' `mnist.npz` (sha256 {_MNIST_SHA256[:12]}...)")
 
 
 def _read_mnist_npz(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -521,14 +601,9 @@ def load_cifar10(
             )
         return _load_cifar_source(*found)
     tried: list[str] = []
-    env = data_dir()
-    if env is not None:
-        found = _find_cifar(env)
-        if found is not None:
-            return _load_cifar_source(*found)
-        tried.append(f"'{env}' (VISIONKIT_DATA)")
-    else:
-        tried.append("VISIONKIT_DATA (not set)")
+    found = _in_data_dir(_find_cifar, tried)
+    if found is not None:
+        return _load_cifar_source(*found)
     for cached in (
         _keras_datasets_dir() / "cifar-10-batches-py-target" / "cifar-10-batches-py",
         _keras_datasets_dir() / "cifar-10-batches-py",
@@ -536,17 +611,13 @@ def load_cifar10(
         if (cached / "data_batch_1").is_file():
             return _load_cifar_source("batches", cached)
         tried.append(f"'{cached}' (Keras cache)")
-    try:
-        import keras
-
-        return keras.datasets.cifar10.load_data()
-    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
-        tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
-    raise DataNotFoundError(
-        "Could not find CIFAR-10. Looked in: " + "; ".join(tried) + ". Put one of "
-        "`cifar-10-batches-py/`, `cifar-10-python.tar.gz`, `cifar10/{train,test}/<class>/*.jpg` "
-        "or `cifar10-jpeg.tar.gz` in a folder and set VISIONKIT_DATA to it, pass `path=`, "
-        "or use `sample=True` for the bundled sample."
+    downloaded = _keras_download("cifar10", tried)
+    if downloaded is not None:
+        return downloaded
+    raise _not_found(
+        "CIFAR-10", tried,
+        "one of `cifar-10-batches-py/`, `cifar-10-python.tar.gz`, `cifar10/{train,test}/<class>/*.jpg` "
+        "or `cifar10-jpeg.tar.gz`",
     )
 
 
@@ -641,7 +712,7 @@ def _decode_jpeg_bytes(data: bytes, label: str) -> np.ndarray:
 
 def _assemble(items: list[tuple[str, int, str, bytes]], source: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     items.sort(key=lambda t: (t[0], t[1], t[2]))
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
         arrays = list(pool.map(lambda t: _decode_jpeg_bytes(t[3], f"{source}:{t[0]}/{t[2]}"), items, chunksize=512))
     out = []
     for split in ("train", "test"):
@@ -725,15 +796,18 @@ def _load_batch(fh: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_cifar_batches_dir(p: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     parts = []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+    for name in _CIFAR_BATCHES:
         file = p / name
         if not file.is_file():
             raise DataNotFoundError(f"CIFAR-10 folder '{p}' lacks '{name}'.")
         with open(file, "rb") as fh:
             parts.append(_load_batch(fh, str(file)))
-    x_train = np.concatenate([x for x, _ in parts[:5]])
-    y_train = np.concatenate([y for _, y in parts[:5]])
-    return (x_train, y_train), parts[5]
+    return _join_batches(parts)
+
+
+def _join_batches(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The five training batches concatenated, and the test batch."""
+    return (np.concatenate([x for x, _ in parts[:5]]), np.concatenate([y for _, y in parts[:5]])), parts[5]
 
 
 def _read_cifar_python_tar(file: Path, tar: tarfile.TarFile) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -747,10 +821,16 @@ def _read_cifar_python_tar(file: Path, tar: tarfile.TarFile) -> tuple[tuple[np.n
         )
     members = {m.name.split("/")[-1]: m for m in tar.getmembers() if m.isfile()}
     parts = []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        fh = tar.extractfile(members[name])
-        parts.append(_load_batch(fh, f"{file}:{name}"))
-    return (np.concatenate([x for x, _ in parts[:5]]), np.concatenate([y for _, y in parts[:5]])), parts[5]
+    for name in _CIFAR_BATCHES:
+        if name not in members:
+            raise DataNotFoundError(f"CIFAR-10 archive '{file}' lacks '{name}'.")
+        parts.append(_load_batch(tar.extractfile(members[name]), f"{file}:{name}"))
+    return _join_batches(parts)
+
+
+def _workers() -> int:
+    """Threads for decoding or checking many files: the CPU count, 1 to 8."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -830,37 +910,123 @@ def image_folder(
         ``[0, 255]``), or images alone with ``label_mode=None``. The dataset has
         ``class_names`` and ``file_paths`` attributes.
 
+    Raises
+    ------
+    DataNotFoundError
+        ``directory`` does not exist.
+    ImageReadError
+        Unreadable files with ``on_error="raise"``; the message lists them.
+    InvalidArgumentError
+        A bad argument, a folder without class sub-folders or images, or a split that
+        leaves a subset empty.
+
     Examples
     --------
-    >>> from visionkit.data import image_folder
-    >>> train, val = image_folder("pets/", image_size=(150, 150), validation_split=0.2,
-    ...                           subset="both", seed=1)  # doctest: +SKIP
-    >>> train.class_names  # doctest: +SKIP
-    ['cat', 'dog']
+    >>> import tempfile
+    >>> from visionkit.data import image_folder, save_image, sample_image
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("painting", "photo"):
+    ...     for i in range(5):
+    ...         _ = save_image(f"{root}/{name}/{i}.png", sample_image(name, size=16))
+    >>> train, val = image_folder(root, image_size=(8, 8), batch_size=4,
+    ...                           validation_split=0.2, subset="both", seed=1)
+    >>> train.class_names, len(train.file_paths), len(val.file_paths)
+    (['painting', 'photo'], 8, 2)
+    >>> images, labels = next(iter(train))
+    >>> images.shape, images.dtype.name, labels.dtype.name
+    (TensorShape([4, 8, 8, 3]), 'float32', 'int32')
+    >>> import shutil; shutil.rmtree(root)
     """
-    root = Path(directory)
-    image_size = V.size2d("image_size", image_size)
-    batch_size = V.integer("batch_size", batch_size, minimum=1, allow_none=True)
-    V.one_of("label_mode", label_mode, ("int", "categorical", "binary", None))
-    V.one_of("on_error", on_error, ("raise", "skip"))
-    V.one_of("subset", subset, ("training", "validation", "both", None))
-    validation_split = V.number(
-        "validation_split", validation_split, minimum=0.0, maximum=1.0,
-        exclusive_minimum=True, exclusive_maximum=True, allow_none=True,
+    settings = _FolderSettings.check(
+        directory, image_size=image_size, batch_size=batch_size, label_mode=label_mode,
+        validation_split=validation_split, subset=subset, seed=seed, shuffle=shuffle, on_error=on_error,
     )
-    if (validation_split is None) != (subset is None):
-        raise InvalidArgumentError(
-            "Arguments `validation_split` and `subset` go together: pass both or neither. "
-            f"Received: validation_split={validation_split!r}, subset={subset!r}"
+    class_names = _class_names(settings.root)
+    _resolve_label_mode(settings.label_mode, class_names, settings.root)
+    files, labels = _list_images(settings.root, class_names)
+    files, labels = _drop_unreadable(settings.root, files, labels, on_error=settings.on_error)
+    parts = _split_files(settings, files, labels)
+    datasets = tuple(
+        _files_dataset(
+            sub_files, sub_labels, class_names, image_size=settings.image_size, batch_size=settings.batch_size,
+            label_mode=settings.label_mode, shuffle=settings.shuffle and name == "training", seed=settings.seed,
         )
-    if not root.exists():
-        raise DataNotFoundError(f"Image folder not found: '{root}' (argument `directory`).")
-    if not root.is_dir():
-        raise V.fail("directory", "a folder with one sub-folder per class", str(root))
+        for name, (sub_files, sub_labels) in parts.items()
+    )
+    return datasets if settings.subset == "both" else datasets[0]
 
-    class_names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+@dataclasses.dataclass(frozen=True)
+class _FolderSettings:
+    """The arguments of :func:`image_folder`, validated once."""
+
+    root: Path
+    image_size: tuple[int, int]
+    batch_size: int | None
+    label_mode: str | None
+    validation_split: float | None
+    subset: str | None
+    seed: int | None
+    shuffle: bool
+    on_error: str
+
+    @classmethod
+    def check(
+        cls, directory: Any, *, image_size: Any, batch_size: Any, label_mode: Any, validation_split: Any,
+        subset: Any, seed: Any, shuffle: Any, on_error: Any,
+    ) -> _FolderSettings:
+        """Validate every argument and the folder; raise the standard errors."""
+        V.one_of("label_mode", label_mode, ("int", "categorical", "binary", None))
+        V.one_of("on_error", on_error, ("raise", "skip"))
+        V.one_of("subset", subset, ("training", "validation", "both", None))
+        V.one_of("shuffle", shuffle, (True, False))
+        settings = cls(
+            image_size=V.size2d("image_size", image_size),
+            batch_size=V.integer("batch_size", batch_size, minimum=1, allow_none=True),
+            label_mode=label_mode,
+            validation_split=V.number(
+                "validation_split", validation_split, minimum=0.0, maximum=1.0,
+                exclusive_minimum=True, exclusive_maximum=True, allow_none=True,
+            ),
+            subset=subset,
+            seed=V.integer("seed", seed, minimum=0, allow_none=True),
+            shuffle=bool(shuffle),
+            on_error=on_error,
+            root=_existing_folder(directory),  # after the arguments: their errors come first
+        )
+        if (settings.validation_split is None) != (subset is None):
+            raise InvalidArgumentError(
+                "Arguments `validation_split` and `subset` go together: pass both or neither. "
+                f"Received: validation_split={validation_split!r}, subset={subset!r}"
+            )
+        return settings
+
+
+def _existing_folder(directory: Any, name: str = "directory") -> Path:
+    """Return ``directory`` as a ``Path`` to an existing folder; raise otherwise."""
+    root = Path(directory)
+    if not root.exists():
+        raise DataNotFoundError(f"Image folder not found: '{root}' (argument `{name}`).")
+    if not root.is_dir():
+        raise V.fail(name, "a folder with one sub-folder per class", str(root))
+    return root
+
+
+def _subfolders(root: Path) -> list[str]:
+    """Names of the visible (not dot-) sub-folders of ``root``, sorted."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _class_names(root: Path) -> list[str]:
+    """The class sub-folders of ``root``; raise if there are none."""
+    class_names = _subfolders(root)
     if not class_names:
         raise V.fail("directory", "a folder with one sub-folder of images per class; it has no sub-folders", str(root))
+    return class_names
+
+
+def _list_images(root: Path, class_names: list[str]) -> tuple[list[str], list[int]]:
+    """Every image file under ``root/<class>`` (recursively, sorted) and its label."""
     files: list[str] = []
     labels: list[int] = []
     for label, cls in enumerate(class_names):
@@ -872,55 +1038,265 @@ def image_folder(
         labels.extend([label] * len(found))
     if not files:
         raise V.fail("directory", f"a folder whose class sub-folders hold images with extensions {list(IMAGE_EXTENSIONS)}; none found", str(root))
+    return files, labels
+
+
+def _drop_unreadable(root: Path, files: list[str], labels: list[int], *, on_error: str) -> tuple[list[str], list[int]]:
+    """Check every file once; raise on unreadable ones, or drop them with one warning."""
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        problems = [(f, r) for f, r in zip(files, pool.map(_check_file, files, chunksize=64)) if r is not None]
+    if not problems:
+        return files, labels
+    listing = "\n".join(f"  {f}: {r}" for f, r in problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    if on_error == "raise":
+        raise ImageReadError(
+            f"{len(problems)} unreadable image file(s) in '{root}':\n{listing}{more}\n"
+            "Remove or fix them, or pass on_error='skip'."
+        )
+    warnings.warn(f"image_folder skipped {len(problems)} unreadable file(s):\n{listing}{more}", RuntimeWarning, stacklevel=3)
+    bad = {f for f, _ in problems}
+    kept = [(f, y) for f, y in zip(files, labels) if f not in bad]
+    if not kept:
+        raise V.fail("directory", "a folder with at least one readable image", str(root))
+    return [f for f, _ in kept], [y for _, y in kept]
+
+
+def _split_files(
+    settings: _FolderSettings, files: list[str], labels: list[int]
+) -> dict[str, tuple[list[str], list[int]]]:
+    """The subsets asked for, ``{"training": ..., "validation": ...}``, in that order.
+
+    Files are permuted with ``seed`` (0 when None) before the split, so the split is
+    deterministic and the two subsets never overlap.
+    """
+    order = np.random.default_rng(0 if settings.seed is None else settings.seed).permutation(len(files))
+    files = [files[i] for i in order]
+    labels = [labels[i] for i in order]
+    if settings.validation_split is None:
+        return {"training": (files, labels)}
+    n_train = len(files) - int(settings.validation_split * len(files))
+    parts = {
+        "training": (files[:n_train], labels[:n_train]),
+        "validation": (files[n_train:], labels[n_train:]),
+    }
+    wanted = ("training", "validation") if settings.subset == "both" else (settings.subset,)
+    for name in wanted:
+        if not parts[name][0]:
+            raise InvalidArgumentError(
+                f"`validation_split={settings.validation_split}` leaves the {name} subset of '{settings.root}' "
+                f"empty ({len(files)} images in all). Use a split closer to 0.5 or add images. "
+                f"Received: validation_split={settings.validation_split!r}"
+            )
+    return {name: parts[name] for name in wanted}
+
+
+# ----------------------------------------------------------------------------- folder splits
+
+#: Split sub-folders :func:`folder_splits` recognises, and the split each one is.
+_SPLIT_FOLDERS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderSplits:
+    """The splits of an image folder, as :func:`folder_splits` returns them.
+
+    Attributes
+    ----------
+    train : tf.data.Dataset
+        Shuffled batches of ``(images, labels)``; images float32 ``(batch, h, w, 3)``
+        in ``[0, 255]``.
+    validation : tf.data.Dataset or None
+        Unshuffled batches like ``train``; ``None`` when there is no validation split.
+    test : tf.data.Dataset or None
+        Unshuffled batches like ``train``; ``None`` when there is no test folder.
+    class_names : tuple of str
+        The class sub-folders, in label order (the same in every split).
+    label_mode : str
+        ``"binary"`` (labels float32 ``(batch, 1)`` in ``{0, 1}``), ``"int"`` (int32
+        ``(batch,)``) or ``"categorical"`` (one-hot float32 ``(batch, num_classes)``).
+    directories : dict of str to pathlib.Path
+        The folders read: ``"train"``, and ``"validation"`` / ``"test"`` when those
+        splits are folders (not when validation is held out of ``train``).
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset | None
+    class_names: tuple[str, ...]
+    label_mode: str
+    directories: dict[str, Path]
+
+
+def folder_splits(
+    directory: str | os.PathLike[str],
+    *,
+    image_size: int | tuple[int, int] = (150, 150),
+    batch_size: int = 32,
+    validation_split: float | None = 0.2,
+    test_directory: str | os.PathLike[str] | None = None,
+    label_mode: str = "auto",
+    seed: int | None = None,
+    on_error: str = "raise",
+) -> FolderSplits:
+    """Build the train / validation / test datasets of an image folder, one rule for all.
+
+    Two layouts are read:
+
+    * a class-per-folder tree ``directory/<class>/<image>``: a ``validation_split``
+      fraction of it is held out for validation (deterministically, see ``seed``);
+    * a folder whose visible sub-folders are only ``train/`` (required),
+      ``validation/`` (or its alias ``val/``) and ``test/``, each a class-per-folder
+      tree: those are the splits. ``validation_split`` applies to ``train/`` only when
+      there is no validation folder.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The folder, in one of the two layouts.
+    image_size : int or (height, width), default (150, 150)
+        Images are resized (bilinear) to this size.
+    batch_size : int, default 32
+        The batch size of every split (pass the global batch when training on several
+        replicas). The last batch may be smaller.
+    validation_split : float, default 0.2
+        Fraction in ``[0, 1)`` of the training images held out for validation when
+        there is no validation folder; ``0`` (or ``None``) means no validation split.
+    test_directory : str or os.PathLike, optional
+        A class-per-folder tree used as the test split (instead of ``test/``).
+    label_mode : {"auto", "binary", "int", "categorical"}, default "auto"
+        ``"auto"``: ``"binary"`` for exactly 2 classes (labels float32 ``(batch, 1)``,
+        for a one-unit sigmoid head), else ``"int"`` (int32 ``(batch,)``).
+        ``"binary"`` needs exactly 2 classes; ``"categorical"`` gives one-hot float32
+        ``(batch, num_classes)``.
+    seed : int, optional
+        Seed of the training shuffle. The validation hold-out uses ``seed`` (0 when
+        ``None``), so it is reproducible and never overlaps the training split.
+        Validation and test are not shuffled.
+    on_error : {"raise", "skip"}, default "raise"
+        For unreadable images, as in :func:`image_folder`.
+
+    Returns
+    -------
+    FolderSplits
+        The datasets (images float32 ``(batch, h, w, 3)`` in ``[0, 255]``), the class
+        names, the label mode used and the folders read.
+
+    Raises
+    ------
+    DataNotFoundError
+        ``directory`` or ``test_directory`` does not exist.
+    InvalidArgumentError
+        A bad argument; both ``validation/`` and ``val/``; split folders without
+        ``train/``; fewer than 2 classes; a split whose classes differ from the
+        training classes (the message names the folder and both lists).
+    ImageReadError
+        Unreadable images with ``on_error="raise"``.
+
+    See Also
+    --------
+    image_folder : one dataset from one class-per-folder tree.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from visionkit.data import folder_splits, save_image, sample_image
+    >>> root = tempfile.mkdtemp()
+    >>> for split, n in (("train", 5), ("test", 2)):
+    ...     for name in ("painting", "photo"):
+    ...         for i in range(n):
+    ...             _ = save_image(f"{root}/{split}/{name}/{i}.png", sample_image(name, size=16))
+    >>> splits = folder_splits(root, image_size=8, batch_size=4, seed=0)
+    >>> splits.class_names, splits.label_mode, sorted(splits.directories)
+    (('painting', 'photo'), 'binary', ['test', 'train'])
+    >>> len(splits.train.file_paths), len(splits.validation.file_paths), len(splits.test.file_paths)
+    (8, 2, 4)
+    >>> images, labels = next(iter(splits.test))
+    >>> images.shape, labels.shape, labels.dtype.name
+    (TensorShape([4, 8, 8, 3]), TensorShape([4, 1]), 'float32')
+    >>> import shutil; shutil.rmtree(root)
+    """
+    V.one_of("label_mode", label_mode, ("auto", "binary", "int", "categorical"))
+    V.one_of("on_error", on_error, ("raise", "skip"))
+    common: dict[str, Any] = {
+        "image_size": V.size2d("image_size", image_size),
+        "batch_size": V.integer("batch_size", batch_size, minimum=1),
+        "seed": V.integer("seed", seed, minimum=0, allow_none=True),
+        "on_error": on_error,
+    }
+    split = V.number("validation_split", validation_split, minimum=0.0, maximum=1.0, exclusive_maximum=True, allow_none=True)
+    directories = _split_directories(directory, test_directory)
+    class_names = _split_classes(directories, from_argument="directory" if test_directory is None else "test_directory")
+    common["label_mode"] = _resolve_label_mode(label_mode, class_names, directories["train"])
+    if "validation" not in directories and split:
+        train, validation = image_folder(directories["train"], validation_split=split, subset="both", **common)
+    else:
+        train = image_folder(directories["train"], **common)
+        validation = image_folder(directories["validation"], shuffle=False, **common) if "validation" in directories else None
+    test = image_folder(directories["test"], shuffle=False, **common) if "test" in directories else None
+    return FolderSplits(
+        train=train, validation=validation, test=test, class_names=tuple(class_names),
+        label_mode=common["label_mode"], directories=directories,
+    )
+
+
+def _split_directories(directory: Any, test_directory: Any) -> dict[str, Path]:
+    """The split folders, ``{"train": ..., "validation": ..., "test": ...}`` (those present)."""
+    root = _existing_folder(directory)
+    test = None if test_directory is None else _existing_folder(test_directory, "test_directory")
+    subdirs = set(_subfolders(root))
+    directories = {"train": root}
+    if subdirs and subdirs <= set(_SPLIT_FOLDERS):
+        if "train" not in subdirs:
+            raise InvalidArgumentError(
+                f"Argument `directory` must be a class-per-folder tree or hold a `train/` split folder; "
+                f"'{root}' has only the split folders {sorted(subdirs)}. Received: directory={str(root)!r}"
+            )
+        if {"validation", "val"} <= subdirs:
+            raise InvalidArgumentError(
+                f"Argument `directory` must hold one validation folder, `validation/` or `val/`; "
+                f"'{root}' has both. Remove or rename one. Received: directory={str(root)!r}"
+            )
+        directories = {split: root / name for name, split in _SPLIT_FOLDERS.items() if name in subdirs}
+    if test is not None:
+        directories["test"] = test
+    return directories
+
+
+def _split_classes(directories: dict[str, Path], *, from_argument: str) -> list[str]:
+    """The training classes (at least 2), checked to be those of every other split."""
+    train_dir = directories["train"]
+    class_names = _class_names(train_dir)
+    if len(class_names) < 2:
+        raise InvalidArgumentError(
+            f"Argument `directory` must hold at least 2 class sub-folders; '{train_dir}' has "
+            f"{len(class_names)}: {class_names}. Received: directory={str(train_dir)!r}"
+        )
+    for name in ("validation", "test"):
+        folder = directories.get(name)
+        if folder is None:
+            continue
+        found = _subfolders(folder)
+        if found != class_names:
+            argument = from_argument if name == "test" else "directory"
+            raise InvalidArgumentError(
+                f"The {name} folder '{folder}' has the classes {found}, but the training folder "
+                f"'{train_dir}' has {class_names}; every split must have the same class sub-folders. "
+                f"Received: {argument}={str(folder)!r}"
+            )
+    return class_names
+
+
+def _resolve_label_mode(label_mode: str | None, class_names: list[str], root: Path) -> str | None:
+    """``"auto"`` → ``"binary"`` for 2 classes, else ``"int"``; check ``"binary"`` has 2."""
+    if label_mode == "auto":
+        return "binary" if len(class_names) == 2 else "int"
     if label_mode == "binary" and len(class_names) != 2:
         raise InvalidArgumentError(
             f"`label_mode='binary'` needs exactly 2 classes, but '{root}' has {len(class_names)}: "
-            f"{class_names}. Use label_mode='int' or 'categorical'."
+            f"{class_names}. Use label_mode='int' or 'categorical'. Received: label_mode='binary'"
         )
-
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        problems = [(f, r) for f, r in zip(files, pool.map(_check_file, files, chunksize=64)) if r is not None]
-    if problems:
-        listing = "\n".join(f"  {f}: {r}" for f, r in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        if on_error == "raise":
-            raise ImageReadError(
-                f"{len(problems)} unreadable image file(s) in '{root}':\n{listing}{more}\n"
-                "Remove or fix them, or pass on_error='skip'."
-            )
-        warnings.warn(f"image_folder skipped {len(problems)} unreadable file(s):\n{listing}{more}", RuntimeWarning, stacklevel=2)
-        bad = {f for f, _ in problems}
-        kept = [(f, y) for f, y in zip(files, labels) if f not in bad]
-        if not kept:
-            raise V.fail("directory", "a folder with at least one readable image", str(root))
-        files, labels = [f for f, _ in kept], [y for _, y in kept]
-
-    order = np.random.default_rng(0 if seed is None else seed).permutation(len(files))
-    files = [files[i] for i in order]
-    labels = [labels[i] for i in order]
-
-    def make(sub_files: list[str], sub_labels: list[int], name: str) -> tf.data.Dataset:
-        if not sub_files:
-            raise InvalidArgumentError(
-                f"`validation_split={validation_split}` leaves the {name} subset of '{root}' empty "
-                f"({len(files)} images in all). Use a split closer to 0.5 or add images."
-            )
-        return _files_dataset(
-            sub_files, sub_labels, class_names, image_size=image_size, batch_size=batch_size,
-            label_mode=label_mode, shuffle=(shuffle and name == "training") or (shuffle and subset is None),
-            seed=seed,
-        )
-
-    if validation_split is None:
-        return make(files, labels, "training")
-    n_val = int(validation_split * len(files))
-    train_part = (files[: len(files) - n_val], labels[: len(files) - n_val])
-    val_part = (files[len(files) - n_val :], labels[len(files) - n_val :])
-    if subset == "training":
-        return make(*train_part, "training")
-    if subset == "validation":
-        return make(*val_part, "validation")
-    return make(*train_part, "training"), make(*val_part, "validation")
+    return label_mode
 
 
 def _files_dataset(
@@ -1012,7 +1388,10 @@ def from_arrays(
     --------
     >>> from visionkit.data import from_arrays, load_mnist
     >>> (x, y), _ = load_mnist(sample=True)
-    >>> ds = from_arrays(x[..., None], y, batch_size=64, seed=0)  # doctest: +SKIP
+    >>> ds = from_arrays(x[..., None], y, batch_size=64, seed=0)
+    >>> images, labels = next(iter(ds))
+    >>> images.shape, images.dtype.name, labels.shape
+    (TensorShape([64, 28, 28, 1]), 'float32', TensorShape([64]))
     """
     import tensorflow as tf
 
