@@ -16,6 +16,7 @@ __all__ = [
     "DataNotFoundError",
     "ImageReadError",
     "InvalidArgumentError",
+    "InvalidTypeError",
     "NonFiniteLossError",
     "ResumeMismatchError",
     "UnexpectedArgumentError",
@@ -32,7 +33,11 @@ class InvalidArgumentError(VisionkitError, ValueError):
     """An argument has a value that is not allowed; the message names it."""
 
 
-class UnexpectedArgumentError(VisionkitError, TypeError):
+class InvalidTypeError(VisionkitError, TypeError):
+    """An argument has a type that is not allowed; the message names it."""
+
+
+class UnexpectedArgumentError(InvalidTypeError):
     """A keyword argument that the function does not take (a misspelt option, say).
 
     The message names it, suggests the closest valid name and lists the valid ones.
