@@ -408,6 +408,32 @@ def test_cli_gradcam(tmp_path, nested, capsys):
     assert "base/b2" in capsys.readouterr().err
 
 
+def test_cli_gradcam_shows_class_names(tmp_path, functional, images, capsys):
+    from PIL import Image
+
+    with_class_names(functional, ["cat", "dog", "owl", "yak"]).save(tmp_path / "named.keras")
+    img = tmp_path / "img.png"
+    Image.fromarray((images[0] * 255).astype("uint8")).save(img)
+    assert cli.main(["gradcam", str(tmp_path / "named.keras"), str(img), "-o", str(tmp_path / "out"), "--class", "2"]) == 0
+    line = capsys.readouterr().out
+    assert "class 2 (owl)" in line and "top class" in line
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["gradcam", str(tmp_path / "named.keras"), str(img), "--method", "cam"])
+    assert exit_.value.code == 2
+    assert "gradcam++" in capsys.readouterr().err  # the choices come from METHODS
+
+
+def test_gradcam_and_visualize_import_without_tensorflow(repo_root):
+    import subprocess
+    import sys
+
+    code = ("import sys, visionkit.gradcam, visionkit.visualize, visionkit._images; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False False"
+
+
 def test_explain_errors_logits_head(images):
     keras.utils.set_random_seed(8)
     model = keras.Sequential(

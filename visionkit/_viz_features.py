@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _layers
 from . import _validate as V
 from ._images import as_batch, display, to_rgb
+
+# Keras and _layers (which imports it) are imported inside the functions: the command
+# line reads these functions' defaults without loading TensorFlow.
 
 __all__ = ["activations", "filter_grid", "filter_pattern", "image_grid", "plot_activations"]
 
@@ -33,6 +35,8 @@ def _cached(model: Any, key: Any, build: Any) -> Any:
 
 def _is_conv_or_pool(layer: Any) -> bool:
     import keras
+
+    from . import _layers
 
     kinds = (
         keras.layers.Conv2D,
@@ -75,6 +79,8 @@ def activations(model: Any, image: Any, *, layers: Sequence[str] | None = None) 
     {'conv': (26, 26, 8), 'pool': (13, 13, 8)}
     """
     import tensorflow as tf
+
+    from . import _layers
 
     if layers is None:
         names = _layers.candidates(model, _is_conv_or_pool)
@@ -190,6 +196,8 @@ class _Ascent:
     def __init__(self, model: Any, layer: str) -> None:
         import tensorflow as tf
 
+        from . import _layers
+
         extractor = _layers.tap(model, [layer], include_output=False, name=f"{model.name}_filters")
 
         spec = model.inputs[0]
@@ -262,6 +270,8 @@ def _deprocess(x: np.ndarray) -> np.ndarray:
 
 
 def _check_filters(model: Any, layer: str, filters: Sequence[int], argument: str) -> int:
+    from . import _layers
+
     lyr = _layers.get_layer(model, layer)
     if _layers.output_rank(lyr) != 4:
         names = _layers.candidates(model, lambda ly: _layers.output_rank(ly) == 4 and not hasattr(ly, "layers"))
