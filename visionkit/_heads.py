@@ -19,7 +19,6 @@ from . import _layers
 from ._labels import is_passthrough
 
 __all__ = [
-    "HEAD_KINDS",
     "PreActivationDense",
     "activation_name",
     "final_layer",
@@ -28,10 +27,6 @@ __all__ = [
     "logits_substitute",
     "output_layer",
 ]
-
-#: The values :func:`head_kind` returns.
-HEAD_KINDS: tuple[str, ...] = ("softmax", "sigmoid", "linear", "other")
-
 
 def output_layer(model: Any) -> Any:
     """The layer that computes a model's output, looking into nested models.

@@ -44,12 +44,16 @@ def default_of(function: Callable[..., Any], parameter: str) -> Any:
 
 
 def load_model(path: str) -> Any:
-    """Load a ``.keras`` model (safe mode, visionkit's layers known); errors name the file."""
-    from ..errors import InvalidArgumentError
+    """Load a ``.keras`` model (safe mode, visionkit's layers known).
+
+    Raises :class:`~visionkit.errors.InvalidArgumentError` naming the file when it is
+    missing or cannot be loaded.
+    """
+    from .. import _validate as V
 
     file = Path(path)
     if not file.is_file():
-        raise InvalidArgumentError(f"Model file not found: '{file}'.")
+        raise V.fail("MODEL", "an existing .keras model file (not found)", str(file))
     import keras
 
     from .. import _labels  # noqa: F401  (registers ClassNames, which saved models may end with)
@@ -58,10 +62,8 @@ def load_model(path: str) -> Any:
         return keras.saving.load_model(file, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many kinds; report them all the same way
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidArgumentError(
-            f"Could not load the Keras model '{file}' (expected a .keras file saved with "
-            f"model.save()): {type(exc).__name__}: {first}"
-        ) from exc
+        allowed = f"a .keras file saved with model.save() (loading failed: {type(exc).__name__}: {first})"
+        raise V.fail("MODEL", allowed, str(file)) from exc
 
 
 def load_images(model: Any, paths: list[str], *, rescale: float) -> np.ndarray:
