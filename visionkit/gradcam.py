@@ -4,7 +4,8 @@
 (functional, ``Sequential``, a pretrained base nested inside either, models loaded from
 ``.keras`` files, softmax or sigmoid heads) in one compiled, batched pass;
 :func:`overlay` paints a heatmap over its image; :func:`explain_errors` draws the
-gallery of a model's most confidently wrong predictions with their heatmaps.
+gallery of a model's most confidently wrong predictions with their heatmaps (an
+:class:`ErrorGallery`).
 
 How it works: a new functional graph (built once per model and layer, then cached)
 re-runs the model's own layers, sharing their weights, and returns the chosen layer's
