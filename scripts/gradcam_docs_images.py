@@ -85,8 +85,8 @@ def main() -> None:
     fig = visualize.image_grid([np.stack([s] * 3, -1) for s in sel] + tiles, ncols=8, tile_size=1.1,
                                titles=["image"] + [""] * 7 + titles)
     save_figure(fig, OUT / "gradcam_mnist.png", dpi=80)
-    fig = gradcam.explain_errors(model, (x_test[..., None], y_test), k=8, ncols=4)
-    save_figure(fig, OUT / "gradcam_errors.png", dpi=70)
+    gallery = gradcam.explain_errors(model, (x_test[..., None], y_test), k=8, ncols=4)
+    save_figure(gallery.figure, OUT / "gradcam_errors.png", dpi=70)
     acts = visualize.activations(model, x_test[0], layers=["conv1", "conv3"])
     figs = visualize.plot_activations(acts, images_per_row=16)
     save_figure(figs["conv1"], OUT / "gradcam_activations.png", dpi=70)

@@ -3,6 +3,7 @@ Grad-CAM, the caller's model untouched, batches, heads, errors, the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import keras
@@ -11,9 +12,11 @@ import pytest
 import tensorflow as tf
 
 from visionkit import cli
+from visionkit._labels import with_class_names
 from visionkit.errors import InvalidArgumentError
 from visionkit.gradcam import (
     METHODS,
+    ErrorGallery,
     _explainer,
     candidate_layers,
     explain_errors,
@@ -154,18 +157,27 @@ def test_explain_errors_shows_most_confident_errors(squares_model):
     y = (np.arange(40) % 2).astype("int64")
     x, _ = _squares(40, rng, y)
     wrong = 1 - y  # every prediction is now an error
-    fig = explain_errors(squares_model, (x, wrong), k=6, class_names=["noise", "square"])
-    assert len(fig.errors) == 6
-    conf = [e[3] for e in fig.errors]
+    gallery = explain_errors(squares_model, (x, wrong), k=6, class_names=["noise", "square"])
+    assert isinstance(gallery, ErrorGallery)
+    assert len(gallery.errors) == 6
+    conf = [e[3] for e in gallery.errors]
     assert conf == sorted(conf, reverse=True)
-    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    titled = [ax.get_title() for ax in gallery.figure.axes if ax.get_title()]
     assert len(titled) == 6 and all("true:" in t and "pred:" in t for t in titled)
+    assert all(("noise" in t) and ("square" in t) for t in titled)
     # one-hot labels and a tf.data pipeline give the same gallery
     ds = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(wrong, 2))).batch(7)
-    assert [e[:3] for e in explain_errors(squares_model, ds, k=6).errors] == [e[:3] for e in fig.errors]
-    fig.savefig(__import__("io").BytesIO(), format="png")
+    assert [e[:3] for e in explain_errors(squares_model, ds, k=6).errors] == [e[:3] for e in gallery.errors]
+    gallery.figure.savefig(__import__("io").BytesIO(), format="png")
+    assert gallery._repr_png_().startswith(b"\x89PNG")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        gallery.errors = ()
     none = explain_errors(squares_model, (x[:0], wrong[:0]), k=3)
-    assert none.errors == []
+    assert none.errors == ()
+    # without class_names, the names the model carries
+    named = with_class_names(squares_model, ["noise", "square"])
+    titles = [ax.get_title() for ax in explain_errors(named, (x, wrong), k=2).figure.axes if ax.get_title()]
+    assert len(titles) == 2 and all("noise" in t and "square" in t for t in titles)
 
 
 # ------------------------------------------------------------------ agreement
@@ -244,6 +256,12 @@ def test_separate_softmax_layer_and_saved_model(tmp_path, images):
     np.testing.assert_allclose(grad_cam(loaded, images), expected, atol=1e-4)
 
 
+def test_model_with_class_names_uses_logits(functional, images):
+    named = with_class_names(functional, ["a", "b", "c", "d"])
+    assert _explainer(named, "last").pre_activation
+    np.testing.assert_allclose(grad_cam(named, images), grad_cam(functional, images), atol=1e-6)
+
+
 # ------------------------------------------------------------------ properties
 
 
@@ -251,6 +269,7 @@ def test_callers_model_unchanged(nested, images):
     before_w = [w.copy() for w in nested.get_weights()]
     before_out = nested.predict(images, verbose=0)
     before_cfg = nested.get_config()
+    before_names = [w.name for w in nested.weights]
     n_layers = len(nested.layers)
     act = nested.layers[-1].activation
     for method in METHODS:
@@ -261,7 +280,7 @@ def test_callers_model_unchanged(nested, images):
     for a, b in zip(before_w, nested.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(nested.predict(images, verbose=0), before_out, rtol=1e-6)
-    assert [w.name for w in nested.weights] == [w.name for w in nested.weights]
+    assert [w.name for w in nested.weights] == before_names
 
 
 def test_batch_equals_per_image(functional, images):
@@ -389,6 +408,32 @@ def test_cli_gradcam(tmp_path, nested, capsys):
     assert "base/b2" in capsys.readouterr().err
 
 
+def test_cli_gradcam_shows_class_names(tmp_path, functional, images, capsys):
+    from PIL import Image
+
+    with_class_names(functional, ["cat", "dog", "owl", "yak"]).save(tmp_path / "named.keras")
+    img = tmp_path / "img.png"
+    Image.fromarray((images[0] * 255).astype("uint8")).save(img)
+    assert cli.main(["gradcam", str(tmp_path / "named.keras"), str(img), "-o", str(tmp_path / "out"), "--class", "2"]) == 0
+    line = capsys.readouterr().out
+    assert "class 2 (owl)" in line and "top class" in line
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["gradcam", str(tmp_path / "named.keras"), str(img), "--method", "cam"])
+    assert exit_.value.code == 2
+    assert "gradcam++" in capsys.readouterr().err  # the choices come from METHODS
+
+
+def test_gradcam_and_visualize_import_without_tensorflow(repo_root):
+    import subprocess
+    import sys
+
+    code = ("import sys, visionkit.gradcam, visionkit.visualize, visionkit._images; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False False"
+
+
 def test_explain_errors_logits_head(images):
     keras.utils.set_random_seed(8)
     model = keras.Sequential(
@@ -396,7 +441,7 @@ def test_explain_errors_logits_head(images):
     )
     assert _explainer(model, "c").head == "linear"
     pred = model.predict(images, verbose=0).argmax(1)
-    fig = explain_errors(model, (images, (pred + 1) % 3), k=3)
-    assert len(fig.errors) == 3
-    assert all(0.0 < e[3] <= 1.0 for e in fig.errors)
-    assert [e[2] for e in fig.errors] == [int(pred[e[0]]) for e in fig.errors]
+    gallery = explain_errors(model, (images, (pred + 1) % 3), k=3)
+    assert len(gallery.errors) == 3
+    assert all(0.0 < e[3] <= 1.0 for e in gallery.errors)
+    assert [e[2] for e in gallery.errors] == [int(pred[e[0]]) for e in gallery.errors]

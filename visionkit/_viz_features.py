@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _layers
 from . import _validate as V
+from ._images import as_batch, display, to_rgb
+
+# Keras and _layers (which imports it) are imported inside the functions: the command
+# line reads these functions' defaults without loading TensorFlow.
 
 __all__ = ["activations", "filter_grid", "filter_pattern", "image_grid", "plot_activations"]
 
@@ -32,6 +35,8 @@ def _cached(model: Any, key: Any, build: Any) -> Any:
 
 def _is_conv_or_pool(layer: Any) -> bool:
     import keras
+
+    from . import _layers
 
     kinds = (
         keras.layers.Conv2D,
@@ -65,11 +70,17 @@ def activations(model: Any, image: Any, *, layers: Sequence[str] | None = None) 
 
     Examples
     --------
-    >>> acts = activations(model, x_test[0])  # doctest: +SKIP
-    >>> {name: a.shape for name, a in acts.items()}  # doctest: +SKIP
-    {'conv2d': (26, 26, 32), 'max_pooling2d': (13, 13, 32), ...}
+    >>> import numpy as np, keras
+    >>> from visionkit.visualize import activations
+    >>> model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, name="conv"),
+    ...     keras.layers.MaxPooling2D(name="pool"), keras.layers.Flatten(), keras.layers.Dense(10)])
+    >>> acts = activations(model, np.zeros((28, 28, 1), "float32"))
+    >>> {name: a.shape for name, a in acts.items()}
+    {'conv': (26, 26, 8), 'pool': (13, 13, 8)}
     """
     import tensorflow as tf
+
+    from . import _layers
 
     if layers is None:
         names = _layers.candidates(model, _is_conv_or_pool)
@@ -81,9 +92,7 @@ def activations(model: Any, image: Any, *, layers: Sequence[str] | None = None) 
         names = list(dict.fromkeys(layers))
         for n in names:
             _layers.get_layer(model, n, argument="layers")
-    from .gradcam import _as_batch
-
-    x, single = _as_batch(model, image, argument="image")
+    x, single = as_batch(model, image, argument="image")
     tapped = _cached(model, ("acts", *names), lambda: _layers.tap(model, names, include_output=False))
     out = tapped(tf.convert_to_tensor(x, dtype=model.inputs[0].dtype), training=False)
     result: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -136,8 +145,11 @@ def plot_activations(acts: Mapping[str, Any], *, images_per_row: int = 16, cmap:
 
     Examples
     --------
-    >>> figs = plot_activations(activations(model, image))  # doctest: +SKIP
-    >>> figs["conv2d"].savefig("conv2d.png")  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from visionkit.visualize import plot_activations
+    >>> figs = plot_activations({"conv": np.random.default_rng(0).random((26, 26, 8))}, images_per_row=4)
+    >>> list(figs), figs["conv"].axes[0].images[0].get_array().shape
+    (['conv'], (53, 107))
     """
     from matplotlib.figure import Figure
 
@@ -183,6 +195,8 @@ class _Ascent:
 
     def __init__(self, model: Any, layer: str) -> None:
         import tensorflow as tf
+
+        from . import _layers
 
         extractor = _layers.tap(model, [layer], include_output=False, name=f"{model.name}_filters")
 
@@ -252,13 +266,12 @@ def _deprocess(x: np.ndarray) -> np.ndarray:
     x = np.nan_to_num(x.astype(np.float32))
     x = x - x.mean()
     x = x / (x.std() + 1e-5) * 0.1 + 0.5
-    out = (np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if out.shape[-1] == 1:
-        out = np.repeat(out, 3, axis=-1)
-    return out[..., :3]
+    return to_rgb((np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
 def _check_filters(model: Any, layer: str, filters: Sequence[int], argument: str) -> int:
+    from . import _layers
+
     lyr = _layers.get_layer(model, layer)
     if _layers.output_rank(lyr) != 4:
         names = _layers.candidates(model, lambda ly: _layers.output_rank(ly) == 4 and not hasattr(ly, "layers"))
@@ -314,9 +327,12 @@ def filter_pattern(
 
     Examples
     --------
-    >>> from visionkit._applications import application  # doctest: +SKIP
-    >>> vgg = application("vgg16", weights="imagenet")  # doctest: +SKIP
-    >>> img = filter_pattern(vgg, "block3_conv1", 0, seed=0)  # doctest: +SKIP
+    >>> import keras
+    >>> from visionkit.visualize import filter_pattern
+    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="conv")])
+    >>> img = filter_pattern(model, "conv", 0, steps=5, seed=0)
+    >>> img.shape, img.dtype
+    ((32, 32, 3), dtype('uint8'))
     """
     filter_index = V.integer("filter_index", filter_index, minimum=0)
     steps, step_size, size = _check_ascent(steps, step_size, size, value_range)
@@ -386,8 +402,12 @@ def filter_grid(
 
     Examples
     --------
-    >>> grid = filter_grid(model, "conv2d_1", filters=16, size=None)  # doctest: +SKIP
-    >>> visionkit.data.save_image("filters.png", grid)  # doctest: +SKIP
+    >>> import keras
+    >>> from visionkit.visualize import filter_grid
+    >>> model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3, name="conv")])
+    >>> grid = filter_grid(model, "conv", filters=4, size=16, steps=3, margin=2, progress=False)
+    >>> grid.shape  # 2 x 2 tiles of 16 pixels, 2 pixels apart
+    (34, 34, 3)
     """
     from tqdm.auto import tqdm
 
@@ -448,11 +468,13 @@ def image_grid(
 
     Examples
     --------
-    >>> fig = image_grid(x_test[:16], titles=[str(y) for y in y_test[:16]])  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from visionkit.visualize import image_grid
+    >>> fig = image_grid(np.zeros((6, 28, 28), "uint8"), ncols=3, titles=list("abcdef"))
+    >>> len(fig.axes), fig.axes[0].get_title()
+    (6, 'a')
     """
     from matplotlib.figure import Figure
-
-    from .gradcam import _display
 
     items = list(images) if not isinstance(images, np.ndarray) or images.ndim >= 3 else None
     if not items:
@@ -469,7 +491,7 @@ def image_grid(
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, img) in enumerate(zip(axes.flat, items)):
-        ax.imshow(_display(img), interpolation="nearest" if max(np.shape(img)[:2]) < 64 else "antialiased")
+        ax.imshow(display(img, argument="images"), interpolation="nearest" if max(np.shape(img)[:2]) < 64 else "antialiased")
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=9)
     return fig

@@ -4,7 +4,8 @@
 (functional, ``Sequential``, a pretrained base nested inside either, models loaded from
 ``.keras`` files, softmax or sigmoid heads) in one compiled, batched pass;
 :func:`overlay` paints a heatmap over its image; :func:`explain_errors` draws the
-gallery of a model's most confidently wrong predictions with their heatmaps.
+gallery of a model's most confidently wrong predictions with their heatmaps (an
+:class:`ErrorGallery`).
 
 How it works: a new functional graph (built once per model and layer, then cached)
 re-runs the model's own layers, sharing their weights, and returns the chosen layer's
@@ -28,24 +29,79 @@ import math
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import _layers
 from . import _validate as V
+from ._images import as_batch, display, to_uint8
 
-__all__ = ["METHODS", "candidate_layers", "explain_errors", "grad_cam", "overlay"]
+# TensorFlow, Keras and the modules that import them (_layers, _heads, _labels) are
+# imported inside the functions, so that reading METHODS (the command line's
+# choices) stays cheap.
 
-#: The CAM variants :func:`grad_cam` offers, with a one-line description each.
-METHODS: dict[str, str] = {
-    "gradcam": "channel weights = spatial mean of the gradients",
-    "gradcam++": "channel weights = positive gradients with higher-order weights",
-    "layercam": "element-wise relu(gradient) * activation",
-    "hirescam": "element-wise gradient * activation",
-}
+__all__ = ["METHODS", "ErrorGallery", "candidate_layers", "explain_errors", "grad_cam", "overlay"]
 
 _EPS = 1e-7
+
+# ----------------------------------------------------------------------------- weightings
+#
+# A CAM method is one function: float64 activations and gradients of the class score,
+# both ``(N, h, w, C)``, to the raw weighted maps ``(N, h, w)`` (before the final ReLU
+# and normalisation). The first line of its docstring describes it in METHODS.
+
+
+def _gradcam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """channel weights = spatial mean of the gradients
+
+    Selvaraju et al., 2017: ``sum_c mean_hw(dS/dA_c) * A_c``.
+    """
+    weights = gradients.mean(axis=(1, 2), keepdims=True)
+    return (weights * activations).sum(axis=-1)
+
+
+def _gradcam_plus_plus(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """channel weights = positive gradients with higher-order weights
+
+    Chattopadhay et al., 2018: ``alpha = g^2 / (2 g^2 + sum_hw(A) g^3)`` (0 where the
+    gradient is 0), channel weights ``sum_hw(alpha * relu(g))``.
+    """
+    g2 = gradients**2
+    g3 = g2 * gradients
+    sum_a = activations.sum(axis=(1, 2), keepdims=True)
+    denom = 2.0 * g2 + sum_a * g3
+    alpha = np.where(gradients != 0.0, g2 / np.where(denom != 0.0, denom, _EPS), 0.0)
+    weights = (alpha * np.maximum(gradients, 0.0)).sum(axis=(1, 2), keepdims=True)
+    return (weights * activations).sum(axis=-1)
+
+
+def _layercam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """element-wise relu(gradient) * activation
+
+    Jiang et al., 2021: ``sum_c relu(dS/dA_c) * A_c``, position by position.
+    """
+    return (np.maximum(gradients, 0.0) * activations).sum(axis=-1)
+
+
+def _hirescam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """element-wise gradient * activation
+
+    Draelos & Carin, 2020: ``sum_c dS/dA_c * A_c``, position by position.
+    """
+    return (gradients * activations).sum(axis=-1)
+
+
+#: method name -> weighting function; a new CAM method is one function and one entry.
+_WEIGHTINGS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "gradcam": _gradcam,
+    "gradcam++": _gradcam_plus_plus,
+    "layercam": _layercam,
+    "hirescam": _hirescam,
+}
+
+#: The CAM variants :func:`grad_cam` offers, with a one-line description each.
+METHODS: dict[str, str] = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in _WEIGHTINGS.items()}
 
 # model -> {layer name: _Explainer}; weak keys so a dropped model frees its graphs.
 _CACHE: weakref.WeakKeyDictionary[Any, dict[str, _Explainer]] = weakref.WeakKeyDictionary()
@@ -56,6 +112,8 @@ _CACHE: weakref.WeakKeyDictionary[Any, dict[str, _Explainer]] = weakref.WeakKeyD
 
 def _is_4d(layer: Any) -> bool:
     import keras
+
+    from . import _layers
 
     return (
         not isinstance(layer, (keras.Model, keras.layers.InputLayer))
@@ -87,6 +145,8 @@ def candidate_layers(model: Any) -> list[str]:
     >>> candidate_layers(m)
     ['c']
     """
+    from . import _layers
+
     return _layers.candidates(model, _is_4d)
 
 
@@ -101,102 +161,14 @@ def _resolve_layer(model: Any, layer: str | None) -> str:
             )
         return names[-1]
     if not isinstance(layer, str) or layer not in names:
+        from . import _layers
+
         raise V.fail(
             "layer",
             f"the name of a layer of model '{model.name}' with a 4-D output; valid names: {_layers._short(names)}",
             layer,
         )
     return layer
-
-
-def _final_layer(model: Any, prefix: str = "") -> tuple[str, Any] | None:
-    """The (qualified name, layer) producing the model's single output, nested-aware."""
-    import keras
-
-    outputs = model.outputs
-    if not outputs or len(outputs) != 1:
-        return None
-    history = getattr(outputs[0], "_keras_history", None)
-    op = history[0] if history else None
-    if op is None and isinstance(model, keras.Sequential) and model.layers:
-        op = model.layers[-1]
-    if op is None or getattr(op, "name", None) is None:
-        return None
-    name = f"{prefix}{op.name}"
-    if isinstance(op, keras.Model) and _layers._is_graph_model(op):
-        return _final_layer(op, prefix=f"{name}/") or (name, op)
-    return name, op
-
-
-def _activation_name(fn: Any) -> str | None:
-    import keras
-
-    if fn is None:
-        return None
-    try:
-        name = keras.activations.serialize(fn)
-    except (ValueError, TypeError):
-        return getattr(fn, "__name__", None)
-    if isinstance(name, dict):
-        name = name.get("config", {}).get("name", name.get("class_name"))
-    return name if isinstance(name, str) else None
-
-
-def _logit_substitute(layer: Any) -> tuple[Callable[..., Any] | None, str]:
-    """A callable computing ``layer`` without its final softmax/sigmoid, and the head kind.
-
-    The callable uses the layer's own variables (shared, not copied), so later training
-    of the caller's model is seen by cached graphs.
-    """
-    import keras
-
-    if isinstance(layer, keras.layers.Softmax):
-        return (lambda x, *a, **k: x), "softmax"
-    if isinstance(layer, keras.layers.Activation):
-        act = _activation_name(layer.activation)
-        if act in ("softmax", "sigmoid"):
-            return (lambda x, *a, **k: x), act
-        return None, "other"
-    if isinstance(layer, keras.layers.Dense):
-        act = _activation_name(layer.activation)
-        if act in ("softmax", "sigmoid"):
-            return _PreActivation(layer), act
-        return None, "linear" if act == "linear" else "other"
-    act = _activation_name(getattr(layer, "activation", None))
-    return None, act if act in ("softmax", "sigmoid") else "other"
-
-
-def _pre_activation_class() -> type:
-    import keras
-
-    class PreActivationDense(keras.layers.Layer):
-        """``dense`` without its activation, reading ``dense``'s own variables."""
-
-        def __init__(self, dense: Any) -> None:
-            super().__init__(name=f"{dense.name}_logits", dtype=dense.dtype_policy)
-            self._dense_ref = [dense]  # a list keeps Keras from tracking it as a sub-layer
-
-        def call(self, inputs: Any) -> Any:
-            dense = self._dense_ref[0]
-            x = keras.ops.matmul(inputs, dense.kernel)
-            if dense.bias is not None:
-                x = keras.ops.add(x, dense.bias)
-            return x
-
-        def compute_output_shape(self, input_shape: Any) -> Any:
-            return (*tuple(input_shape)[:-1], self._dense_ref[0].units)
-
-    return PreActivationDense
-
-
-_PRE_ACTIVATION: type | None = None
-
-
-def _PreActivation(dense: Any) -> Any:
-    global _PRE_ACTIVATION
-    if _PRE_ACTIVATION is None:
-        _PRE_ACTIVATION = _pre_activation_class()
-    return _PRE_ACTIVATION(dense)
 
 
 # ----------------------------------------------------------------------------- core
@@ -208,8 +180,11 @@ class _Explainer:
     def __init__(self, model: Any, layer: str) -> None:
         import tensorflow as tf
 
-        final = _final_layer(model)
-        substitute, head = _logit_substitute(final[1]) if final else (None, "other")
+        from . import _heads, _layers
+
+        final = _heads.final_layer(model)
+        head = _heads.head_kind(final[1]) if final else "other"
+        substitute = _heads.logits_substitute(final[1]) if final else None
         target = final[0] if final else None
 
         def replace(name: str, lyr: Any) -> Any:
@@ -263,24 +238,8 @@ def _explainer(model: Any, layer: str) -> _Explainer:
 
 
 def _weigh(acts: np.ndarray, grads: np.ndarray, method: str) -> np.ndarray:
-    """Combine activations and gradients ``(N, h, w, C)`` into raw maps ``(N, h, w)``."""
-    acts = acts.astype(np.float64)
-    grads = grads.astype(np.float64)
-    if method == "gradcam":
-        weights = grads.mean(axis=(1, 2), keepdims=True)
-        cam = (weights * acts).sum(axis=-1)
-    elif method == "gradcam++":
-        g2 = grads**2
-        g3 = g2 * grads
-        sum_a = acts.sum(axis=(1, 2), keepdims=True)
-        denom = 2.0 * g2 + sum_a * g3
-        alpha = np.where(grads != 0.0, g2 / np.where(denom != 0.0, denom, _EPS), 0.0)
-        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2), keepdims=True)
-        cam = (weights * acts).sum(axis=-1)
-    elif method == "layercam":
-        cam = (np.maximum(grads, 0.0) * acts).sum(axis=-1)
-    else:  # hirescam
-        cam = (grads * acts).sum(axis=-1)
+    """Combine activations and gradients ``(N, h, w, C)`` into maps ``(N, h, w)`` >= 0."""
+    cam = _WEIGHTINGS[method](acts.astype(np.float64), grads.astype(np.float64))
     return np.maximum(cam, 0.0)
 
 
@@ -301,29 +260,6 @@ def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return maps
     out = tf.image.resize(maps[..., None], size, method="bilinear").numpy()[..., 0]
     return np.maximum(out, 0.0)
-
-
-def _as_batch(model: Any, images: Any, argument: str = "images") -> tuple[np.ndarray, bool]:
-    """Return ``(batch, single)`` with the batch shaped like the model's input."""
-    x = np.asarray(images)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise V.fail(argument, "a numeric array of shape (H, W, C) or (N, H, W, C)", images)
-    shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
-    rank = len(shape) if shape is not None else 3
-    channels = shape[-1] if shape else None
-    if x.ndim == rank:
-        if channels == 1 and rank == 3 and x.shape[-1] != 1:
-            return x[..., None], False  # a batch of grayscale images without channel axis
-        return x[None], True
-    if x.ndim == rank + 1:
-        return x, False
-    if x.ndim == rank - 1 and channels == 1:
-        return x[None, ..., None], True
-    raise V.fail(
-        argument,
-        f"one image of shape {shape} or a batch of shape (N, *{shape}) for model '{model.name}'",
-        f"array of shape {x.shape}",
-    )
 
 
 def _class_array(class_index: Any, n: int) -> np.ndarray:
@@ -421,7 +357,7 @@ def grad_cam(
     if not isinstance(upsample, bool):
         raise V.fail("upsample", "True or False", upsample)
     layer = _resolve_layer(model, layer)
-    x, _single = _as_batch(model, images)
+    x, _single = as_batch(model, images)
     classes = _class_array(class_index, len(x))
     explainer = _explainer(model, layer)
     n_classes = 2 if explainer.binary else explainer.n_units
@@ -462,28 +398,6 @@ def _cams(
 # ----------------------------------------------------------------------------- pictures
 
 
-def _display(image: Any) -> np.ndarray:
-    """An image as uint8 RGB for display: [0, 255] or [0, 1] kept, anything else min-max scaled."""
-    x = np.asarray(image)
-    if x.ndim == 3 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.dtype == np.uint8:
-        out = x
-    else:
-        x = np.nan_to_num(x.astype(np.float32))
-        lo, hi = float(x.min()) if x.size else 0.0, float(x.max()) if x.size else 0.0
-        if lo >= 0.0 and hi <= 1.0 and not np.issubdtype(np.asarray(image).dtype, np.integer):
-            x = x * 255.0
-        elif lo < 0.0 or hi > 255.0:
-            x = (x - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(x)
-        out = np.clip(np.round(x), 0, 255).astype(np.uint8)
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=-1)
-    if out.ndim != 3 or out.shape[-1] not in (3, 4):
-        raise V.fail("image", "an image of shape (H, W), (H, W, 1) or (H, W, 3)", f"array of shape {np.shape(image)}")
-    return out[..., :3]
-
-
 def overlay(image: Any, heatmap: Any, *, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
     """Paint a heatmap over an image.
 
@@ -519,7 +433,7 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.4, colormap: str = "je
         cmap = matplotlib.colormaps[colormap]
     except (KeyError, TypeError, ValueError):
         raise V.fail("colormap", "a matplotlib colormap name such as 'jet', 'viridis' or 'inferno'", colormap) from None
-    base = _display(image).astype(np.float32)
+    base = display(image).astype(np.float32)
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim == 3 and heat.shape[0] == 1:
         heat = heat[0]
@@ -532,8 +446,7 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.4, colormap: str = "je
         resized = Image.fromarray(heat, mode="F").resize((base.shape[1], base.shape[0]), Image.BILINEAR)
         heat = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
     colour = cmap(heat)[..., :3].astype(np.float32) * 255.0
-    out = (1.0 - alpha) * base + alpha * colour
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return to_uint8((1.0 - alpha) * base + alpha * colour)
 
 
 def _iter_data(data: Any) -> Iterable[tuple[np.ndarray, np.ndarray]]:
@@ -563,11 +476,42 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _labels(y: np.ndarray, n_out: int) -> np.ndarray:
+def _labels_of(y: np.ndarray, n_out: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
         return y.argmax(axis=1).astype(np.int64)
     return np.rint(y.reshape(len(y))).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ErrorGallery:
+    """The most confidently wrong predictions of a model, drawn with their heatmaps.
+
+    Returned by :func:`explain_errors`. In a notebook it shows as its figure.
+
+    Attributes
+    ----------
+    figure : matplotlib.figure.Figure
+        The gallery: one tile per error (the image with the Grad-CAM overlay of the
+        predicted class, true and predicted names, confidence), or a short message
+        when the model made no error. Save it with ``figure.savefig(path)``.
+    errors : tuple of (int, int, int, float)
+        One ``(index, true, predicted, confidence)`` per tile, most confident
+        first: ``index`` counts images in the order of the data, ``true`` and
+        ``predicted`` are class indices, ``confidence`` (in ``[0, 1]``) is the
+        probability given to the predicted class. Empty when there was no error.
+    """
+
+    figure: Any
+    errors: tuple[tuple[int, int, int, float], ...]
+
+    def _repr_png_(self) -> bytes:
+        """The figure as PNG bytes (IPython's rich display)."""
+        import io
+
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
 
 
 def explain_errors(
@@ -580,7 +524,7 @@ def explain_errors(
     method: str = "gradcam",
     alpha: float = 0.4,
     ncols: int | None = None,
-) -> Any:
+) -> ErrorGallery:
     """A gallery of the ``k`` most confidently wrong predictions, with their heatmaps.
 
     Each tile shows an image with the Grad-CAM overlay for the *predicted* (wrong)
@@ -590,47 +534,64 @@ def explain_errors(
     ----------
     model : keras.Model
         A classifier (softmax, sigmoid or logits head; the confidence of a logits
-        head is its softmax, or sigmoid for one unit).
+        head is its softmax, or sigmoid for one unit). Not modified.
     data : tuple or tf.data.Dataset
-        ``(images, labels)`` arrays, or a dataset of ``(images, labels)`` batches.
-        Labels are integers or one-hot rows. Read once, in batches.
+        ``(images, labels)`` arrays, or a dataset of ``(images, labels)`` batches;
+        images ``(N, H, W, C)`` as the model expects them, labels integers ``(N,)``
+        or one-hot rows ``(N, classes)``. Read once, in batches.
     k : int, default 9
-        Number of errors shown.
+        Number of errors shown (at most).
     class_names : sequence or mapping of str, optional
-        Names for the labels.
+        Names for the labels. Default: the class names the model carries (a
+        ``ClassNames`` layer at its end, kept when it is saved), else the indices.
     layer, method
         As in :func:`grad_cam`.
     alpha : float, default 0.4
-        Heatmap opacity.
+        Heatmap opacity, in ``[0, 1]``.
     ncols : int, optional
         Columns of the gallery; default ``ceil(sqrt(k))``.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The gallery (a short message if the model made no error). The figure's
-        ``errors`` attribute lists ``(index, true, predicted, confidence)`` per tile,
-        the index counting images in ``data`` order.
+    ErrorGallery
+        ``figure`` (a matplotlib ``Figure``; a short message if the model made no
+        error) and ``errors``, one ``(index, true, predicted, confidence)`` per tile.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Bad ``k``, ``ncols``, ``method`` or ``layer``, or ``data`` that is not
+        ``(images, labels)`` of equal length.
 
     Examples
     --------
-    >>> fig = explain_errors(model, (x_test, y_test), k=9,
-    ...                      class_names=visionkit.data.CIFAR10_CLASSES)  # doctest: +SKIP
-    >>> fig.savefig("errors.png")  # doctest: +SKIP
+    >>> import numpy as np, keras
+    >>> from visionkit.gradcam import explain_errors
+    >>> model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3),
+    ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    >>> x = np.random.default_rng(0).random((8, 16, 16, 3), dtype="float32")
+    >>> wrong = 1 - model.predict(x, verbose=0).argmax(axis=1)  # every prediction is an error
+    >>> gallery = explain_errors(model, (x, wrong), k=4, class_names=["cat", "dog"])
+    >>> len(gallery.errors), gallery.figure.axes[0].get_title().splitlines()[0][:5]
+    (4, 'true:')
     """
     import tensorflow as tf
     from matplotlib.figure import Figure
+
+    from . import _labels
 
     k = V.integer("k", k, minimum=1)
     ncols = V.integer("ncols", ncols, minimum=1, allow_none=True)
     V.one_of("method", method, METHODS)
     layer = _resolve_layer(model, layer)
+    if class_names is None:
+        class_names = _labels.class_names(model)
     logits = _explainer(model, layer).head == "linear"
     # keep the k most confident errors while streaming through the data
     best: list[tuple[float, int, np.ndarray, int, int]] = []
     seen = 0
     for xb, yb in _iter_data(data):
-        xb_model, _ = _as_batch(model, xb) if xb.ndim else (xb, False)
+        xb_model, _ = as_batch(model, xb, argument="data") if xb.ndim else (xb, False)
         probs = np.asarray(model(tf.convert_to_tensor(xb_model, dtype=model.inputs[0].dtype), training=False), np.float32)
         probs = probs.reshape(len(probs), -1)
         if logits:  # a model returning logits: confidences from softmax / sigmoid
@@ -642,26 +603,17 @@ def explain_errors(
         else:
             pred = probs.argmax(axis=1)
             conf = probs.max(axis=1)
-        true = _labels(yb, probs.shape[1])
+        true = _labels_of(yb, probs.shape[1])
         for i in np.flatnonzero(pred != true):
             best.append((float(conf[i]), seen + int(i), xb_model[i], int(true[i]), int(pred[i])))
         best.sort(key=lambda t: -t[0])
         del best[k:]
         seen += len(xb_model)
 
-    def name(c: int) -> str:
-        if class_names is None:
-            return str(c)
-        try:
-            return str(class_names[c])
-        except (IndexError, KeyError):
-            return str(c)
-
     if not best:
         fig = Figure(figsize=(4, 1.5))
         fig.text(0.5, 0.5, f"No errors on {seen} images.", ha="center", va="center")
-        fig.errors = []
-        return fig
+        return ErrorGallery(fig, ())
     images = np.stack([b[2] for b in best])
     preds = np.array([b[4] for b in best], np.int32)
     with warnings.catch_warnings():
@@ -676,7 +628,16 @@ def explain_errors(
         ax.axis("off")
     for ax, (conf, _idx, img, true, pred), heat in zip(axes.flat, best, maps):
         ax.imshow(overlay(img, heat, alpha=alpha))
-        ax.set_title(f"true: {name(true)}\npred: {name(pred)} ({conf:.0%})", fontsize=9)
+        ax.set_title(f"true: {_class_name(class_names, true)}\npred: {_class_name(class_names, pred)} ({conf:.0%})", fontsize=9)
     fig.suptitle(f"{n} most confident errors of {seen} images")
-    fig.errors = [(b[1], b[3], b[4], b[0]) for b in best]
-    return fig
+    return ErrorGallery(fig, tuple((b[1], b[3], b[4], b[0]) for b in best))
+
+
+def _class_name(class_names: Sequence[str] | Mapping[int, str] | None, c: int) -> str:
+    """The name of class ``c``, or ``str(c)`` when there is none."""
+    if class_names is None:
+        return str(c)
+    try:
+        return str(class_names[c])
+    except (IndexError, KeyError):
+        return str(c)

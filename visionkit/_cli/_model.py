@@ -1,30 +1,69 @@
-"""Loading ``.keras`` models and images for the explanation sub-commands (private)."""
+"""The explanation sub-commands' shared parts: a ``MODEL`` sub-command, loading
+``.keras`` models and images, the library's defaults (private)."""
 
 from __future__ import annotations
 
+import argparse
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
+def add_model_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    run: Callable[[argparse.Namespace], int],
+    output: str,
+    output_help: str,
+    rescale: bool = True,
+) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` reading a saved ``.keras`` model.
+
+    It takes the positional ``MODEL`` (the caller adds its further positionals
+    after it), ``-o/--output`` defaulting to ``output``, ``--rescale`` unless
+    ``rescale`` is False, and runs ``run(args)``.
+    """
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("model", metavar="MODEL", help="a .keras model file")
+    p.add_argument("-o", "--output", default=output, help=f"{output_help} (default: %(default)s)")
+    if rescale:
+        add_model_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def default_of(function: Callable[..., Any], parameter: str) -> Any:
+    """The default value of ``function``'s keyword ``parameter`` (the library's, not a copy)."""
+    return inspect.signature(function).parameters[parameter].default
+
+
 def load_model(path: str) -> Any:
-    """Load a ``.keras`` model (safe mode); errors name the file."""
-    from ..errors import InvalidArgumentError
+    """Load a ``.keras`` model (safe mode, visionkit's layers known).
+
+    Raises :class:`~visionkit.errors.InvalidArgumentError` naming the file when it is
+    missing or cannot be loaded.
+    """
+    from .. import _validate as V
 
     file = Path(path)
     if not file.is_file():
-        raise InvalidArgumentError(f"Model file not found: '{file}'.")
+        raise V.fail("MODEL", "an existing .keras model file (not found)", str(file))
     import keras
+
+    from .. import _labels  # noqa: F401  (registers ClassNames, which saved models may end with)
 
     try:
         return keras.saving.load_model(file, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many kinds; report them all the same way
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidArgumentError(
-            f"Could not load the Keras model '{file}' (expected a .keras file saved with "
-            f"model.save()): {type(exc).__name__}: {first}"
-        ) from exc
+        allowed = f"a .keras file saved with model.save() (loading failed: {type(exc).__name__}: {first})"
+        raise V.fail("MODEL", allowed, str(file)) from exc
 
 
 def load_images(model: Any, paths: list[str], *, rescale: float) -> np.ndarray:

@@ -6,29 +6,31 @@ import argparse
 import re
 from pathlib import Path
 
+from .._viz_features import activations, plot_activations  # TensorFlow-free until called
 from ._common import positive_int
-from ._model import add_model_options
+from ._model import add_model_command, default_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_model_command(
+        sub,
         "activations",
         help="plot the intermediate activations of a saved .keras model for one image",
         description="Write one PNG per layer (default: every conv/pool layer, nested ones "
         "included) showing each channel's activation as a tile.",
+        run=run,
+        output="activations",
+        output_help="output folder",
     )
-    p.add_argument("model", metavar="MODEL", help="a .keras model file")
     p.add_argument("image", metavar="IMAGE", help="an image file")
-    p.add_argument("-o", "--output", default="activations", help="output folder (default: activations)")
-    p.add_argument("--layers", nargs="+", default=None, help="layer names (default: every conv/pool layer)")
-    p.add_argument("--images-per-row", type=positive_int, default=16, help="tiles per row (default: 16)")
-    add_model_options(p)
-    p.set_defaults(func=run)
+    p.add_argument("--layers", nargs="+", default=default_of(activations, "layers"),
+                   help="layer names (default: every conv/pool layer)")
+    p.add_argument("--images-per-row", type=positive_int, default=default_of(plot_activations, "images_per_row"),
+                   help="tiles per row (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     from .._io import save_figure
-    from .._viz_features import activations, plot_activations
     from ._model import load_images, load_model
 
     model = load_model(args.model)

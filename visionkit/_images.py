@@ -1,0 +1,176 @@
+"""Image-array helpers shared by the recipes (private).
+
+Generic conversions between what callers pass (one image or a batch, any numeric
+dtype and value range) and what models and plots need: :func:`as_batch` shapes
+images like a model's input, :func:`display` and :func:`to_rgb` make uint8 RGB for
+showing, :func:`to_uint8` rounds pixel values. NumPy only: importing this module
+does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _validate as V
+
+__all__ = ["as_batch", "display", "to_rgb", "to_uint8"]
+
+
+def to_uint8(image: Any) -> np.ndarray:
+    """Round pixel values to uint8.
+
+    Parameters
+    ----------
+    image : array-like
+        Any shape; numeric values on the ``[0, 255]`` scale.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of the same shape: values rounded (half to even) and clipped to
+        ``[0, 255]``. NaN becomes 0.
+
+    Examples
+    --------
+    >>> to_uint8([-3.0, 0.4, 127.5, 300.0])
+    array([  0,   0, 128, 255], dtype=uint8)
+    """
+    x = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def to_rgb(image: Any, *, argument: str = "image") -> np.ndarray:
+    """Give an image exactly three channels (the dtype and values are kept).
+
+    Parameters
+    ----------
+    image : array-like
+        ``(H, W)`` or ``(H, W, 1)`` (grey, repeated into three channels), ``(H, W, 3)``
+        or ``(H, W, 4)`` (the alpha channel is dropped).
+    argument : str, default "image"
+        The argument name used in the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)``, same dtype as ``image``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Any other shape.
+
+    Examples
+    --------
+    >>> to_rgb(np.zeros((4, 5), "uint8")).shape
+    (4, 5, 3)
+    """
+    x = np.asarray(image)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=-1)
+    if x.ndim != 3 or x.shape[-1] not in (3, 4):
+        raise V.fail(argument, "an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)", f"array of shape {np.shape(image)}")
+    return x[..., :3]
+
+
+def display(image: Any, *, argument: str = "image") -> np.ndarray:
+    """An image as uint8 RGB for showing, whatever its dtype and value range.
+
+    Parameters
+    ----------
+    image : array-like
+        ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``. uint8 is kept as
+        it is; floats in ``[0, 1]`` are scaled by 255; other numbers within
+        ``[0, 255]`` are kept; anything else is min-max scaled to ``[0, 255]``
+        (a constant image outside ``[0, 255]`` becomes black). NaN counts as 0.
+    argument : str, default "image"
+        The argument name used in the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(H, W, 3)``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        An array of another shape.
+
+    Examples
+    --------
+    >>> display(np.full((2, 2), 0.5, "float32"))[0, 0]
+    array([128, 128, 128], dtype=uint8)
+    """
+    x = np.asarray(image)
+    if x.dtype != np.uint8:
+        integer = np.issubdtype(x.dtype, np.integer)
+        x = np.nan_to_num(x.astype(np.float32))
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if lo >= 0.0 and hi <= 1.0 and not integer:
+            x = x * 255.0
+        elif lo < 0.0 or hi > 255.0:
+            x = (x - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(x)
+        x = to_uint8(x)
+    return to_rgb(x, argument=argument)
+
+
+def as_batch(model: Any, images: Any, *, argument: str = "images") -> tuple[np.ndarray, bool]:
+    """Shape one image or a batch like a model's input.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Its first input's shape ``(batch, *shape)`` decides the rank (images of
+        rank 3, ``(H, W, C)``, when it is unknown). Not modified.
+    images : array-like
+        One image (rank of the model's input without the batch axis) or a batch
+        (one more axis); numeric or bool, values untouched. For a one-channel
+        image model, ``(H, W)`` (one image) and ``(N, H, W)`` (a batch) are
+        accepted too.
+    argument : str, default "images"
+        The argument name used in error messages.
+
+    Returns
+    -------
+    batch : numpy.ndarray
+        ``(N, *shape)`` with the dtype of ``images`` (a view where possible: do not
+        write to it).
+    single : bool
+        True when ``images`` was one image (then ``N == 1``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        A non-numeric array or one whose rank fits neither one image nor a batch.
+
+    Examples
+    --------
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
+    >>> batch, single = as_batch(m, np.zeros((8, 8)))
+    >>> batch.shape, single
+    ((1, 8, 8, 1), True)
+    """
+    x = np.asarray(images)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise V.fail(argument, "a numeric array of shape (H, W, C) or (N, H, W, C)", images)
+    shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
+    rank = len(shape) if shape is not None else 3
+    channels = shape[-1] if shape else None
+    if x.ndim == rank:
+        if channels == 1 and rank == 3 and x.shape[-1] != 1:
+            return x[..., None], False  # a batch of grayscale images without channel axis
+        return x[None], True
+    if x.ndim == rank + 1:
+        return x, False
+    if x.ndim == rank - 1 and channels == 1:
+        return x[None, ..., None], True
+    raise V.fail(
+        argument,
+        f"one image of shape {shape} or a batch of shape (N, *{shape}) for model '{model.name}'",
+        f"array of shape {x.shape}",
+    )
