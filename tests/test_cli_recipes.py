@@ -41,7 +41,12 @@ def test_mnist_and_train_sample(tmp_path):
     assert (ckpt / "state.json").is_file()
     out2 = tmp_path / "folder"
     assert main(["train", "--sample", "--image-size", "48", "--epochs", "1", "-o", str(out2), "-q"]) == 0
-    assert _outputs(out2)["settings"]["classes"] == ["cat", "dog"]
+    written = _outputs(out2)
+    assert written["class_names"] == ["cat", "dog"]
+    # the class names travel with the saved model
+    from visionkit import training
+
+    assert training.class_names(training.load_model(out2 / "model.keras")) == ["cat", "dog"]
 
 
 def test_cifar10_sample_options(tmp_path):

@@ -54,5 +54,39 @@ def test_configure_is_explicit_and_applies(repo_root):
     assert json.loads(res.stdout.strip().splitlines()[-1]) == ["float32", "mixed_bfloat16", "mixed_bfloat16", "mixed_bfloat16"]
 
 
-def test_auto_precision_on_cpu():
-    assert device._auto_precision() == "float32"
+@pytest.mark.parametrize(("flags", "gpus", "tpu", "expected"), [
+    (["avx2", "avx512f"], [], False, "float32"),
+    (["avx512f", "avx512_bf16"], [], False, "mixed_bfloat16"),
+    (["amx_bf16"], [], False, "mixed_bfloat16"),
+    (["avx2"], [(7, 0)], False, "mixed_float16"),
+    (["avx512_bf16"], [(8, 6)], False, "mixed_float16"),
+    (["avx2"], [(6, 1)], False, "float32"),
+    (["avx2"], [], True, "mixed_bfloat16"),
+])
+def test_auto_precision_choice(flags, gpus, tpu, expected):
+    assert device.auto_precision(cpu_flags=flags, gpu_capabilities=gpus, tpu=tpu) == expected
+
+
+def test_precision_scope_restores_the_global_policy():
+    import keras
+
+    before = keras.config.dtype_policy().name
+    with device.precision_scope("mixed_bfloat16") as policy:
+        layer = keras.layers.Dense(2)
+        assert keras.config.dtype_policy().name == policy == "mixed_bfloat16"
+    assert layer.dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+    with pytest.raises(InvalidArgumentError, match="precision"):
+        with device.precision_scope("half"):
+            pass
+
+
+def test_resolve_strategy_and_global_batch():
+    assert device.resolve_strategy(None) is None
+    strat = device.resolve_strategy("default")
+    assert device.resolve_strategy(strat) is strat
+    assert device.global_batch_size(16, strat) == 16 * strat.num_replicas_in_sync
+    with pytest.raises(InvalidArgumentError, match="strategy"):
+        device.resolve_strategy("best")
+    with pytest.raises(InvalidArgumentError, match="strategy"):
+        device.resolve_strategy(3)

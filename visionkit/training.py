@@ -62,6 +62,7 @@ import numpy as np
 
 from . import _validate as V
 from ._checkpoint import Checkpoint, fingerprint
+from ._heads import is_logits as _is_logits
 from ._io import atomic_save, save_figure, write_json
 from ._labels import ClassNames, class_names, with_class_names
 from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainingOptions, TrainOptions
@@ -664,30 +665,6 @@ def _steps_per_epoch(ds: Any, name: str, schedule: str) -> int:
             "`dataset.apply(tf.data.experimental.assert_cardinality(n))`) or lr_schedule='constant'."
         )
     return steps
-
-
-def _output_layer(model: Any) -> Any:
-    import keras
-
-    from ._labels import is_passthrough
-
-    layer = model
-    while isinstance(layer, keras.Model) and layer.layers:
-        kept = [x for x in layer.layers if not is_passthrough(x)]
-        if not kept:
-            break
-        layer = kept[-1]
-    return layer
-
-
-def _is_logits(model: Any) -> bool:
-    import keras
-
-    layer = _output_layer(model)
-    act = getattr(layer, "activation", None)
-    if act is None:
-        return False
-    return act is keras.activations.linear or getattr(act, "__name__", "") == "linear"
 
 
 def _default_loss(model: Any, *, one_hot: bool) -> tuple[Any, str, bool]:
