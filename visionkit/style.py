@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._style_loop import StepCounter, observers_for, progress_bar
 from ._style_model import VGG19_LAYER_NAMES, build_extractor
 from ._style_settings import (
     INIT_MODES,
@@ -479,7 +480,6 @@ def style_transfer(
 
 def _run(sources: _Sources, settings: StyleSettings) -> np.ndarray:
     """Optimise at every size of ``settings.sizes`` in turn; the uint8 RGB result."""
-    from ._style_loop import StepCounter, observers_for, progress_bar
     from .preprocess import vgg_deprocess
 
     extractor = build_extractor(settings.layers, pooling=settings.pooling, weights=settings.weights)
@@ -506,7 +506,7 @@ def _run_scale(
     settings: StyleSettings,
     *,
     rng: np.random.Generator,
-    steps: Any,
+    steps: StepCounter,
 ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """One scale: targets at ``size``, start image, optimisation.
 
