@@ -252,3 +252,25 @@ def test_guide_pulls_towards_guide_features(tiny, image):
     plain = D.deep_dream(image, model=tiny, layers=LAYERS, octaves=1, steps=6, tile_size=32, seed=0, progress=False)
     assert projection(out) > projection(image)
     assert not np.array_equal(out, plain)
+
+
+def test_settings_resolve_jitter_and_are_frozen():
+    import dataclasses
+
+    s = D._dream_settings(octaves=2, octave_scale=1.5, steps=3, step_size=0.1, max_loss=None,
+                          tile_size=64, jitter=None, seed=0, progress=False)
+    assert s.jitter == 64 and s.octaves == 2
+    assert s.rng().integers(1000) == np.random.default_rng(0).integers(1000)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.steps = 1
+
+
+def test_cli_defaults_come_from_the_library():
+    import inspect
+
+    from visionkit.cli import build_parser
+
+    args = build_parser().parse_args(["dream", "in.png", "-o", "out.png"])
+    params = inspect.signature(D.deep_dream).parameters
+    for name in ("octaves", "octave_scale", "steps", "step_size", "layers", "tile_size", "max_loss", "seed", "weights"):
+        assert getattr(args, name) == params[name].default, name

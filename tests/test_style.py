@@ -256,3 +256,34 @@ def test_cli(photo: np.ndarray, painting: np.ndarray, tmp_path) -> None:
     assert data.load_image(out).shape == (32, 48, 3)
     assert sorted(p.name for p in (tmp_path / "out" / "result_steps").iterdir()) == ["step_00002.png", "step_00004.png"]
     assert main(["style", str(tmp_path / "c.png"), str(tmp_path / "missing.png"), "-o", str(out), "--weights", "none"]) == 1
+
+
+def test_settings_validated_once_and_frozen() -> None:
+    import dataclasses
+    import inspect
+
+    from visionkit._style_settings import style_settings
+
+    params = inspect.signature(style.style_transfer).parameters
+    defaults = {n: p.default for n, p in params.items() if p.default is not p.empty}
+    s = style_settings(n_styles=2, **{**defaults, "style_blend_weights": (3, 1), "scales": (32, 64)})
+    assert s.style_blend_weights == (0.75, 0.25) and s.sizes == (32, 64) and s.total_steps == 2 * s.steps
+    assert s.layers == (*style.VGG19_CONTENT_LAYERS, *style.VGG19_STYLE_LAYERS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.steps = 3
+
+
+def test_cli_defaults_and_choices_come_from_the_library() -> None:
+    import argparse
+    import inspect
+
+    from visionkit.cli import build_parser
+
+    args = build_parser().parse_args(["style", "c.png", "s.png", "-o", "o.png"])
+    params = inspect.signature(style.style_transfer).parameters
+    for name in ("steps", "max_dim", "content_weight", "style_weight", "tv_weight", "optimizer",
+                 "learning_rate", "init", "pooling", "style_scale", "weights", "seed", "scales"):
+        assert getattr(args, name) == params[name].default, name
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    choices = {a.dest: a.choices for a in sub.choices["style"]._actions if a.choices}
+    assert choices == {"optimizer": style.OPTIMIZERS, "pooling": style.POOLINGS}

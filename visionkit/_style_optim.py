@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .errors import NonFiniteLossError
+from ._style_settings import require_scipy
+from .errors import NonFiniteLossError, VisionkitError
 
 __all__ = ["make_adam_step", "make_loss_and_grad", "run_adam", "run_lbfgs"]
 
@@ -115,7 +116,9 @@ def make_loss_and_grad(
     return loss_and_grad
 
 
-class _Abort(Exception):
+class _Abort(VisionkitError):
+    """Unwinds scipy's minimize from its callbacks (caught here, never escapes)."""
+
     def __init__(self, kind: str, step: int, losses: dict[str, float]) -> None:
         super().__init__(kind)
         self.kind, self.step, self.losses = kind, step, losses
@@ -132,13 +135,7 @@ def run_lbfgs(
     to_image: Callable[[np.ndarray], np.ndarray],
 ) -> np.ndarray:
     """L-BFGS-B (scipy) with the pixel range as box bounds; ``steps`` iterations."""
-    try:
-        from scipy.optimize import minimize
-    except ImportError:
-        raise ImportError(
-            "optimizer='lbfgs' needs scipy: pip install 'visionkit[lbfgs]' (or pip install "
-            "scipy), or use optimizer='adam'."
-        ) from None
+    minimize = require_scipy()
     shape = x0.shape
     loss_and_grad = make_loss_and_grad(loss_fn, shape)
 

@@ -24,6 +24,8 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,7 +139,7 @@ def dream_model(model: Any, layers: Any) -> Any:
     >>> import keras
     >>> from visionkit.dream import dream_model, VGG16_LAYERS
     >>> base = keras.applications.VGG16(weights=None, include_top=False)
-    >>> sorted(dream_model(base, VGG16_LAYERS).output)  # doctest: +SKIP
+    >>> sorted(dream_model(base, VGG16_LAYERS).output)
     ['block3_conv3', 'block4_conv3', 'block5_conv3']
     """
     from ._layers import tap
@@ -305,31 +307,20 @@ class _Dreamer:
             grad = np.roll(grad, (-dy, -dx), axis=(0, 1))
         return loss, grad
 
-    def ascend(
-        self,
-        image: np.ndarray,
-        *,
-        steps: int,
-        step_size: float,
-        tile_size: int,
-        jitter: int,
-        max_loss: float | None,
-        rng: np.random.Generator,
-        bar: Any = None,
-    ) -> np.ndarray:
-        """Gradient ascent on ``image`` (modified in place and returned)."""
-        scale = step_size * 127.5  # step_size is in units of half the pixel range
-        for _ in range(steps):
+    def ascend(self, image: np.ndarray, settings: _DreamSettings, *, rng: np.random.Generator, bar: Any) -> np.ndarray:
+        """``settings.steps`` steps of gradient ascent on ``image`` (modified in place and returned)."""
+        scale = settings.step_size * 127.5  # step_size is in units of half the pixel range
+        jitter = settings.jitter
+        for _ in range(settings.steps):
             shift = (int(rng.integers(-jitter, jitter + 1)), int(rng.integers(-jitter, jitter + 1))) if jitter else (0, 0)
-            loss, grad = self.gradient(image, tile_size=tile_size, shift=shift)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4g}")
+            loss, grad = self.gradient(image, tile_size=settings.tile_size, shift=shift)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}")
             if not math.isfinite(loss):
                 from .errors import NonFiniteLossError
 
                 raise NonFiniteLossError(f"The dream loss became {loss}.", last_finite=_to_uint8(image))
-            if max_loss is not None and loss > max_loss:
+            if settings.max_loss is not None and loss > settings.max_loss:
                 break
             std = float(grad.std(dtype=np.float64))
             if std > 0.0:  # normalise: the step size does not depend on the gradient's scale
@@ -405,60 +396,119 @@ def _octave_shapes(h: int, w: int, octaves: int, octave_scale: float) -> list[tu
     return shapes
 
 
-def _progress_bar(total: int, progress: bool, desc: str) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class _DreamSettings:
+    """The options shared by :func:`deep_dream` and :func:`dream_frames`, validated.
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
+    ``jitter`` is resolved (the tile size when it was ``None``).
+    """
+
+    octaves: int
+    octave_scale: float
+    steps: int
+    step_size: float
+    max_loss: float | None
+    tile_size: int
+    jitter: int
+    seed: int | np.random.Generator | None
+    progress: bool
+
+    def rng(self) -> np.random.Generator:
+        """The generator of the random shifts (``seed`` itself when it is one)."""
+        return self.seed if isinstance(self.seed, np.random.Generator) else np.random.default_rng(self.seed)
 
 
-def _validate_common(
-    octaves: Any, octave_scale: Any, steps: Any, step_size: Any, max_loss: Any, tile_size: Any, jitter: Any, seed: Any
-) -> tuple[int, float, int, float, float | None, int, int | None, Any]:
-    octaves = V.integer("octaves", octaves, minimum=1)
-    octave_scale = V.number("octave_scale", octave_scale, minimum=1.0, exclusive_minimum=True)
-    steps = V.integer("steps", steps, minimum=0)
-    step_size = V.number("step_size", step_size, minimum=0.0, exclusive_minimum=True)
-    max_loss = V.number("max_loss", max_loss, allow_none=True)
+def _dream_settings(
+    *,
+    octaves: Any,
+    octave_scale: Any,
+    steps: Any,
+    step_size: Any,
+    max_loss: Any,
+    tile_size: Any,
+    jitter: Any,
+    seed: Any,
+    progress: Any,
+) -> _DreamSettings:
+    """Validate the options shared by the dream functions."""
     tile_size = V.integer("tile_size", tile_size, minimum=_MIN_TILE)
     jitter = V.integer("jitter", jitter, minimum=0, allow_none=True)
     if seed is not None and not isinstance(seed, np.random.Generator):
         seed = V.integer("seed", seed, minimum=0)
-    return octaves, octave_scale, steps, step_size, max_loss, tile_size, jitter, seed
+    return _DreamSettings(
+        octaves=V.integer("octaves", octaves, minimum=1),
+        octave_scale=V.number("octave_scale", octave_scale, minimum=1.0, exclusive_minimum=True),
+        steps=V.integer("steps", steps, minimum=0),
+        step_size=V.number("step_size", step_size, minimum=0.0, exclusive_minimum=True),
+        max_loss=V.number("max_loss", max_loss, allow_none=True),
+        tile_size=tile_size,
+        jitter=tile_size if jitter is None else jitter,
+        seed=seed,
+        progress=bool(progress),
+    )
 
 
-def _dream(
+def _prepare(
+    image: Any, settings: _DreamSettings, *, model: Any, weights: Any, layers: Any, preprocess: Any, guide: Any = None
+) -> tuple[np.ndarray, _Dreamer, np.random.Generator]:
+    """The float32 image, the dreamer (with its guide) and the random generator of a run."""
+    base = _as_image(image)
+    dreamer = _make_dreamer(model, weights, layers, preprocess)
+    if guide is not None:
+        dreamer.set_guide(guide, settings.tile_size)
+    return base, dreamer, settings.rng()
+
+
+@contextmanager
+def _progress_bar(total: int, progress: bool, desc: str) -> Iterator[Any]:
+    """A tqdm bar (disabled by ``progress=False``), closed on exit."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, disable=not progress)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _octave(
     dreamer: _Dreamer,
-    base: np.ndarray,
+    image: np.ndarray | None,
+    original: np.ndarray,
+    previous_original: np.ndarray | None,
+    settings: _DreamSettings,
     *,
-    octaves: int,
-    octave_scale: float,
-    steps: int,
-    step_size: float,
-    max_loss: float | None,
-    tile_size: int,
-    jitter: int,
     rng: np.random.Generator,
     bar: Any,
 ) -> np.ndarray:
+    """One octave: ``image`` brought to the size of ``original`` (the input at this
+    octave), the detail lost by downscaling re-injected, then gradient ascent.
+
+    ``image`` and ``previous_original`` are ``None`` at the first (smallest) octave.
+    """
+    if image is None or previous_original is None:
+        image = original.copy()
+    else:
+        # The original at this scale minus the original at the previous scale, upsampled.
+        shape = original.shape[:2]
+        image = _resize(image, shape) + (original - _resize(previous_original, shape))
+        np.clip(image, 0.0, 255.0, out=image)
+    return dreamer.ascend(image, settings, rng=rng, bar=bar)
+
+
+def _dream(
+    dreamer: _Dreamer, base: np.ndarray, settings: _DreamSettings, *, rng: np.random.Generator, bar: Any
+) -> np.ndarray:
+    """Dream on ``base`` (float32 ``(H, W, 3)``, not modified) octave by octave, smallest first."""
     h, w = base.shape[:2]
-    shapes = _octave_shapes(h, w, octaves, octave_scale)
-    img = _resize(base, shapes[0])
-    previous_original = img.copy()
-    for i, shape in enumerate(shapes):
-        if i:
-            # Re-inject the detail that downscaling removed: the original at this scale
-            # minus the original at the previous scale, upsampled.
-            original = _resize(base, shape)
-            img = _resize(img, shape) + (original - _resize(previous_original, shape))
-            np.clip(img, 0.0, 255.0, out=img)
-            previous_original = original
-        img = dreamer.ascend(
-            img, steps=steps, step_size=step_size, tile_size=tile_size, jitter=jitter,
-            max_loss=max_loss, rng=rng, bar=bar,
-        )
-    return img
+    image: np.ndarray | None = None
+    previous: np.ndarray | None = None
+    for shape in _octave_shapes(h, w, settings.octaves, settings.octave_scale):
+        original = _resize(base, shape)
+        image = _octave(dreamer, image, original, previous, settings, rng=rng, bar=bar)
+        previous = original
+    assert image is not None
+    return image
 
 
 # ------------------------------------------------------------------------------ public
@@ -549,32 +599,25 @@ def deep_dream(
 
     Examples
     --------
+    Random InceptionV3 weights (``weights=None``), a small image and few steps, to show
+    the call; real dreams use the ImageNet weights and the defaults:
+
     >>> from visionkit.data import sample_image
     >>> from visionkit.dream import deep_dream
-    >>> img = sample_image("photo", max_dim=256)
-    >>> out = deep_dream(img, weights=None, steps=5, seed=0, progress=False)  # doctest: +SKIP
-    >>> out.shape == img.shape, out.dtype  # doctest: +SKIP
+    >>> img = sample_image("photo", max_dim=128)
+    >>> out = deep_dream(img, weights=None, octaves=2, steps=2, seed=0, progress=False)
+    >>> out.shape == img.shape, out.dtype
     (True, dtype('uint8'))
     """
-    octaves, octave_scale, steps, step_size, max_loss, tile_size, jitter, seed = _validate_common(
-        octaves, octave_scale, steps, step_size, max_loss, tile_size, jitter, seed
+    settings = _dream_settings(
+        octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, max_loss=max_loss,
+        tile_size=tile_size, jitter=jitter, seed=seed, progress=progress,
     )
-    base = _as_image(image)
-    dreamer = _make_dreamer(model, weights, layers, preprocess)
-    if guide is not None:
-        dreamer.set_guide(guide, tile_size)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    bar = _progress_bar(octaves * steps, progress, "dream")
-    try:
-        out = _dream(
-            dreamer, base, octaves=octaves, octave_scale=octave_scale, steps=steps,
-            step_size=step_size, max_loss=max_loss, tile_size=tile_size,
-            jitter=tile_size if jitter is None else jitter, rng=rng, bar=bar,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    return _to_uint8(out)
+    base, dreamer, rng = _prepare(
+        image, settings, model=model, weights=weights, layers=layers, preprocess=preprocess, guide=guide
+    )
+    with _progress_bar(settings.octaves * settings.steps, settings.progress, "dream") as bar:
+        return _to_uint8(_dream(dreamer, base, settings, rng=rng, bar=bar))
 
 
 def dream_frames(
@@ -618,33 +661,34 @@ def dream_frames(
 
     Examples
     --------
-    >>> from visionkit.data import sample_image, save_image
+    Random weights and one step per frame, to show the call (save each frame with
+    :func:`visionkit.data.save_image` to make a video):
+
+    >>> from visionkit.data import sample_image
     >>> from visionkit.dream import dream_frames
-    >>> for i, frame in enumerate(dream_frames(sample_image("photo"), 3, weights=None)):  # doctest: +SKIP
-    ...     save_image(f"frame_{i:03d}.png", frame)
+    >>> frames = list(dream_frames(sample_image("photo", max_dim=96), 2, weights=None, steps=1, progress=False))
+    >>> len(frames), frames[0].shape, frames[0].dtype
+    (2, (64, 96, 3), dtype('uint8'))
     """
     n = V.integer("n", n, minimum=1)
     zoom = V.number("zoom", zoom, minimum=1.0)
-    octaves, octave_scale, steps, step_size, max_loss, tile_size, jitter, seed = _validate_common(
-        octaves, octave_scale, steps, step_size, max_loss, tile_size, jitter, seed
+    settings = _dream_settings(
+        octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, max_loss=max_loss,
+        tile_size=tile_size, jitter=jitter, seed=seed, progress=progress,
     )
-    frame = _as_image(image)
-    dreamer = _make_dreamer(model, weights, layers, preprocess)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    h, w = frame.shape[:2]
-    bar = _progress_bar(n * octaves * steps, progress, "dream frames")
-    try:
+    frame, dreamer, rng = _prepare(image, settings, model=model, weights=weights, layers=layers, preprocess=preprocess)
+    total = n * settings.octaves * settings.steps
+    with _progress_bar(total, settings.progress, "dream frames") as bar:
         for i in range(n):
             if i and zoom > 1.0:
-                ch, cw = max(1, round(h / zoom)), max(1, round(w / zoom))
-                y0, x0 = (h - ch) // 2, (w - cw) // 2
-                frame = _resize(frame[y0:y0 + ch, x0:x0 + cw], (h, w))
-            frame = _dream(
-                dreamer, frame, octaves=octaves, octave_scale=octave_scale, steps=steps,
-                step_size=step_size, max_loss=max_loss, tile_size=tile_size,
-                jitter=tile_size if jitter is None else jitter, rng=rng, bar=bar,
-            )
+                frame = _zoom(frame, zoom)
+            frame = _dream(dreamer, frame, settings, rng=rng, bar=bar)
             yield _to_uint8(frame)
-    finally:
-        if bar is not None:
-            bar.close()
+
+
+def _zoom(frame: np.ndarray, zoom: float) -> np.ndarray:
+    """The centre ``1 / zoom`` of ``frame``, resized back to the frame's size."""
+    h, w = frame.shape[:2]
+    ch, cw = max(1, round(h / zoom)), max(1, round(w / zoom))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return _resize(frame[y0:y0 + ch, x0:x0 + cw], (h, w))

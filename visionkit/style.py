@@ -22,27 +22,43 @@ global mixed-precision policy (Gram matrices of VGG activations overflow float16
 
 Examples
 --------
+Random VGG-19 weights (``weights=None``) and a few steps, to show the call; real runs
+use the default ImageNet weights and hundreds of steps:
+
 >>> from visionkit import data, style
 >>> out = style.style_transfer(data.sample_image("photo"), data.sample_image("painting"),
-...                            max_dim=256, steps=200)  # doctest: +SKIP
->>> out.shape, out.dtype  # doctest: +SKIP
-((170, 256, 3), dtype('uint8'))
+...                            max_dim=64, steps=2, weights=None, progress=False)
+>>> out.shape, out.dtype
+((43, 64, 3), dtype('uint8'))
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _validate as V
-from ._style_model import VGG19_LAYER_NAMES, build_extractor, check_layers
+from ._style_loop import StepCounter, observers_for, progress_bar
+from ._style_model import VGG19_LAYER_NAMES, build_extractor
+from ._style_settings import (
+    INIT_MODES,
+    OPTIMIZERS,
+    POOLINGS,
+    StyleSettings,
+    check_some_layers,
+    require_scipy,
+    style_settings,
+)
 from .errors import InvalidArgumentError
 
 __all__ = [
+    "INIT_MODES",
+    "OPTIMIZERS",
+    "POOLINGS",
     "VGG19_CONTENT_LAYERS",
     "VGG19_LAYER_NAMES",
     "VGG19_STYLE_LAYERS",
@@ -95,8 +111,8 @@ def gram_matrix(features: Any) -> Any:
     --------
     >>> import numpy as np
     >>> from visionkit.style import gram_matrix
-    >>> g = gram_matrix(np.ones((4, 4, 2), np.float32))  # doctest: +SKIP
-    >>> g.numpy().tolist()  # doctest: +SKIP
+    >>> g = gram_matrix(np.ones((4, 4, 2), np.float32))
+    >>> g.numpy().tolist()
     [[1.0, 1.0], [1.0, 1.0]]
     """
     tf = _tf()
@@ -177,7 +193,7 @@ def total_variation_loss(image: Any) -> Any:
     >>> import numpy as np
     >>> from visionkit.style import total_variation_loss
     >>> ramp = np.tile(np.arange(4, dtype=np.float32)[None, :, None], (3, 1, 1))
-    >>> float(total_variation_loss(ramp))  # doctest: +SKIP
+    >>> float(total_variation_loss(ramp))
     1.0
     """
     tf = _tf()
@@ -229,20 +245,13 @@ def style_extractor(
     Examples
     --------
     >>> from visionkit.style import style_extractor
-    >>> model = style_extractor(weights=None)  # doctest: +SKIP
-    >>> sorted(model.output)  # doctest: +SKIP
+    >>> model = style_extractor(weights=None)
+    >>> sorted(model.output)
     ['block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1', 'block5_conv2']
     """
-    content_layers = check_layers("content_layers", content_layers, allow_empty=True)
-    style_layers = check_layers("style_layers", style_layers, allow_empty=True)
-    V.one_of("pooling", pooling, ("avg", "max"))
-    layers = tuple(dict.fromkeys(content_layers + style_layers))
-    if not layers:
-        raise InvalidArgumentError(
-            "At least one of `content_layers` and `style_layers` must name a layer. "
-            f"Received: content_layers={content_layers!r}, style_layers={style_layers!r}"
-        )
-    return build_extractor(layers, pooling=pooling, weights=weights)
+    content_layers, style_layers = check_some_layers(content_layers, style_layers)
+    V.one_of("pooling", pooling, POOLINGS)
+    return build_extractor(tuple(dict.fromkeys(content_layers + style_layers)), pooling=pooling, weights=weights)
 
 
 # ----------------------------------------------------------------------------- colour
@@ -276,56 +285,37 @@ def _luminance_image(rgb: np.ndarray, *, match: np.ndarray | None = None) -> np.
 # ----------------------------------------------------------------------------- the recipe
 
 
-def _weights_arg(name: str, values: Any, n: int, what: str) -> np.ndarray:
-    if values is None:
-        return np.full(n, 1.0 / n)
-    allowed = f"None or a sequence of {n} non-negative numbers (one per {what}) with a positive sum"
-    if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != n:
-        raise V.fail(name, allowed, values)
-    try:
-        arr = np.array([V.number(name, v, minimum=0.0) for v in values], dtype=np.float64)
-    except (InvalidArgumentError, TypeError):
-        raise V.fail(name, allowed, values) from None
-    if arr.sum() <= 0:
-        raise V.fail(name, allowed, values)
-    return arr / arr.sum()
-
-
-def _init_arg(init: Any) -> float:
-    if init == "content":
-        return 0.0
-    if init == "noise":
-        return 1.0
-    allowed = "'content', 'noise' or a noise ratio in [0, 1]"
-    if isinstance(init, str):
-        raise V.fail("init", allowed, init)
-    try:
-        return float(V.number("init", init, minimum=0.0, maximum=1.0))
-    except (InvalidArgumentError, TypeError):
-        raise V.fail("init", allowed, init) from None
-
-
-def _scales_arg(scales: Any) -> tuple[int, ...] | None:
-    if scales is None:
-        return None
-    allowed = "None or an increasing sequence of image sizes (integers >= 16)"
-    if isinstance(scales, str) or not isinstance(scales, Sequence) or not scales:
-        raise V.fail("scales", allowed, scales)
-    try:
-        out = tuple(int(V.integer("scales", s, minimum=16)) for s in scales)
-    except (InvalidArgumentError, TypeError):
-        raise V.fail("scales", allowed, scales) from None
-    if any(out[i + 1] <= out[i] for i in range(len(out) - 1)):
-        raise V.fail("scales", allowed, scales)
-    return out
-
-
 def _load(source: Any) -> np.ndarray:
     from .data import load_image
 
     if hasattr(source, "numpy") and not isinstance(source, np.ndarray):
         source = np.asarray(source.numpy())
     return load_image(source)
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """The loaded images of a run, at full resolution, as float RGB ``(H, W, 3)``.
+
+    With ``preserve_color`` ``content`` and ``styles`` are luminance-only (grey RGB) and
+    ``colour`` is the original content, whose chroma is put back at the end.
+    """
+
+    content: np.ndarray
+    colour: np.ndarray
+    styles: tuple[np.ndarray, ...]
+
+
+def _load_sources(content: Any, styles: Sequence[Any], *, preserve_color: bool) -> _Sources:
+    content_rgb = _load(content)
+    style_rgbs = tuple(_load(s) for s in styles)
+    if not preserve_color:
+        return _Sources(content_rgb, content_rgb, style_rgbs)
+    return _Sources(
+        _luminance_image(content_rgb),
+        content_rgb,
+        tuple(_luminance_image(s, match=content_rgb) for s in style_rgbs),
+    )
 
 
 def style_transfer(
@@ -451,155 +441,175 @@ def style_transfer(
     >>> from visionkit import data
     >>> from visionkit.style import style_transfer
     >>> out = style_transfer(data.sample_image("photo"), data.sample_image("painting"),
-    ...                      max_dim=256, steps=100, optimizer="lbfgs")  # doctest: +SKIP
-    >>> out.shape  # doctest: +SKIP
-    (170, 256, 3)
+    ...                      max_dim=48, steps=2, weights=None, progress=False)
+    >>> out.shape, out.dtype
+    ((32, 48, 3), dtype('uint8'))
     """
-    max_dim = int(V.integer("max_dim", max_dim, minimum=16))
-    content_layers = check_layers("content_layers", content_layers, allow_empty=True)
-    style_layers = check_layers("style_layers", style_layers, allow_empty=True)
-    if not content_layers and not style_layers:
-        raise InvalidArgumentError(
-            "At least one of `content_layers` and `style_layers` must name a layer. "
-            f"Received: content_layers={content_layers!r}, style_layers={style_layers!r}"
-        )
-    layer_w = _weights_arg("style_layer_weights", style_layer_weights, max(len(style_layers), 1), "style layer")
-    content_weight = float(V.number("content_weight", content_weight, minimum=0.0))
-    style_weight = float(V.number("style_weight", style_weight, minimum=0.0))
-    tv_weight = float(V.number("tv_weight", tv_weight, minimum=0.0))
-    steps = int(V.integer("steps", steps, minimum=1))
-    V.one_of("optimizer", optimizer, ("adam", "lbfgs"))
-    learning_rate = float(V.number("learning_rate", learning_rate, minimum=0.0, exclusive_minimum=True))
-    noise_ratio = _init_arg(init)
-    V.one_of("pooling", pooling, ("avg", "max"))
-    if not isinstance(preserve_color, bool):
-        raise V.fail("preserve_color", "True or False", preserve_color)
-    style_scale = float(V.number("style_scale", style_scale, minimum=0.0, exclusive_minimum=True, maximum=8.0))
-    sizes = _scales_arg(scales) or (max_dim,)
-    seed = V.integer("seed", seed, allow_none=True)
-    if callback is not None and not callable(callback):
-        raise V.fail("callback", "None or a callable callback(step, image, losses)", callback)
-    save_every = V.integer("save_every", save_every, minimum=1, allow_none=True)
-    if save_every is not None and output_dir is None:
-        raise InvalidArgumentError(
-            "Argument `output_dir` is required with `save_every`. "
-            f"Received: save_every={save_every!r}, output_dir=None"
-        )
-    out_dir = Path(output_dir) if output_dir is not None else None
-    styles_in = list(style) if isinstance(style, (list, tuple)) else [style]
-    if not styles_in:
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
         raise V.fail("style", "an image or a non-empty list of images", style)
-    blend = _weights_arg("style_blend_weights", style_blend_weights, len(styles_in), "style image")
-    if optimizer == "lbfgs":
-        try:
-            import scipy.optimize  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "optimizer='lbfgs' needs scipy: pip install 'visionkit[lbfgs]' (or pip "
-                "install scipy), or use optimizer='adam'."
-            ) from None
+    settings = style_settings(
+        n_styles=len(styles),
+        max_dim=max_dim,
+        content_layers=content_layers,
+        style_layers=style_layers,
+        style_layer_weights=style_layer_weights,
+        content_weight=content_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
+        steps=steps,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        init=init,
+        pooling=pooling,
+        preserve_color=preserve_color,
+        style_scale=style_scale,
+        style_blend_weights=style_blend_weights,
+        scales=scales,
+        weights=weights,
+        seed=seed,
+        callback=callback,
+        save_every=save_every,
+        output_dir=output_dir,
+        progress=progress,
+    )
+    if settings.optimizer == "lbfgs":
+        require_scipy()  # fail before loading images and VGG-19
+    return _run(_load_sources(content, styles, preserve_color=settings.preserve_color), settings)
 
-    content_rgb = _load(content)
-    style_rgbs = [_load(s) for s in styles_in]
-    colour_rgb = content_rgb
-    if preserve_color:
-        content_rgb = _luminance_image(colour_rgb)
-        style_rgbs = [_luminance_image(s, match=colour_rgb) for s in style_rgbs]
 
-    import tensorflow as tf
-    from tqdm.auto import tqdm
+def _run(sources: _Sources, settings: StyleSettings) -> np.ndarray:
+    """Optimise at every size of ``settings.sizes`` in turn; the uint8 RGB result."""
+    from .preprocess import vgg_deprocess
 
-    from ._style_optim import run_adam, run_lbfgs
-    from .data import load_image, save_image
-    from .preprocess import IMAGENET_MEAN_RGB, vgg_deprocess, vgg_preprocess
-
-    extractor = build_extractor(tuple(dict.fromkeys(content_layers + style_layers)), pooling=pooling, weights=weights)
-    mean_bgr = np.asarray(IMAGENET_MEAN_RGB[::-1], np.float32)
-    low, high = -mean_bgr, 255.0 - mean_bgr
-    rng = np.random.default_rng(seed)
-    total_steps = steps * len(sizes)
-    bar = tqdm(total=total_steps, disable=not progress, desc="style transfer", unit="step")
-    count = {"done": 0, "stopped": 0}
+    extractor = build_extractor(settings.layers, pooling=settings.pooling, weights=settings.weights)
+    rng = np.random.default_rng(settings.seed)
     previous: np.ndarray | None = None  # last scale's result, before colour restoration
     result: np.ndarray | None = None
-    try:
-        for size in sizes:
-            c_rgb = load_image(content_rgb, max_dim=size)
-            h, w = c_rgb.shape[:2]
-            chroma = _to_yiq(load_image(colour_rgb, size=(h, w))) if preserve_color else None
-            style_dim = max(16, round(max(h, w) * style_scale))
-            s_rgbs = [load_image(s, max_dim=style_dim) for s in style_rgbs]
-            _check_size("content", (h, w), content_layers, "max_dim` or `scales")
-            for i, s_rgb in enumerate(s_rgbs):
-                _check_size(f"style[{i}]" if len(s_rgbs) > 1 else "style", s_rgb.shape[:2], style_layers, "style_scale")
-
-            def finish(x: np.ndarray, chroma: np.ndarray | None = chroma) -> np.ndarray:
-                """uint8 RGB of a preprocessed image, with the content's chroma if asked."""
-                rgb = vgg_deprocess(x)
-                if chroma is not None:
-                    yiq = chroma.copy()
-                    yiq[..., 0] = _to_yiq(rgb)[..., 0]
-                    rgb = np.clip(np.rint(_from_yiq(yiq)), 0, 255).astype(np.uint8)
-                return rgb
-
-            # The targets, computed once per scale.
-            c_feats = extractor(tf.constant(vgg_preprocess(c_rgb)[None]))
-            content_targets = {n: tf.constant(c_feats[n]) for n in content_layers}
-            del c_feats
-            grams: dict[str, Any] = {n: 0.0 for n in style_layers}
-            for blend_w, s_rgb in zip(blend, s_rgbs):
-                s_feats = extractor(tf.constant(vgg_preprocess(s_rgb)[None]))
-                for n in style_layers:
-                    grams[n] = grams[n] + float(blend_w) * gram_matrix(s_feats[n])
-                del s_feats
-            style_targets = {n: tf.constant(g) for n, g in grams.items()}
-            layer_weights = {n: float(v) for n, v in zip(style_layers, layer_w)}
-            loss_fn = _make_loss(
-                extractor,
-                content_targets,
-                style_targets,
-                layer_weights,
-                content_weight=content_weight,
-                style_weight=style_weight,
-                tv_weight=tv_weight,
-            )
-
-            if previous is None:
-                x0 = vgg_preprocess(c_rgb)
-                if noise_ratio > 0:
-                    noise = rng.uniform(-20.0, 20.0, x0.shape).astype(np.float32)
-                    x0 = noise_ratio * noise + (1.0 - noise_ratio) * x0
-            else:
-                x0 = vgg_preprocess(load_image(previous, size=(h, w)))
-            x0 = np.clip(x0, low, high).astype(np.float32)
-
-            def report(step: int, x: Any, losses: dict[str, float], finish: Any = finish) -> bool:
-                count["done"] += 1
-                k = count["done"]
-                bar.update(1)
-                bar.set_postfix({key: f"{val:.3g}" for key, val in losses.items()}, refresh=False)
-                wants_save = save_every is not None and (k % save_every == 0 or k == total_steps)
-                if callback is None and not wants_save:
-                    return False
-                img = finish(x.numpy() if hasattr(x, "numpy") else x)
-                if wants_save:
-                    save_image(out_dir / f"step_{k:05d}.png", img)
-                stop = bool(callback(k, img, dict(losses))) if callback is not None else False
-                count["stopped"] = int(stop)
-                return stop
-
-            if optimizer == "adam":
-                x = run_adam(loss_fn, x0, low, high, steps=steps, learning_rate=learning_rate, report=report, to_image=finish)
-            else:
-                x = run_lbfgs(loss_fn, x0, low, high, steps=steps, report=report, to_image=finish)
+    with progress_bar(settings) as bar:
+        steps = StepCounter(observers_for(settings, bar))
+        for size in settings.sizes:
+            x, finish = _run_scale(extractor, sources, size, previous, settings, rng=rng, steps=steps)
             previous = vgg_deprocess(x).astype(np.float32)
             result = finish(x)
-            if count["stopped"]:
+            if steps.stopped:
                 break
-    finally:
-        bar.close()
     assert result is not None
     return result
+
+
+def _run_scale(
+    extractor: Any,
+    sources: _Sources,
+    size: int,
+    previous: np.ndarray | None,
+    settings: StyleSettings,
+    *,
+    rng: np.random.Generator,
+    steps: StepCounter,
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """One scale: targets at ``size``, start image, optimisation.
+
+    Returns the optimised preprocessed image ``(h, w, 3)`` and the function mapping
+    such an image to the uint8 RGB result (with the content's chroma if asked).
+    """
+    from ._style_optim import run_adam, run_lbfgs
+    from .data import load_image
+
+    c_rgb = load_image(sources.content, max_dim=size)
+    h, w = c_rgb.shape[:2]
+    _check_size("content", (h, w), settings.content_layers, "max_dim` or `scales")
+    style_dim = max(16, round(max(h, w) * settings.style_scale))
+    s_rgbs = [load_image(s, max_dim=style_dim) for s in sources.styles]
+    for i, s_rgb in enumerate(s_rgbs):
+        what = f"style[{i}]" if len(s_rgbs) > 1 else "style"
+        _check_size(what, s_rgb.shape[:2], settings.style_layers, "style_scale")
+    chroma = _to_yiq(load_image(sources.colour, size=(h, w))) if settings.preserve_color else None
+    finish = _finisher(chroma)
+    loss_fn = _make_loss(
+        extractor,
+        *_targets(extractor, c_rgb, s_rgbs, settings),
+        dict(zip(settings.style_layers, settings.style_layer_weights)),
+        content_weight=settings.content_weight,
+        style_weight=settings.style_weight,
+        tv_weight=settings.tv_weight,
+    )
+    low, high = _pixel_box()
+    x0 = _start_image(c_rgb, previous, settings.noise_ratio, rng, low, high)
+    report = steps.reporter(finish)
+    if settings.optimizer == "adam":
+        x = run_adam(
+            loss_fn, x0, low, high, steps=settings.steps, learning_rate=settings.learning_rate,
+            report=report, to_image=finish,
+        )
+    else:
+        x = run_lbfgs(loss_fn, x0, low, high, steps=settings.steps, report=report, to_image=finish)
+    return x, finish
+
+
+def _targets(
+    extractor: Any, c_rgb: np.ndarray, s_rgbs: Sequence[np.ndarray], settings: StyleSettings
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Content features and blended style Gram matrices, computed once per scale."""
+    import tensorflow as tf
+
+    from .preprocess import vgg_preprocess
+
+    c_feats = extractor(tf.constant(vgg_preprocess(c_rgb)[None]))
+    content_targets = {n: tf.constant(c_feats[n]) for n in settings.content_layers}
+    del c_feats
+    grams: dict[str, Any] = {n: 0.0 for n in settings.style_layers}
+    for blend_w, s_rgb in zip(settings.style_blend_weights, s_rgbs):
+        s_feats = extractor(tf.constant(vgg_preprocess(s_rgb)[None]))
+        for n in settings.style_layers:
+            grams[n] = grams[n] + float(blend_w) * gram_matrix(s_feats[n])
+        del s_feats
+    return content_targets, {n: tf.constant(g) for n, g in grams.items()}
+
+
+def _pixel_box() -> tuple[np.ndarray, np.ndarray]:
+    """The valid range ``(low, high)`` per channel of VGG-preprocessed (BGR) pixels."""
+    from .preprocess import IMAGENET_MEAN_RGB
+
+    mean_bgr = np.asarray(IMAGENET_MEAN_RGB[::-1], np.float32)
+    return -mean_bgr, 255.0 - mean_bgr
+
+
+def _start_image(
+    c_rgb: np.ndarray,
+    previous: np.ndarray | None,
+    noise_ratio: float,
+    rng: np.random.Generator,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> np.ndarray:
+    """The preprocessed start image: the previous scale's result upsampled, or the content with noise."""
+    from .data import load_image
+    from .preprocess import vgg_preprocess
+
+    if previous is not None:
+        x0 = vgg_preprocess(load_image(previous, size=c_rgb.shape[:2]))
+    else:
+        x0 = vgg_preprocess(c_rgb)
+        if noise_ratio > 0:
+            noise = rng.uniform(-20.0, 20.0, x0.shape).astype(np.float32)
+            x0 = noise_ratio * noise + (1.0 - noise_ratio) * x0
+    return np.clip(x0, low, high).astype(np.float32)
+
+
+def _finisher(chroma: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The map from a preprocessed image to uint8 RGB, putting ``chroma`` (YIQ) back if given."""
+    from .preprocess import vgg_deprocess
+
+    def finish(x: np.ndarray) -> np.ndarray:
+        rgb = vgg_deprocess(x)
+        if chroma is not None:
+            yiq = chroma.copy()
+            yiq[..., 0] = _to_yiq(rgb)[..., 0]
+            rgb = np.clip(np.rint(_from_yiq(yiq)), 0, 255).astype(np.uint8)
+        return rgb
+
+    return finish
 
 
 def _check_size(what: str, shape: tuple[int, int], layers: Sequence[str], argument: str) -> None:

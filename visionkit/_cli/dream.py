@@ -1,11 +1,24 @@
-"""``visionkit dream``: DeepDream on an image file."""
+"""``visionkit dream``: DeepDream on an image file.
+
+Defaults come from :func:`visionkit.dream.deep_dream` and its layer preset; that module
+does not import TensorFlow until a dream runs, so ``visionkit --help`` stays cheap.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from ..dream import INCEPTION_V3_LAYERS, deep_dream
 from ._common import add_progress, positive_float, positive_int, weights_arg
+
+
+def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The default value of every parameter of ``fn`` that has one."""
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
 def parse_layers(text: str) -> dict[str, float]:
@@ -29,6 +42,8 @@ def parse_layers(text: str) -> dict[str, float]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    d = _defaults(deep_dream)
+    preset = ",".join(f"{name}={weight:g}" for name, weight in INCEPTION_V3_LAYERS.items())
     p = sub.add_parser(
         "dream",
         help="DeepDream an image (InceptionV3, octaves, tiled gradients)",
@@ -37,17 +52,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image", help="input image file")
     p.add_argument("-o", "--output", required=True, help="output image file (.png, .jpg, ...)")
-    p.add_argument("--octaves", type=positive_int, default=3, help="number of scales (default: 3)")
-    p.add_argument("--octave-scale", type=positive_float, default=1.4, help="size ratio between octaves (default: 1.4)")
-    p.add_argument("--steps", type=positive_int, default=20, help="gradient-ascent steps per octave (default: 20)")
-    p.add_argument("--step-size", type=positive_float, default=0.01, help="step size (default: 0.01)")
-    p.add_argument("--layers", type=parse_layers, default=None,
-                   help="layers and weights, e.g. mixed4=1,mixed5=1.5 (default: mixed4..mixed7)")
-    p.add_argument("--tile-size", type=positive_int, default=512, help="gradient tile size in pixels (default: 512)")
-    p.add_argument("--max-loss", type=float, default=None, help="stop an octave once the loss exceeds this")
-    p.add_argument("--max-dim", type=positive_int, default=None, help="resize the input so its longer side is this")
-    p.add_argument("--seed", type=int, default=None, help="seed of the random shifts")
-    p.add_argument("--weights", type=weights_arg, default="imagenet",
+    p.add_argument("--octaves", type=positive_int, default=d["octaves"], help="number of scales (default: %(default)s)")
+    p.add_argument("--octave-scale", type=positive_float, default=d["octave_scale"],
+                   help="size ratio between octaves (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=d["steps"], help="gradient-ascent steps per octave (default: %(default)s)")
+    p.add_argument("--step-size", type=positive_float, default=d["step_size"], help="step size (default: %(default)s)")
+    p.add_argument("--layers", type=parse_layers, default=d["layers"],
+                   help=f"layers and weights, e.g. mixed4=1,mixed5=1.5 (default: {preset})")
+    p.add_argument("--tile-size", type=positive_int, default=d["tile_size"],
+                   help="gradient tile size in pixels (default: %(default)s)")
+    p.add_argument("--max-loss", type=float, default=d["max_loss"], help="stop an octave once the loss exceeds this")
+    p.add_argument("--max-dim", type=positive_int, help="resize the input so its longer side is this (default: no resize)")
+    p.add_argument("--seed", type=int, default=d["seed"], help="seed of the random shifts")
+    p.add_argument("--weights", type=weights_arg, default=d["weights"],
                    help="'imagenet' (default), 'none' (random) or a weights file")
     add_progress(p)
     p.set_defaults(func=run)
@@ -55,11 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import _validate as V
-    from ..data import _SAVE_FORMATS, load_image, save_image
-    from ..dream import deep_dream
+    from ..data import SAVE_FORMATS, load_image, save_image
 
-    if Path(args.output).suffix.lower() not in _SAVE_FORMATS:  # fail before the long dream
-        raise V.fail("--output", f"a file name ending in one of {sorted(_SAVE_FORMATS)}", args.output)
+    if Path(args.output).suffix.lower() not in SAVE_FORMATS:  # fail before the long dream
+        raise V.fail("--output", f"a file name ending in one of {sorted(SAVE_FORMATS)}", args.output)
     image = load_image(args.image, max_dim=args.max_dim)
     out = deep_dream(
         image,

@@ -1,43 +1,57 @@
-"""``visionkit style``: neural style transfer of an image in the style of painting(s)."""
+"""``visionkit style``: neural style transfer of an image in the style of painting(s).
+
+Choices and defaults come from :mod:`visionkit.style` (its constants and the defaults
+of :func:`~visionkit.style.style_transfer`); that module does not import TensorFlow
+until a transfer runs, so ``visionkit --help`` stays cheap.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ._common import add_progress, positive_int, weights_arg
+from ..style import INIT_MODES, OPTIMIZERS, POOLINGS, style_transfer
+from ._common import add_progress, number_in, positive_float, positive_int, weights_arg
+
+_non_negative = number_in(0.0, math.inf)
+_noise_ratio = number_in(0.0, 1.0)
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The default value of every parameter of ``fn`` that has one."""
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
 def _init(text: str) -> str | float:
-    if text in ("content", "noise"):
+    if text in INIT_MODES:
         return text
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'content', 'noise' or a noise ratio in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a noise ratio in [0, 1], got {text!r}")
-    return value
+        return _noise_ratio(text)
+    except argparse.ArgumentTypeError:
+        shown = ", ".join(repr(m) for m in INIT_MODES)
+        raise argparse.ArgumentTypeError(f"expected {shown} or a noise ratio in [0, 1], got {text!r}") from None
 
 
-def _scales(text: str) -> tuple[int, ...]:
+def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated sizes such as 256,512, got {text!r}") from None
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 2,1, got {text!r}") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    d = _defaults(style_transfer)
     p = sub.add_parser(
         "style",
         help="repaint an image in the style of a painting (neural style transfer, VGG-19)",
@@ -48,32 +62,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("content", metavar="CONTENT", help="content image file")
     p.add_argument("style", metavar="STYLE", nargs="+", help="style image file(s)")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="result image (.png, .jpg, ...)")
-    p.add_argument("--steps", type=positive_int, default=1000, help="optimisation steps per scale (default 1000)")
-    p.add_argument("--max-dim", type=positive_int, default=512, help="longer side of the result (default 512)")
-    p.add_argument("--scales", type=_scales, default=None, help="coarse-to-fine sizes, e.g. 256,512 (overrides --max-dim)")
-    p.add_argument("--content-weight", type=_non_negative, default=1e4, help="content loss weight (default 1e4)")
-    p.add_argument("--style-weight", type=_non_negative, default=1e-2, help="style loss weight (default 1e-2)")
-    p.add_argument("--tv-weight", type=_non_negative, default=1e2, help="total-variation weight (default 1e2)")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="adam (default) or lbfgs (needs scipy)")
-    p.add_argument("--learning-rate", type=float, default=5.0, help="Adam step size in pixel units (default 5)")
-    p.add_argument("--init", type=_init, default="content", help="content (default), noise, or a noise ratio such as 0.6")
-    p.add_argument("--pooling", choices=("avg", "max"), default="avg", help="VGG pooling (default avg)")
+    p.add_argument("--steps", type=positive_int, default=d["steps"], help="optimisation steps per scale (default %(default)s)")
+    p.add_argument("--max-dim", type=positive_int, default=d["max_dim"], help="longer side of the result (default %(default)s)")
+    p.add_argument("--scales", type=_ints, default=d["scales"], help="coarse-to-fine sizes, e.g. 256,512 (overrides --max-dim)")
+    p.add_argument("--content-weight", type=_non_negative, default=d["content_weight"],
+                   help="content loss weight (default %(default)g)")
+    p.add_argument("--style-weight", type=_non_negative, default=d["style_weight"], help="style loss weight (default %(default)g)")
+    p.add_argument("--tv-weight", type=_non_negative, default=d["tv_weight"], help="total-variation weight (default %(default)g)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"],
+                   help="%(choices)s (default %(default)s); lbfgs needs scipy")
+    p.add_argument("--learning-rate", type=positive_float, default=d["learning_rate"],
+                   help="Adam step size in pixel units (default %(default)g)")
+    p.add_argument("--init", type=_init, default=d["init"],
+                   help=f"{', '.join(INIT_MODES)} or a noise ratio such as 0.6 (default %(default)s)")
+    p.add_argument("--pooling", choices=POOLINGS, default=d["pooling"], help="VGG pooling (default %(default)s)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
-    p.add_argument("--style-scale", type=float, default=1.0, help="style image size relative to the result (default 1)")
-    p.add_argument("--style-blend-weights", type=lambda t: tuple(float(v) for v in t.split(",")), default=None,
+    p.add_argument("--style-scale", type=positive_float, default=d["style_scale"],
+                   help="style image size relative to the result (default %(default)g)")
+    p.add_argument("--style-blend-weights", type=_floats, default=d["style_blend_weights"],
                    help="comma-separated weights of several STYLE images")
-    p.add_argument("--save-every", type=positive_int, default=None, help="write intermediate PNGs every N steps")
-    p.add_argument("--output-dir", default=None, help="folder of the intermediate PNGs (default: OUT's name + '_steps')")
-    p.add_argument("--weights", type=weights_arg, default="imagenet",
+    p.add_argument("--save-every", type=positive_int, default=d["save_every"], help="write intermediate PNGs every N steps")
+    p.add_argument("--output-dir", default=d["output_dir"],
+                   help="folder of the intermediate PNGs (default: OUT's name + '_steps')")
+    p.add_argument("--weights", type=weights_arg, default=d["weights"],
                    help="VGG-19 weights: imagenet (default), none (random), or a weights file")
-    p.add_argument("--seed", type=int, default=None, help="seed of the initial noise")
+    p.add_argument("--seed", type=int, default=d["seed"], help="seed of the initial noise")
     add_progress(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import save_image
-    from ..style import style_transfer
 
     out = Path(args.output)
     output_dir = args.output_dir
