@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _validate as V
 from ._style_model import check_layers
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, MissingDependencyError
 
 __all__ = [
     "INIT_MODES",
@@ -166,7 +166,7 @@ def require_scipy() -> Callable[..., Any]:
     try:
         from scipy.optimize import minimize
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             "optimizer='lbfgs' needs scipy: pip install 'visionkit[lbfgs]' (or pip "
             "install scipy), or use optimizer='adam'."
         ) from None

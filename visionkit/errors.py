@@ -17,6 +17,7 @@ __all__ = [
     "ImageReadError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "MissingDependencyError",
     "NonFiniteLossError",
     "ResumeMismatchError",
     "UnexpectedArgumentError",
@@ -42,6 +43,10 @@ class UnexpectedArgumentError(InvalidTypeError):
 
     The message names it, suggests the closest valid name and lists the valid ones.
     """
+
+
+class MissingDependencyError(VisionkitError, ImportError):
+    """An optional dependency is not installed; the message says how to install it."""
 
 
 class DataNotFoundError(VisionkitError, FileNotFoundError):

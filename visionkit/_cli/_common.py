@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -84,3 +86,8 @@ def image_size(minimum: int = 1) -> Callable[[str], tuple[int, int]]:
         return values[0], values[1]
 
     return parse
+
+
+def defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
+    """The default value of every parameter of ``function`` that has one (the library's, not copies)."""
+    return {n: p.default for n, p in inspect.signature(function).parameters.items() if p.default is not p.empty}

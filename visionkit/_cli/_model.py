@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._common import defaults_of
 
 
 def add_model_command(
@@ -40,7 +41,7 @@ def add_model_command(
 
 def default_of(function: Callable[..., Any], parameter: str) -> Any:
     """The default value of ``function``'s keyword ``parameter`` (the library's, not a copy)."""
-    return inspect.signature(function).parameters[parameter].default
+    return defaults_of(function)[parameter]
 
 
 def load_model(path: str) -> Any:

@@ -7,18 +7,10 @@ does not import TensorFlow until a dream runs, so ``visionkit --help`` stays che
 from __future__ import annotations
 
 import argparse
-import inspect
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..dream import INCEPTION_V3_LAYERS, deep_dream
-from ._common import add_progress, positive_float, positive_int, weights_arg
-
-
-def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The default value of every parameter of ``fn`` that has one."""
-    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+from ._common import add_progress, defaults_of, positive_float, positive_int, weights_arg
 
 
 def parse_layers(text: str) -> dict[str, float]:
@@ -42,7 +34,7 @@ def parse_layers(text: str) -> dict[str, float]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = _defaults(deep_dream)
+    d = defaults_of(deep_dream)
     preset = ",".join(f"{name}={weight:g}" for name, weight in INCEPTION_V3_LAYERS.items())
     p = sub.add_parser(
         "dream",
@@ -67,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=weights_arg, default=d["weights"],
                    help="'imagenet' (default), 'none' (random) or a weights file")
     add_progress(p)
-    p.set_defaults(func=run)
+    p.setdefaults_of(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,22 +8,15 @@ until a transfer runs, so ``visionkit --help`` stays cheap.
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..style import INIT_MODES, OPTIMIZERS, POOLINGS, style_transfer
-from ._common import add_progress, number_in, positive_float, positive_int, weights_arg
+from ._common import add_progress, defaults_of, number_in, positive_float, positive_int, weights_arg
 
 _non_negative = number_in(0.0, math.inf)
 _noise_ratio = number_in(0.0, 1.0)
 
-
-def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The default value of every parameter of ``fn`` that has one."""
-    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
 def _init(text: str) -> str | float:
@@ -51,7 +44,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = _defaults(style_transfer)
+    d = defaults_of(style_transfer)
     p = sub.add_parser(
         "style",
         help="repaint an image in the style of a painting (neural style transfer, VGG-19)",
@@ -88,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="VGG-19 weights: imagenet (default), none (random), or a weights file")
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of the initial noise")
     add_progress(p)
-    p.set_defaults(func=run)
+    p.setdefaults_of(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
