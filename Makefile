@@ -9,7 +9,7 @@ lint:
 	$(PYTHON) -m ruff check .
 
 unit:
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest tests visionkit --doctest-modules
 
 notebooks:
 	VISIONKIT_QUICK=1 $(PYTHON) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider notebooks

@@ -83,9 +83,14 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_train_needs_dir_or_sample(tmp_path):
-    assert main(["train", "-o", str(tmp_path)]) == 2
-    assert main(["train", str(tmp_path), "--sample", "-o", str(tmp_path)]) == 2
+@pytest.mark.parametrize("extra", [[], ["DIR", "--sample"]])
+def test_train_needs_dir_or_sample(tmp_path, capsys, extra):
+    argv = ["train", "-o", str(tmp_path)] + [str(tmp_path) if a == "DIR" else a for a in extra]
+    with pytest.raises(SystemExit) as info:  # a usage error, reported by argparse with the usage line
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: visionkit train" in err and "DIR or --sample" in err
 
 
 def test_bad_data_path_exit_1(tmp_path, capsys):

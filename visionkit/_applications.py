@@ -65,7 +65,7 @@ def application(
 
     ``weights`` is ``"imagenet"`` (downloaded and cached by Keras), ``None`` (random),
     or a path to a weights file. An ImageNet download that fails raises
-    :class:`WeightsUnavailableError` naming the file to place in the Keras cache;
+    [`WeightsUnavailableError`][visionkit.errors.WeightsUnavailableError] naming the file to place in the Keras cache;
     a weights file that does not fit names the file.
     """
     ctor = _constructor(name)

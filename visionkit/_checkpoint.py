@@ -1,6 +1,6 @@
 """Resumable training checkpoints: one Keras callback (private; public as ``training.Checkpoint``).
 
-:class:`Checkpoint` does for visionkit what ``keras.callbacks.BackupAndRestore`` does
+[`Checkpoint`][visionkit.training.Checkpoint] does for visionkit what ``keras.callbacks.BackupAndRestore`` does
 for Keras, plus what a long run needs on top:
 
 * after every completed epoch, the weights **and optimizer state** go to
@@ -11,13 +11,13 @@ for Keras, plus what a long run needs on top:
 * ``best.keras``: the whole model at its best epoch;
 * ``settings.json``: a fingerprint of the run's settings, so a folder is never
   resumed by a different model, input size, number of classes, optimizer or loss
-  (:class:`~visionkit.errors.ResumeMismatchError` lists what differs);
-* a NaN or infinite loss stops training, and :meth:`Checkpoint.restore_last_good`
+  ([`ResumeMismatchError`][visionkit.errors.ResumeMismatchError] lists what differs);
+* a NaN or infinite loss stops training, and [`Checkpoint.restore_last_good`][visionkit.training.Checkpoint.restore_last_good]
   puts the last good weights back.
 
 On its own, passed to ``model.fit``, it resumes in ``on_train_begin`` as
-``BackupAndRestore`` does. :func:`visionkit.training.train` calls
-:meth:`Checkpoint.restore` itself before ``fit`` so that it knows the epoch it resumes
+``BackupAndRestore`` does. [`visionkit.training.train`][visionkit.training.train] calls
+[`Checkpoint.restore`][visionkit.training.Checkpoint.restore] itself before ``fit`` so that it knows the epoch it resumes
 from.
 """
 
@@ -54,7 +54,7 @@ class Checkpoint(keras.callbacks.Callback):
         The checkpoint folder (created if missing). ``None`` keeps only the NaN
         guard (nothing is written).
     settings : dict, optional
-        The run's fingerprint (see :func:`fingerprint`): written to
+        The run's fingerprint (see ``fingerprint``): written to
         ``settings.json`` on the first run, compared on every later one.
     monitor : str, default "val_loss"
         The logged value whose lowest epoch is kept as ``best.keras``.

@@ -2,11 +2,11 @@
 
 Keras 3's ``model.fit`` fails under ``tf.distribute.MultiWorkerMirroredStrategy``
 ("Attempt to convert a value (PerReplica:...) to a Tensor", keras-team/keras#20585).
-:func:`distributed_fit` trains the same compiled Keras model with
+``distributed_fit`` trains the same compiled Keras model with
 ``strategy.experimental_distribute_dataset`` and ``strategy.run`` inside a
 ``tf.function``, and drives the **same Keras callbacks** ``fit`` would (progress bar,
 ``History``, visionkit's checkpoint/resume and NaN guard, CSV and TensorBoard logs, the
-caller's own callbacks), so :func:`visionkit.training.train` behaves alike on either
+caller's own callbacks), so [`visionkit.training.train`][visionkit.training.train] behaves alike on either
 path.
 
 Batches: the dataset yields *global* batches; each of the ``N`` replicas gets about

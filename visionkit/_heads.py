@@ -1,9 +1,9 @@
 """What a classifier's head is: logits, softmax or sigmoid (private, shared).
 
-One place for head inspection: :func:`output_layer` and :func:`final_layer` find the
+One place for head inspection: ``output_layer`` and ``final_layer`` find the
 layer that produces a model's output (inside nested models, skipping pass-through
-layers such as :class:`visionkit._labels.ClassNames`), :func:`head_kind` and
-:func:`is_logits` say what its activation is, and :func:`logits_substitute` gives a
+layers such as ``visionkit._labels.ClassNames``), ``head_kind`` and
+``is_logits`` say what its activation is, and ``logits_substitute`` gives a
 callable computing that layer *without* its final softmax/sigmoid, for code that
 needs the class scores before it (Grad-CAM). Nothing here modifies a model.
 """
@@ -41,7 +41,7 @@ def output_layer(model: Any) -> Any:
     -------
     keras.layers.Layer
         The last layer of ``model`` that is not a pass-through layer
-        (:func:`visionkit._labels.is_passthrough`); when that layer is itself a
+        (``visionkit._labels.is_passthrough``); when that layer is itself a
         model with layers, its own output layer, recursively. ``model`` itself when
         it has no such layer.
 
@@ -96,7 +96,7 @@ def head_kind(layer: Any) -> str:
     Parameters
     ----------
     layer : keras.layers.Layer
-        Usually :func:`output_layer` of a model.
+        Usually ``output_layer`` of a model.
 
     Returns
     -------
@@ -123,7 +123,7 @@ def is_logits(model: Any) -> bool:
     ----------
     model : keras.Model
         Nested models and a trailing pass-through layer (class names) are looked
-        through, as by :func:`output_layer`.
+        through, as by ``output_layer``.
 
     Returns
     -------
@@ -154,9 +154,9 @@ def _skip_passthrough(op: Any) -> Any:
 def final_layer(model: Any, *, prefix: str = "") -> tuple[str, Any] | None:
     """The qualified name and the layer producing a model's single output.
 
-    Unlike :func:`output_layer` this follows the model's graph from its output
+    Unlike ``output_layer`` this follows the model's graph from its output
     (exact for functional models whose layer list does not end with the head) and
-    returns the name with which :func:`visionkit._layers.tap` addresses the layer.
+    returns the name with which ``visionkit._layers.tap`` addresses the layer.
 
     Parameters
     ----------
@@ -225,13 +225,13 @@ def logits_substitute(layer: Any) -> Callable[..., Any] | None:
     Parameters
     ----------
     layer : keras.layers.Layer
-        A head layer (see :func:`final_layer`).
+        A head layer (see ``final_layer``).
 
     Returns
     -------
     callable or None
         The identity for a ``Softmax`` layer or a softmax/sigmoid ``Activation``
-        layer; a :class:`PreActivationDense` for a ``Dense`` layer with a softmax or
+        layer; a ``PreActivationDense`` for a ``Dense`` layer with a softmax or
         sigmoid activation; None for any other layer (its output is used as it is).
 
     Examples

@@ -1,9 +1,9 @@
 """Image-array helpers shared by the recipes (private).
 
 Generic conversions between what callers pass (one image or a batch, any numeric
-dtype and value range) and what models and plots need: :func:`as_batch` shapes
-images like a model's input, :func:`display` and :func:`to_rgb` make uint8 RGB for
-showing, :func:`to_uint8` rounds pixel values. NumPy only: importing this module
+dtype and value range) and what models and plots need: ``as_batch`` shapes
+images like a model's input, ``display`` and ``to_rgb`` make uint8 RGB for
+showing, ``to_uint8`` rounds pixel values. NumPy only: importing this module
 does not import TensorFlow.
 """
 

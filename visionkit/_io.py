@@ -1,6 +1,6 @@
 """Atomic file output (private).
 
-Every file visionkit writes goes through :func:`atomic_path`: the data is written to a
+Every file visionkit writes goes through ``atomic_path``: the data is written to a
 temporary file in the destination folder and renamed over the target only once it is
 complete, so a crash or a full disk never leaves a half-written file behind.
 """

@@ -1,6 +1,6 @@
 """Class names that travel with a saved model (private; public through ``visionkit.training``).
 
-A model knows the names of its classes through a :class:`ClassNames` layer: an identity
+A model knows the names of its classes through a [`ClassNames`][visionkit.training.ClassNames] layer: an identity
 layer placed after the output layer whose configuration holds the names. Keras saves
 the configuration with the model, so ``model.save("m.keras")`` followed by
 ``keras.models.load_model("m.keras")`` (in a process where visionkit's training module
@@ -62,7 +62,7 @@ def is_passthrough(layer: Any) -> bool:
 def class_names(model: Any) -> list[str] | None:
     """The class names a model carries (``None`` when it carries none).
 
-    Looks for the last :class:`ClassNames` layer, in nested models too; falls back
+    Looks for the last [`ClassNames`][visionkit.training.ClassNames] layer, in nested models too; falls back
     to a ``class_names`` attribute (models made by visionkit 0.1).
     """
     found = _find(model)
@@ -100,7 +100,7 @@ def check_names(names: Any, units: int | None, *, argument: str = "class_names")
 def with_class_names(model: Any, names: Sequence[str]) -> keras.Model:
     """A new model, sharing ``model``'s weights, whose output carries ``names``.
 
-    ``model`` is not modified. An existing :class:`ClassNames` layer at the end is
+    ``model`` is not modified. An existing [`ClassNames`][visionkit.training.ClassNames] layer at the end is
     replaced rather than stacked.
     """
     if not isinstance(model, keras.Model) or not model.inputs:

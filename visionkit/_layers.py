@@ -4,7 +4,7 @@ Shared by Grad-CAM, DeepDream, the visualisations and style transfer. Names addr
 nested layers with ``/``: ``"vgg16/block5_conv3"`` is layer ``block5_conv3`` of the
 sub-model ``vgg16``.
 
-:func:`tap` builds a **new** functional model that returns the outputs of any layers,
+``tap`` builds a **new** functional model that returns the outputs of any layers,
 nested or not, together with the model's output. It re-runs the original layers
 (sharing their weights) on a fresh input, so it works where
 ``keras.Model(model.inputs, inner_layer.output)`` fails with "Graph disconnected"
@@ -20,6 +20,7 @@ from typing import Any
 import keras
 
 from . import _validate as V
+from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["candidates", "get_layer", "iter_layers", "output_rank", "tap"]
 
@@ -108,7 +109,7 @@ def _run(
                 out = substitute(*args, **kwargs)
             elif isinstance(layer, keras.Model) and (inner or replace is not None) and _is_graph_model(layer):
                 if len(args) != 1:
-                    raise ValueError(f"Nested model '{name}' takes several inputs; cannot address its layers.")
+                    raise InvalidArgumentError(f"Nested model '{name}' takes several inputs; cannot address its layers.")
                 out = _run(layer, args[0], f"{name}/", wanted, found, replace)
             else:
                 out = layer(*args, **kwargs)
@@ -126,7 +127,7 @@ def _run(
     if hasattr(model, "_run_through_graph"):
         inputs = x if isinstance(x, (list, tuple)) else [x]
         return model._run_through_graph(inputs, operation_fn=wrap)
-    raise TypeError(
+    raise InvalidTypeError(
         f"Model '{model.name}' is a subclassed model; visionkit can address layers only in "
         "functional and Sequential models."
     )
@@ -166,13 +167,13 @@ def tap(
     for layer_name in layers:
         get_layer(model, layer_name)
     if not model.inputs:
-        raise ValueError(f"Model '{model.name}' has no defined input; build it on an input shape first.")
+        raise InvalidArgumentError(f"Model '{model.name}' has no defined input; build it on an input shape first.")
     inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"tap_input_{i}") for i, t in enumerate(model.inputs)]
     found: dict[str, Any] = {}
     out = _run(model, inputs[0] if len(inputs) == 1 else inputs, "", set(layers), found, replace)
     missing = [n for n in layers if n not in found]
     if missing:
-        raise ValueError(f"Layers {missing} of model '{model.name}' are not on the path from its input to its output.")
+        raise InvalidArgumentError(f"Layers {missing} of model '{model.name}' are not on the path from its input to its output.")
     outputs = {n: found[n] for n in layers}
     if include_output:
         outputs["output"] = out

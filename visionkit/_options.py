@@ -1,4 +1,4 @@
-"""The shared training options (private; public through :mod:`visionkit.training`).
+"""The shared training options (private; public through [`visionkit.training`][visionkit.training]).
 
 This module imports neither TensorFlow nor Keras at import time, so the command line
 can read the option names, choices and defaults from here cheaply.
@@ -23,13 +23,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TRAINING_OPTIONS", "TrainOptions", "TrainingOptions"]
 
-#: Optimizer names :func:`train` accepts as strings (or pass a Keras optimizer).
+#: Optimizer names [`train`][visionkit.training.train] accepts as strings (or pass a Keras optimizer).
 OPTIMIZERS: tuple[str, ...] = (
     "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl", "lion",
     "nadam", "rmsprop", "sgd",
 )
 
-#: Learning-rate schedules :func:`train` can build for a named optimizer.
+#: Learning-rate schedules [`train`][visionkit.training.train] can build for a named optimizer.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 
@@ -55,11 +55,11 @@ class TrainingOptions(TypedDict, total=False):
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """The training options shared by :func:`train` and every recipe, checked once.
+    """The training options shared by [`train`][visionkit.training.train] and every recipe, checked once.
 
     Every training function takes these as keyword arguments with the same names
     and meanings; a recipe only changes some defaults (its ``epochs``, say). Build
-    one with :meth:`from_kwargs`, which also refuses unknown names.
+    one with ``from_kwargs``, which also refuses unknown names.
 
     Parameters
     ----------
@@ -70,7 +70,7 @@ class TrainOptions:
         Examples per batch **per replica**: the global batch under a strategy of
         ``R`` replicas is ``batch_size × R``. The learning rate is not scaled for you.
     optimizer : str or keras.optimizers.Optimizer, default "rmsprop"
-        A name from :data:`OPTIMIZERS` or an optimizer instance.
+        A name from [`OPTIMIZERS`][visionkit.training.OPTIMIZERS] or an optimizer instance.
     learning_rate : float, optional
         Learning rate of a named optimizer (Keras' default for it when ``None``).
         Not allowed with an optimizer instance (set it on the instance).
@@ -87,16 +87,16 @@ class TrainOptions:
     log_dir : str or os.PathLike, optional
         Folder for TensorBoard logs and ``metrics.csv``.
     strategy : str or tf.distribute.Strategy, optional
-        A name from :data:`visionkit.device.STRATEGIES` or a strategy; ``None``
+        A name from [`visionkit.device.STRATEGIES`][visionkit.device.STRATEGIES] or a strategy; ``None``
         trains on the default device.
     precision : {"float32", "mixed_float16", "mixed_bfloat16", "auto"}, optional
         The Keras dtype policy the recipe builds its model under (``"auto"``:
-        :func:`visionkit.device.auto_precision`); the global policy is put back
-        afterwards. ``None`` uses the global policy. :func:`train`, which gets a
+        [`visionkit.device.auto_precision`][visionkit.device.auto_precision]); the global policy is put back
+        afterwards. ``None`` uses the global policy. [`train`][visionkit.training.train], which gets a
         built model, only checks that the model has this policy.
     seed : int, optional
         Seed (``>= 0``) of the data shuffling, splits and augmentation. It does not
-        seed weight initialisation: use :func:`visionkit.device.configure` for that.
+        seed weight initialisation: use [`visionkit.device.configure`][visionkit.device.configure] for that.
     progress : bool, default True
         Keras progress bars (one line per epoch when output is not a terminal) and
         tqdm bars; ``False`` for silence.

@@ -1,13 +1,13 @@
 """Observers of the style-transfer optimisation loop (private).
 
-The optimisers of :mod:`visionkit._style_optim` call one ``report(step, x, losses)``
-after every step. :class:`StepCounter` turns that into a :class:`Step` (numbered across
+The optimisers of ``visionkit._style_optim`` call one ``report(step, x, losses)``
+after every step. ``StepCounter`` turns that into a ``Step`` (numbered across
 scales, its uint8 image computed at most once and only when an observer asks for it)
 and hands it to a list of observers, each a callable ``observer(step) -> stop?``:
 
-- :func:`progress_observer`: advances a tqdm bar and shows the losses;
-- :func:`save_observer`: writes ``step_NNNNN.png`` every ``save_every`` steps and at the last;
-- :func:`callback_observer`: calls the user's ``callback(step, image, losses)``.
+- ``progress_observer``: advances a tqdm bar and shows the losses;
+- ``save_observer``: writes ``step_NNNNN.png`` every ``save_every`` steps and at the last;
+- ``callback_observer``: calls the user's ``callback(step, image, losses)``.
 
 The run stops once any observer returns true.
 """

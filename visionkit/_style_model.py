@@ -3,7 +3,7 @@
 The extractor is a NEW functional model: every convolution of the loaded VGG-19 is
 rebuilt as a float32 layer holding a copy of the loaded kernel and bias, and VGG's
 max-pooling is replaced by average pooling when asked. The model loaded through
-:func:`visionkit._applications.application` is never modified. The graph stops at the
+``visionkit._applications.application`` is never modified. The graph stops at the
 deepest requested layer, so no work is spent on layers no loss looks at.
 
 Every layer carries an explicit ``"float32"`` dtype policy, so a global mixed-precision

@@ -1,7 +1,7 @@
-"""Validated settings of :func:`visionkit.style.style_transfer` (private).
+"""Validated settings of [`visionkit.style.style_transfer`][visionkit.style.style_transfer] (private).
 
-:func:`style_settings` checks every option of a style-transfer run once and returns a
-frozen :class:`StyleSettings`; the rest of the recipe reads that object and never
+``style_settings`` checks every option of a style-transfer run once and returns a
+frozen ``StyleSettings``; the rest of the recipe reads that object and never
 validates again.
 """
 

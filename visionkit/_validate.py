@@ -1,6 +1,6 @@
 """Argument validators shared by every module (private).
 
-Each validator raises :class:`~visionkit.errors.InvalidArgumentError` (a ``ValueError``)
+Each validator raises [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] (a ``ValueError``)
 or ``TypeError`` whose message names the argument, says what is allowed and ends with
 ``Received: name=value``, Keras style.
 """

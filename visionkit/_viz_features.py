@@ -1,5 +1,5 @@
 """Activation, filter-pattern and image-grid plots (private; public through
-:mod:`visionkit.visualize`)."""
+[`visionkit.visualize`][visionkit.visualize])."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def plot_activations(acts: Mapping[str, Any], *, images_per_row: int = 16, cmap:
     Parameters
     ----------
     acts : mapping of str to array
-        As returned by :func:`activations`: ``(h, w, channels)`` arrays (for a batch,
+        As returned by [`activations`][visionkit.visualize.activations]: ``(h, w, channels)`` arrays (for a batch,
         the first image is shown).
     images_per_row : int, default 16
         Tiles per row.
@@ -385,11 +385,11 @@ def filter_grid(
     filters : int or sequence of int, default 64
         The first ``filters`` filters (fewer if the layer has fewer), or explicit indices.
     size : int, optional, default 64
-        Side of each pattern; None for the model's input size (as in :func:`filter_pattern`).
+        Side of each pattern; None for the model's input size (as in [`filter_pattern`][visionkit.visualize.filter_pattern]).
     margin : int, default 5
         Black pixels between tiles.
     steps, step_size, seed, value_range
-        As in :func:`filter_pattern`.
+        As in [`filter_pattern`][visionkit.visualize.filter_pattern].
     batch_size : int, default 16
         Patterns optimised together.
     progress : bool, default True

@@ -1,4 +1,4 @@
-"""Training-curve plots (private; public through :mod:`visionkit.visualize`)."""
+"""Training-curve plots (private; public through [`visionkit.visualize`][visionkit.visualize])."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def plot_history(history: Any, *, metrics: Sequence[str] | None = None) -> Any:
     Parameters
     ----------
     history : keras.callbacks.History or mapping
-        What ``model.fit`` or :func:`visionkit.training.train` returned, or its
+        What ``model.fit`` or [`visionkit.training.train`][visionkit.training.train] returned, or its
         ``history`` dict (``{"loss": [...], "val_loss": [...], ...}``).
     metrics : sequence of str, optional
         Metric names without the ``val_`` prefix, in the order to draw them;

@@ -2,27 +2,29 @@
 
 Models
 ------
-:func:`mnist_convnet`, :func:`cifar10_convnet` and :func:`small_convnet` return
+[`mnist_convnet`][visionkit.convnets.mnist_convnet], [`cifar10_convnet`][visionkit.convnets.cifar10_convnet] and [`small_convnet`][visionkit.convnets.small_convnet] return
 uncompiled ``keras.Model`` objects that take **raw pixels in [0, 255]** and rescale
-(or standardise) inside the model, so you, :mod:`visionkit.gradcam` and a saved
+(or standardise) inside the model, so you, [`visionkit.gradcam`][visionkit.gradcam] and a saved
 ``.keras`` file all feed images as they come. Augmentation layers sit inside the model
 too (active only in training), so they run on the accelerator. The last layer
 computes in float32, so the models work under a mixed-precision policy.
 
 Recipes
 -------
-:func:`train_mnist`, :func:`train_cifar10` and :func:`train_image_folder` load the
-data (offline with ``sample=True``), build the model and train it with :func:`visionkit.training.run_recipe`
+[`train_mnist`][visionkit.convnets.train_mnist], [`train_cifar10`][visionkit.convnets.train_cifar10] and [`train_image_folder`][visionkit.convnets.train_image_folder] load the
+data (offline with ``sample=True``), build the model and train it with [`visionkit.training.run_recipe`][visionkit.training.run_recipe]
 (resumable with ``checkpoint_dir``). They take the shared training options
-(:class:`visionkit.training.TrainOptions`) and return a
-:class:`visionkit.training.TrainResult` that unpacks as ``model, history, metrics``.
+([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]) and return a
+[`visionkit.training.TrainResult`][visionkit.training.TrainResult] that unpacks as ``model, history, metrics``.
 
 Examples
 --------
 >>> from visionkit import convnets
->>> convnets.mnist_convnet().count_params()  # doctest: +SKIP
+>>> convnets.mnist_convnet().count_params()
 93322
->>> model, history, metrics = convnets.train_mnist(sample=True, epochs=1)  # doctest: +SKIP
+>>> model, history, metrics = convnets.train_mnist(sample=True, epochs=1, limit=256, progress=False)
+>>> sorted(metrics)
+['accuracy', 'loss']
 """
 
 from __future__ import annotations
@@ -58,11 +60,11 @@ __all__ = [
     "train_mnist",
 ]
 
-#: Variants of :func:`mnist_convnet`.
+#: Variants of [`mnist_convnet`][visionkit.convnets.mnist_convnet].
 MNIST_VARIANTS: tuple[str, ...] = ("chollet", "cookbook")
 
 #: The training options each recipe sets differently from
-#: :class:`visionkit.training.TrainOptions`' defaults (the command line uses them too).
+#: [`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]' defaults (the command line uses them too).
 RECIPE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "train_mnist": MappingProxyType({"epochs": 5, "batch_size": 64, "optimizer": "rmsprop"}),
     "train_cifar10": MappingProxyType({"epochs": 50, "batch_size": 64, "optimizer": "adam", "lr_schedule": "cosine"}),
@@ -95,7 +97,7 @@ def mnist_convnet(*, variant: str = "chollet") -> keras.Model:
     Examples
     --------
     >>> from visionkit.convnets import mnist_convnet
-    >>> mnist_convnet().count_params()  # doctest: +SKIP
+    >>> mnist_convnet().count_params()
     93322
     """
     V.one_of("variant", variant, MNIST_VARIANTS)
@@ -144,7 +146,7 @@ def cifar10_convnet(
     ----------
     normalization : None, keras.layers.Normalization, numpy.ndarray or tf.data.Dataset
         ``None``: rescale pixels to ``[0, 1]``. A ``Normalization`` layer: used as it
-        is (e.g. from :func:`visionkit.preprocess.standardization`). Training images
+        is (e.g. from [`visionkit.preprocess.standardization`][visionkit.preprocess.standardization]). Training images
         ``(N, 32, 32, 3)`` or a dataset of them: a featurewise zero-centre / unit-std
         layer is adapted on them.
     augment : bool, default True
@@ -167,13 +169,15 @@ def cifar10_convnet(
     keras.Model
         Uncompiled. Input ``(batch, 32, 32, 3)`` RGB in ``[0, 255]``; output
         ``(batch, 10)`` float32 class probabilities in the order of
-        :data:`visionkit.data.CIFAR10_CLASSES`.
+        [`visionkit.data.CIFAR10_CLASSES`][visionkit.data.CIFAR10_CLASSES].
 
     Examples
     --------
     >>> from visionkit import convnets, data
     >>> (x, y), _ = data.load_cifar10(sample=True)
-    >>> model = convnets.cifar10_convnet(normalization=x)  # doctest: +SKIP
+    >>> model = convnets.cifar10_convnet(normalization=x)
+    >>> model.output_shape
+    (None, 10)
     """
     augment = V.boolean("augment", augment)
     rotation, translation = _augment_ranges(rotation, translation)
@@ -244,7 +248,7 @@ def small_convnet(
     Examples
     --------
     >>> from visionkit.convnets import small_convnet
-    >>> small_convnet(dropout=None, augment=False).count_params()  # doctest: +SKIP
+    >>> small_convnet(dropout=None, augment=False).count_params()
     3453121
     """
     if (
@@ -295,7 +299,7 @@ def train_mnist(
     path: str | os.PathLike[str] | None = None,
     **options: Unpack[TrainingOptions],
 ) -> TrainResult:
-    """Train :func:`mnist_convnet` on MNIST.
+    """Train [`mnist_convnet`][visionkit.convnets.mnist_convnet] on MNIST.
 
     The book's recipe: 5 epochs, batch 64, RMSprop, sparse categorical
     cross-entropy (reaches about 0.99 test accuracy on the full set; see
@@ -304,7 +308,7 @@ def train_mnist(
     Parameters
     ----------
     variant : {"chollet", "cookbook"}, default "chollet"
-        See :func:`mnist_convnet`.
+        See [`mnist_convnet`][visionkit.convnets.mnist_convnet].
     validation_split : float, default 0.1
         Fraction of the training set held out (at random, the same for a given
         ``seed``) for the validation curves and the best checkpoint; 0 for none.
@@ -313,9 +317,9 @@ def train_mnist(
     sample : bool, default False
         Use the bundled sample (5,000 train / 1,000 test digits): no data, no network.
     path : str or os.PathLike, optional
-        An ``mnist.npz``; by default :func:`visionkit.data.load_mnist` finds one.
+        An ``mnist.npz``; by default [`visionkit.data.load_mnist`][visionkit.data.load_mnist] finds one.
     **options
-        The shared training options (:class:`visionkit.training.TrainOptions`);
+        The shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]);
         this recipe's defaults: ``epochs=5``, ``batch_size=64``,
         ``optimizer="rmsprop"``.
 
@@ -364,7 +368,7 @@ def train_cifar10(
     path: str | os.PathLike[str] | None = None,
     **options: Unpack[TrainingOptions],
 ) -> TrainResult:
-    """Train :func:`cifar10_convnet` on CIFAR-10.
+    """Train [`cifar10_convnet`][visionkit.convnets.cifar10_convnet] on CIFAR-10.
 
     Parameters
     ----------
@@ -372,7 +376,7 @@ def train_cifar10(
         Random flips, shifts up to ``translation`` and rotations up to ``rotation``
         inside the model (training only).
     translation, rotation : float, default 0.1 and 0.0
-        See :func:`cifar10_convnet`. The classic recipe is ``translation=0,
+        See [`cifar10_convnet`][visionkit.convnets.cifar10_convnet]. The classic recipe is ``translation=0,
         rotation=25, lr_schedule="constant"``.
     normalize : bool, default True
         Featurewise standardisation adapted on the training images (else
@@ -386,9 +390,9 @@ def train_cifar10(
     sample : bool, default False
         Use the bundled sample (1,000 train / 200 test images).
     path : str or os.PathLike, optional
-        Where CIFAR-10 is (see :func:`visionkit.data.load_cifar10`).
+        Where CIFAR-10 is (see [`visionkit.data.load_cifar10`][visionkit.data.load_cifar10]).
     **options
-        The shared training options (:class:`visionkit.training.TrainOptions`);
+        The shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]);
         this recipe's defaults: ``epochs=50``, ``batch_size=64``,
         ``optimizer="adam"`` (at its default rate 1e-3), ``lr_schedule="cosine"``.
 
@@ -396,7 +400,7 @@ def train_cifar10(
     -------
     visionkit.training.TrainResult
         Unpacks as ``model, history, metrics``; the model carries
-        :data:`visionkit.data.CIFAR10_CLASSES`; ``metrics`` are on the test set.
+        [`visionkit.data.CIFAR10_CLASSES`][visionkit.data.CIFAR10_CLASSES]; ``metrics`` are on the test set.
 
     Examples
     --------
@@ -443,14 +447,14 @@ def train_image_folder(
     sample: bool = False,
     **options: Unpack[TrainingOptions],
 ) -> TrainResult:
-    """Train :func:`small_convnet` on a folder of images.
+    """Train [`small_convnet`][visionkit.convnets.small_convnet] on a folder of images.
 
     Parameters
     ----------
     directory : str or os.PathLike, optional
         A class-per-folder tree ``directory/<class>/<image>``, or a folder of
         ``train/``, ``validation/`` (or ``val/``) and ``test/`` trees: the layouts
-        of :func:`visionkit.data.folder_splits`, which reads it. Not needed with
+        of [`visionkit.data.folder_splits`][visionkit.data.folder_splits], which reads it. Not needed with
         ``sample``.
     image_size : int or (height, width), default (150, 150)
         Images are resized to this; each side at least 46.
@@ -460,14 +464,14 @@ def train_image_folder(
         A class-per-folder tree to compute ``metrics`` on. Without it (and without a
         ``test/`` folder) ``metrics`` are computed on the validation split.
     dropout : float or None, default 0.5
-        See :func:`small_convnet`.
+        See [`small_convnet`][visionkit.convnets.small_convnet].
     augment : bool, default True
-        See :func:`small_convnet`.
+        See [`small_convnet`][visionkit.convnets.small_convnet].
     sample : bool, default False
         Train on a tiny bundled cats-vs-dogs tree (the cat and dog images of the
         CIFAR-10 sample: 200 train / 40 test), offline.
     **options
-        The shared training options (:class:`visionkit.training.TrainOptions`);
+        The shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]);
         this recipe's defaults: ``epochs=30``, ``batch_size=32``,
         ``optimizer="rmsprop"``, ``learning_rate=1e-4``.
 

@@ -7,11 +7,11 @@ Where datasets come from, in order:
 3. the Keras download cache (``$KERAS_HOME/datasets`` or ``~/.keras/datasets``);
 4. a Keras download (needs the internet).
 
-When none works, :class:`~visionkit.errors.DataNotFoundError` says where it looked and
+When none works, [`DataNotFoundError`][visionkit.errors.DataNotFoundError] says where it looked and
 what file to put where. ``sample=True`` returns a small real sample bundled inside the
 package, so recipes and notebooks run with no network and no data at all.
 
-Decoded JPEG datasets are cached as ``.npz`` files in :func:`cache_dir`
+Decoded JPEG datasets are cached as ``.npz`` files in [`cache_dir`][visionkit.data.cache_dir]
 (``$VISIONKIT_CACHE`` or ``~/.cache/visionkit``) so the second load is fast.
 """
 
@@ -35,7 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import _validate as V
 from ._io import atomic_path
-from .errors import DataNotFoundError, ImageReadError, InvalidArgumentError
+from .errors import DataNotFoundError, ImageReadError, InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -73,10 +73,10 @@ CIFAR10_CLASSES: tuple[str, ...] = (
     "truck",
 )
 
-#: File extensions :func:`image_folder` reads (the formats TensorFlow decodes).
+#: File extensions [`image_folder`][visionkit.data.image_folder] reads (the formats TensorFlow decodes).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
-#: Names of the bundled sample images, for :func:`sample_image`.
+#: Names of the bundled sample images, for [`sample_image`][visionkit.data.sample_image].
 SAMPLE_IMAGES: dict[str, str] = {
     "painting": "starry_night.jpg",
     "starry_night": "starry_night.jpg",
@@ -252,7 +252,7 @@ def load_image(
             raise ImageReadError(f"Expected an image file, got a folder: '{path}'.")
         array = _open_and_convert(path, f"'{path}'")
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "Argument `source` must be a path, bytes, a PIL image or a numpy array. "
             f"Received: source of type {type(source).__name__}"
         )
@@ -346,7 +346,7 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
-#: File extensions :func:`save_image` can write (the format follows the extension).
+#: File extensions [`save_image`][visionkit.data.save_image] can write (the format follows the extension).
 SAVE_FORMATS: tuple[str, ...] = tuple(_SAVE_FORMATS)
 
 
@@ -436,7 +436,7 @@ def sample_image_path(name: str) -> Path:
     Raises
     ------
     InvalidArgumentError
-        ``name`` is not one of :data:`SAMPLE_IMAGES`.
+        ``name`` is not one of [`SAMPLE_IMAGES`][visionkit.data.SAMPLE_IMAGES].
 
     Examples
     --------
@@ -454,11 +454,11 @@ def sample_image(name: str, *, size: int | tuple[int, int] | None = None, max_di
     Parameters
     ----------
     name : str
-        ``"painting"``, ``"photo"`` or an alias; see :func:`sample_image_path`.
+        ``"painting"``, ``"photo"`` or an alias; see [`sample_image_path`][visionkit.data.sample_image_path].
     size : int or (height, width), optional
-        Resize to exactly this size, as in :func:`load_image`.
+        Resize to exactly this size, as in [`load_image`][visionkit.data.load_image].
     max_dim : int, optional
-        Scale so that the longer side is ``max_dim``, as in :func:`load_image`.
+        Scale so that the longer side is ``max_dim``, as in [`load_image`][visionkit.data.load_image].
 
     Returns
     -------
@@ -572,11 +572,11 @@ def load_cifar10(
     -------
     ((x_train, y_train), (x_test, y_test))
         ``x`` uint8 ``(N, 32, 32, 3)`` RGB; ``y`` uint8 ``(N, 1)`` with the class
-        index in :data:`CIFAR10_CLASSES`.
+        index in [`CIFAR10_CLASSES`][visionkit.data.CIFAR10_CLASSES].
 
     Notes
     -----
-    A JPEG tree or archive is decoded once and cached in :func:`cache_dir`; later
+    A JPEG tree or archive is decoded once and cached in [`cache_dir`][visionkit.data.cache_dir]; later
     calls read the cache. Its images come in one fixed, class-interleaved order (a
     seeded permutation of the sorted file names), like Keras' arrays, so that
     ``x_train[:5000]`` holds every class. The Python pickles are read with an unpickler that accepts
@@ -900,7 +900,7 @@ def image_folder(
     shuffle : bool, default True
         Reshuffle the files every epoch.
     on_error : {"raise", "skip"}, default "raise"
-        For unreadable files: ``"raise"`` an :class:`ImageReadError` naming them, or
+        For unreadable files: ``"raise"`` an [`ImageReadError`][visionkit.errors.ImageReadError] naming them, or
         ``"skip"`` them with one warning that lists them.
 
     Returns
@@ -958,7 +958,7 @@ def image_folder(
 
 @dataclasses.dataclass(frozen=True)
 class _FolderSettings:
-    """The arguments of :func:`image_folder`, validated once."""
+    """The arguments of [`image_folder`][visionkit.data.image_folder], validated once."""
 
     root: Path
     image_size: tuple[int, int]
@@ -1093,13 +1093,13 @@ def _split_files(
 
 # ----------------------------------------------------------------------------- folder splits
 
-#: Split sub-folders :func:`folder_splits` recognises, and the split each one is.
+#: Split sub-folders [`folder_splits`][visionkit.data.folder_splits] recognises, and the split each one is.
 _SPLIT_FOLDERS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 
 
 @dataclasses.dataclass(frozen=True)
 class FolderSplits:
-    """The splits of an image folder, as :func:`folder_splits` returns them.
+    """The splits of an image folder, as [`folder_splits`][visionkit.data.folder_splits] returns them.
 
     Attributes
     ----------
@@ -1174,7 +1174,7 @@ def folder_splits(
         ``None``), so it is reproducible and never overlaps the training split.
         Validation and test are not shuffled.
     on_error : {"raise", "skip"}, default "raise"
-        For unreadable images, as in :func:`image_folder`.
+        For unreadable images, as in [`image_folder`][visionkit.data.image_folder].
 
     Returns
     -------
@@ -1373,7 +1373,7 @@ def from_arrays(
         Shuffle seed.
     augment : callable, optional
         Applied to each batch of inputs as ``augment(x, training=True)`` (a Keras layer
-        or model such as :func:`visionkit.preprocess.augmentation`) or ``augment(x)``.
+        or model such as [`visionkit.preprocess.augmentation`][visionkit.preprocess.augmentation]) or ``augment(x)``.
     cache : bool, default True
         Cache the unbatched examples in memory after the first epoch.
     drop_remainder : bool, default False

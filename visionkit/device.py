@@ -1,15 +1,16 @@
 """Devices, precision and distribution: the only module that touches global TF state.
 
-Nothing here runs at import. :func:`configure` changes global state (memory growth,
-mixed precision, seeds, determinism) only when you call it; :func:`info` and
-:func:`strategy` only read it.
+Nothing here runs at import. [`configure`][visionkit.device.configure] changes global state (memory growth,
+mixed precision, seeds, determinism) only when you call it; [`info`][visionkit.device.info] and
+[`strategy`][visionkit.device.strategy] only read it.
 
 Examples
 --------
 >>> from visionkit import device
->>> device.info()["tensorflow"]  # doctest: +SKIP
-'2.21.0'
->>> strat = device.strategy("auto")  # doctest: +SKIP
+>>> device.info()["tensorflow"]  # doctest: +ELLIPSIS
+'2...'
+>>> device.strategy("auto").num_replicas_in_sync  # one CPU: the default strategy
+1
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ __all__ = [
 #: Values accepted by ``configure(precision=...)``.
 PRECISIONS: tuple[str, ...] = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 
-#: Values accepted by :func:`strategy`.
+#: Values accepted by [`strategy`][visionkit.device.strategy].
 STRATEGIES: tuple[str, ...] = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -116,7 +117,7 @@ def configure(
         Let every GPU allocate memory as needed instead of all at once. Must run
         before the GPUs are first used; a warning says so otherwise.
     precision : {"float32", "mixed_float16", "mixed_bfloat16", "auto"}, optional
-        The global Keras dtype policy. ``"auto"`` picks with :func:`auto_precision`. ``None`` leaves it as it is. The recipes keep their last layer in
+        The global Keras dtype policy. ``"auto"`` picks with [`auto_precision`][visionkit.device.auto_precision]. ``None`` leaves it as it is. The recipes keep their last layer in
         float32, so losses and outputs stay float32.
     seed : int, optional
         Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``).
@@ -244,7 +245,7 @@ def resolve_strategy(strategy: str | tf.distribute.Strategy | None) -> tf.distri
     ----------
     strategy : str, tf.distribute.Strategy or None
         ``None`` (no strategy: the default single device), a name from
-        :data:`STRATEGIES` (see :func:`strategy`) or a ``tf.distribute.Strategy``.
+        [`STRATEGIES`][visionkit.device.STRATEGIES] (see [`strategy`][visionkit.device.strategy]) or a ``tf.distribute.Strategy``.
 
     Returns
     -------
@@ -278,7 +279,7 @@ def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy | None) 
     batch_size : int
         Examples per replica (the ``batch_size`` training option), at least 1.
     strategy : tf.distribute.Strategy or None
-        A resolved strategy (see :func:`resolve_strategy`); ``None`` counts as one
+        A resolved strategy (see [`resolve_strategy`][visionkit.device.resolve_strategy]); ``None`` counts as one
         replica.
 
     Returns
@@ -323,7 +324,7 @@ def auto_precision(*, cpu_flags: Iterable[str] | None = None, gpu_capabilities: 
     Returns
     -------
     str
-        A name from :data:`PRECISIONS` other than ``"auto"``.
+        A name from [`PRECISIONS`][visionkit.device.PRECISIONS] other than ``"auto"``.
 
     Examples
     --------
@@ -374,7 +375,7 @@ def _cpu_flags() -> set[str]:
 
 
 def resolve_precision(precision: str | None) -> str | None:
-    """Check a ``precision`` option; ``"auto"`` becomes :func:`auto_precision`'s choice."""
+    """Check a ``precision`` option; ``"auto"`` becomes [`auto_precision`][visionkit.device.auto_precision]'s choice."""
     V.one_of("precision", precision, (*PRECISIONS, None))
     return auto_precision() if precision == "auto" else precision
 

@@ -1,20 +1,20 @@
 """DeepDream: amplify what a network's layers see, at any image size.
 
-:func:`deep_dream` runs gradient *ascent* on the pixels of an image so that the
+[`deep_dream`][visionkit.dream.deep_dream] runs gradient *ascent* on the pixels of an image so that the
 activations of chosen layers grow. It works from the smallest scale up (octaves),
 re-injects between octaves the detail lost by downscaling, and computes the gradient
 tile by tile (``tile_size``) on a randomly rolled copy of the image, so memory depends
 on the tile size, not on the image size, and tile seams do not show.
 
-Building blocks: :func:`dream_model` (a model returning the chosen layers' outputs),
-:func:`dream_loss` (the weighted activation energy), the layer presets
-:data:`INCEPTION_V3_LAYERS`, :data:`VGG16_LAYERS`, :data:`VGG19_LAYERS` and a zoom
-video generator :func:`dream_frames`.
+Building blocks: [`dream_model`][visionkit.dream.dream_model] (a model returning the chosen layers' outputs),
+[`dream_loss`][visionkit.dream.dream_loss] (the weighted activation energy), the layer presets
+[`INCEPTION_V3_LAYERS`][visionkit.dream.INCEPTION_V3_LAYERS], [`VGG16_LAYERS`][visionkit.dream.VGG16_LAYERS], [`VGG19_LAYERS`][visionkit.dream.VGG19_LAYERS] and a zoom
+video generator [`dream_frames`][visionkit.dream.dream_frames].
 
 Mixed precision: the default InceptionV3 model is always built in ``float32``, whatever
 the global dtype policy, and the loss is computed in ``float32``. A model of your own
 whose compute dtype is not ``float32`` (for example built under ``mixed_float16``) is
-refused with :class:`~visionkit.errors.InvalidArgumentError`: float16 input gradients
+refused with [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError]: float16 input gradients
 underflow and the dream silently fades.
 """
 
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 INCEPTION_V3_LAYERS: dict[str, float] = {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0, "mixed7": 2.5}
-"""Default layers of :func:`deep_dream` (InceptionV3 base), name -> weight."""
+"""Default layers of [`deep_dream`][visionkit.dream.deep_dream] (InceptionV3 base), name -> weight."""
 
 VGG16_LAYERS: dict[str, float] = {"block3_conv3": 0.5, "block4_conv3": 1.0, "block5_conv3": 1.5}
 """Layers for a VGG16 base (``keras.applications.VGG16``), name -> weight."""
@@ -164,12 +164,12 @@ def dream_loss(
     Parameters
     ----------
     activations : dict of str -> tensor
-        Layer outputs, as returned by a :func:`dream_model` (any shape, any float dtype).
+        Layer outputs, as returned by a [`dream_model`][visionkit.dream.dream_model] (any shape, any float dtype).
     layer_weights : dict of str -> float, optional
         Weight of each layer; missing layers weigh 1. Default: every layer weighs 1.
     guide : dict of str -> array, optional
         Per layer, a direction in channel space (shape ``(channels,)``), for example the
-        mean activation of a guide image (see ``guide`` in :func:`deep_dream`). Layers
+        mean activation of a guide image (see ``guide`` in [`deep_dream`][visionkit.dream.deep_dream]). Layers
         missing from it use the plain objective.
 
     Returns
@@ -398,7 +398,7 @@ def _octave_shapes(h: int, w: int, octaves: int, octave_scale: float) -> list[tu
 
 @dataclass(frozen=True)
 class _DreamSettings:
-    """The options shared by :func:`deep_dream` and :func:`dream_frames`, validated.
+    """The options shared by [`deep_dream`][visionkit.dream.deep_dream] and [`dream_frames`][visionkit.dream.dream_frames], validated.
 
     ``jitter`` is resolved (the tile size when it was ``None``).
     """
@@ -537,7 +537,7 @@ def deep_dream(
     Parameters
     ----------
     image : array-like, path, bytes or PIL image
-        ``(H, W, 3)`` (or anything :func:`visionkit.data.load_image` reads); uint8 or
+        ``(H, W, 3)`` (or anything [`visionkit.data.load_image`][visionkit.data.load_image] reads); uint8 or
         floats in ``[0, 255]``. Not modified.
     model : keras.Model, optional
         A functional or Sequential float32 model (nested models allowed). Default: the
@@ -545,12 +545,12 @@ def deep_dream(
         in float32.
     weights : "imagenet", None or path, default "imagenet"
         Weights of the default model: ImageNet (downloaded once, a clear
-        :class:`~visionkit.errors.WeightsUnavailableError` offline), random (None), or a
+        [`WeightsUnavailableError`][visionkit.errors.WeightsUnavailableError] offline), random (None), or a
         weights file. Must stay ``"imagenet"`` when ``model`` is given.
     layers : dict, list of str or str, optional
         Layers to amplify: name -> weight, or names (weight 1); ``"outer/inner"`` for a
         layer inside a nested model. Default: the preset of the model
-        (:data:`INCEPTION_V3_LAYERS`, :data:`VGG16_LAYERS`, :data:`VGG19_LAYERS`).
+        ([`INCEPTION_V3_LAYERS`][visionkit.dream.INCEPTION_V3_LAYERS], [`VGG16_LAYERS`][visionkit.dream.VGG16_LAYERS], [`VGG19_LAYERS`][visionkit.dream.VGG19_LAYERS]).
     octaves : int, default 3
         Number of scales, processed from the smallest (``1 / octave_scale ** (octaves - 1)``)
         up to the full size; between them the detail lost by downscaling is re-injected.
@@ -641,7 +641,7 @@ def dream_frames(
 ) -> Iterator[np.ndarray]:
     """Yield ``n`` frames of an endless-zoom dream video.
 
-    Each frame dreams on the previous one (a few steps, see :func:`deep_dream` for the
+    Each frame dreams on the previous one (a few steps, see [`deep_dream`][visionkit.dream.deep_dream] for the
     options), then zooms into its centre by ``zoom`` for the next. The model and its
     compiled gradient are built once for all frames.
 
@@ -662,7 +662,7 @@ def dream_frames(
     Examples
     --------
     Random weights and one step per frame, to show the call (save each frame with
-    :func:`visionkit.data.save_image` to make a video):
+    [`visionkit.data.save_image`][visionkit.data.save_image] to make a video):
 
     >>> from visionkit.data import sample_image
     >>> from visionkit.dream import dream_frames

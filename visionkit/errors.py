@@ -1,12 +1,12 @@
 """The exceptions visionkit raises.
 
-Every error that visionkit raises on purpose derives from :class:`VisionkitError`,
+Every error that visionkit raises on purpose derives from [`VisionkitError`][visionkit.errors.VisionkitError],
 so ``except visionkit.VisionkitError`` catches them all. Most also derive from the
 matching built-in exception (``ValueError``, ``FileNotFoundError``, ...), so code that
 already catches those keeps working.
 
-Argument validation raises plain :class:`ValueError` / :class:`TypeError` subclasses
-(:class:`InvalidArgumentError`) whose message names the argument, says what was
+Argument validation raises plain ``ValueError`` / ``TypeError`` subclasses
+([`InvalidArgumentError`][visionkit.errors.InvalidArgumentError]) whose message names the argument, says what was
 allowed and what arrived (``Received: x=...``).
 """
 

@@ -1,17 +1,17 @@
 """Grad-CAM: where a convnet looks when it predicts a class.
 
-:func:`grad_cam` computes class-activation heatmaps for any Keras classifier
+[`grad_cam`][visionkit.gradcam.grad_cam] computes class-activation heatmaps for any Keras classifier
 (functional, ``Sequential``, a pretrained base nested inside either, models loaded from
 ``.keras`` files, softmax or sigmoid heads) in one compiled, batched pass;
-:func:`overlay` paints a heatmap over its image; :func:`explain_errors` draws the
+[`overlay`][visionkit.gradcam.overlay] paints a heatmap over its image; [`explain_errors`][visionkit.gradcam.explain_errors] draws the
 gallery of a model's most confidently wrong predictions with their heatmaps (an
-:class:`ErrorGallery`).
+[`ErrorGallery`][visionkit.gradcam.ErrorGallery]).
 
 How it works: a new functional graph (built once per model and layer, then cached)
 re-runs the model's own layers, sharing their weights, and returns the chosen layer's
 activations ``A`` together with the class scores taken *before* the final
 softmax/sigmoid. One ``tf.function`` step computes ``A`` and ``dscore/dA`` for a whole
-batch; the CAM variants in :data:`METHODS` differ only in how they weigh them:
+batch; the CAM variants in [`METHODS`][visionkit.gradcam.METHODS] differ only in how they weigh them:
 
 | method | weighting |
 | --- | --- |
@@ -100,7 +100,7 @@ _WEIGHTINGS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "hirescam": _hirescam,
 }
 
-#: The CAM variants :func:`grad_cam` offers, with a one-line description each.
+#: The CAM variants [`grad_cam`][visionkit.gradcam.grad_cam] offers, with a one-line description each.
 METHODS: dict[str, str] = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in _WEIGHTINGS.items()}
 
 # model -> {layer name: _Explainer}; weak keys so a dropped model frees its graphs.
@@ -125,7 +125,7 @@ def candidate_layers(model: Any) -> list[str]:
     """Names of the layers Grad-CAM can use: every layer with a 4-D output.
 
     Nested layers are named ``"outer/inner"``; the list is in graph order, so its last
-    element is the default layer of :func:`grad_cam`.
+    element is the default layer of [`grad_cam`][visionkit.gradcam.grad_cam].
 
     Parameters
     ----------
@@ -306,9 +306,9 @@ def grad_cam(
         unit and class 0 its complement.
     layer : str, optional
         The layer whose activations are weighed, ``"outer/inner"`` for a nested one.
-        Default: the last layer with a 4-D output (see :func:`candidate_layers`).
+        Default: the last layer with a 4-D output (see [`candidate_layers`][visionkit.gradcam.candidate_layers]).
     method : str, default "gradcam"
-        One of :data:`METHODS`: ``"gradcam"``, ``"gradcam++"``, ``"layercam"``,
+        One of [`METHODS`][visionkit.gradcam.METHODS]: ``"gradcam"``, ``"gradcam++"``, ``"layercam"``,
         ``"hirescam"``.
     upsample : bool, default True
         Resize the maps (bilinear) to the images' height and width.
@@ -407,7 +407,7 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.4, colormap: str = "je
         ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``; uint8, or floats in ``[0, 255]``
         or ``[0, 1]`` (other ranges are min-max scaled for display).
     heatmap : array-like
-        ``(h, w)`` values in ``[0, 1]`` (as returned by :func:`grad_cam`); resized
+        ``(h, w)`` values in ``[0, 1]`` (as returned by [`grad_cam`][visionkit.gradcam.grad_cam]); resized
         (bilinear) to the image.
     alpha : float, default 0.4
         Weight of the coloured heatmap, in ``[0, 1]``.
@@ -487,7 +487,7 @@ def _labels_of(y: np.ndarray, n_out: int) -> np.ndarray:
 class ErrorGallery:
     """The most confidently wrong predictions of a model, drawn with their heatmaps.
 
-    Returned by :func:`explain_errors`. In a notebook it shows as its figure.
+    Returned by [`explain_errors`][visionkit.gradcam.explain_errors]. In a notebook it shows as its figure.
 
     Attributes
     ----------
@@ -545,7 +545,7 @@ def explain_errors(
         Names for the labels. Default: the class names the model carries (a
         ``ClassNames`` layer at its end, kept when it is saved), else the indices.
     layer, method
-        As in :func:`grad_cam`.
+        As in [`grad_cam`][visionkit.gradcam.grad_cam].
     alpha : float, default 0.4
         Heatmap opacity, in ``[0, 1]``.
     ncols : int, optional

@@ -153,7 +153,7 @@ def style_loss(features: Any, target_gram: Any) -> Any:
     """Style loss of one layer: mean squared difference of Gram matrices.
 
     ``L_style = mean((G(F) - A) ** 2)`` over the ``C x C`` entries, with ``G`` from
-    :func:`gram_matrix` (normalised by the number of positions, so style and generated
+    [`gram_matrix`][visionkit.style.gram_matrix] (normalised by the number of positions, so style and generated
     images may differ in size) and ``A`` the target Gram matrix.
 
     Parameters
@@ -233,7 +233,7 @@ def style_extractor(
     -------
     keras.Model
         Input: float32 ``(B, H, W, 3)`` images preprocessed with
-        :func:`visionkit.preprocess.vgg_preprocess` (BGR, mean subtracted), any ``H, W``.
+        [`visionkit.preprocess.vgg_preprocess`][visionkit.preprocess.vgg_preprocess] (BGR, mean subtracted), any ``H, W``.
         Output: dict ``{layer_name: (B, h, w, C) float32 features}`` for every
         requested layer (content layers first).
 
@@ -349,16 +349,16 @@ def style_transfer(
 
     Minimises ``content_weight * L_content + style_weight * L_style + tv_weight * L_tv``
     over the pixels of the generated image, where ``L_content`` is the mean of
-    :func:`content_loss` over ``content_layers``, ``L_style`` the
-    ``style_layer_weights``-weighted mean of :func:`style_loss` over ``style_layers``
+    [`content_loss`][visionkit.style.content_loss] over ``content_layers``, ``L_style`` the
+    ``style_layer_weights``-weighted mean of [`style_loss`][visionkit.style.style_loss] over ``style_layers``
     (against the style images' Gram matrices, blended by ``style_blend_weights``) and
-    ``L_tv`` is :func:`total_variation_loss`, all on VGG-preprocessed pixels. The
+    ``L_tv`` is [`total_variation_loss`][visionkit.style.total_variation_loss], all on VGG-preprocessed pixels. The
     targets are computed once; each step is one compiled VGG-19 forward + backward.
 
     Parameters
     ----------
     content : path, bytes, PIL image or array
-        Anything :func:`visionkit.data.load_image` takes (grayscale and RGBA included).
+        Anything [`visionkit.data.load_image`][visionkit.data.load_image] takes (grayscale and RGBA included).
     style : same as ``content``, or a list of them
         The style image(s). Sizes and aspect ratios may differ from the content's: each
         is rescaled (keeping its aspect ratio) so its longer side is ``style_scale``
@@ -401,7 +401,7 @@ def style_transfer(
         Coarse-to-fine schedule, e.g. ``(256, 512)``: optimise ``steps`` steps at each
         size in turn, upsampling the result to start the next; overrides ``max_dim``.
     weights : "imagenet", None or path, default "imagenet"
-        VGG-19 weights (see :func:`style_extractor`). ``None`` (random) gives textures,
+        VGG-19 weights (see [`style_extractor`][visionkit.style.style_extractor]). ``None`` (random) gives textures,
         not paintings; it is for tests and timing.
     seed : int, optional
         Seed of the initial noise.

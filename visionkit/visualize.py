@@ -1,8 +1,8 @@
 """Pictures of training and of what a convnet has learned.
 
-Training curves (:func:`plot_history`), intermediate activations
-(:func:`activations`, :func:`plot_activations`), filter patterns
-(:func:`filter_pattern`, :func:`filter_grid`) and image grids (:func:`image_grid`).
+Training curves ([`plot_history`][visionkit.visualize.plot_history]), intermediate activations
+([`activations`][visionkit.visualize.activations], [`plot_activations`][visionkit.visualize.plot_activations]), filter patterns
+([`filter_pattern`][visionkit.visualize.filter_pattern], [`filter_grid`][visionkit.visualize.filter_grid]) and image grids ([`image_grid`][visionkit.visualize.image_grid]).
 Every plotting function returns a matplotlib ``Figure``; none calls ``plt.show()``.
 """
 

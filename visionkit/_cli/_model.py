@@ -47,7 +47,7 @@ def default_of(function: Callable[..., Any], parameter: str) -> Any:
 def load_model(path: str) -> Any:
     """Load a ``.keras`` model (safe mode, visionkit's layers known).
 
-    Raises :class:`~visionkit.errors.InvalidArgumentError` naming the file when it is
+    Raises [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] naming the file when it is
     missing or cannot be loaded.
     """
     from .. import _validate as V

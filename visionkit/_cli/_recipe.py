@@ -1,9 +1,9 @@
 """Options and outputs shared by the training sub-commands (private).
 
 Every training command takes the shared training options of
-:class:`visionkit.training.TrainOptions` under the same names (``--epochs``,
+[`visionkit.training.TrainOptions`][visionkit.training.TrainOptions] under the same names (``--epochs``,
 ``--batch-size``, ...), with the choices and defaults of the library itself, and writes
-its outputs through :meth:`visionkit.training.TrainResult.save`.
+its outputs through [`visionkit.training.TrainResult.save`][visionkit.training.TrainResult.save].
 """
 
 from __future__ import annotations

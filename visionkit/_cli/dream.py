@@ -1,6 +1,6 @@
 """``visionkit dream``: DeepDream on an image file.
 
-Defaults come from :func:`visionkit.dream.deep_dream` and its layer preset; that module
+Defaults come from [`visionkit.dream.deep_dream`][visionkit.dream.deep_dream] and its layer preset; that module
 does not import TensorFlow until a dream runs, so ``visionkit --help`` stays cheap.
 """
 
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=weights_arg, default=d["weights"],
                    help="'imagenet' (default), 'none' (random) or a weights file")
     add_progress(p)
-    p.setdefaults_of(func=run)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """``visionkit style``: neural style transfer of an image in the style of painting(s).
 
-Choices and defaults come from :mod:`visionkit.style` (its constants and the defaults
-of :func:`~visionkit.style.style_transfer`); that module does not import TensorFlow
+Choices and defaults come from [`visionkit.style`][visionkit.style] (its constants and the defaults
+of [`style_transfer`][visionkit.style.style_transfer]); that module does not import TensorFlow
 until a transfer runs, so ``visionkit --help`` stays cheap.
 """
 
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="VGG-19 weights: imagenet (default), none (random), or a weights file")
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of the initial noise")
     add_progress(p)
-    p.setdefaults_of(func=run)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
