@@ -149,5 +149,5 @@ def test_cli_filters_and_activations(tmp_path, model, image, capsys):
     assert sorted(p.name for p in (tmp_path / "acts").iterdir()) == [
         "00_base_b1.png", "01_base_bpool.png", "02_dead.png", "03_avg.png"
     ]
-    assert cli.main(["filters", str(tmp_path / "missing.keras"), "x"]) == 2
+    assert cli.main(["filters", str(tmp_path / "missing.keras"), "x"]) == 1  # a missing input: exit 1
     assert "missing.keras" in capsys.readouterr().err

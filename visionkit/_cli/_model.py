@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,26 +44,14 @@ def default_of(function: Callable[..., Any], parameter: str) -> Any:
 
 
 def load_model(path: str) -> Any:
-    """Load a ``.keras`` model (safe mode, visionkit's layers known).
+    """Load a ``.keras`` model with [`training.load_model`][visionkit.training.load_model] (safe mode).
 
-    Raises [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] naming the file when it is
-    missing or cannot be loaded.
+    Raises [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] naming the file when it
+    cannot be loaded, and [`DataNotFoundError`][visionkit.errors.DataNotFoundError] when it is missing.
     """
-    from .. import _validate as V
+    from ..training import load_model as load
 
-    file = Path(path)
-    if not file.is_file():
-        raise V.fail("MODEL", "an existing .keras model file (not found)", str(file))
-    import keras
-
-    from .. import _labels  # noqa: F401  (registers ClassNames, which saved models may end with)
-
-    try:
-        return keras.saving.load_model(file, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many kinds; report them all the same way
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        allowed = f"a .keras file saved with model.save() (loading failed: {type(exc).__name__}: {first})"
-        raise V.fail("MODEL", allowed, str(file)) from exc
+    return load(path)
 
 
 def load_images(model: Any, paths: list[str], *, rescale: float) -> np.ndarray:
