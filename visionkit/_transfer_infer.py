@@ -13,7 +13,10 @@ import keras
 import numpy as np
 
 from . import _validate as V
+from ._labels import check_names
+from ._labels import class_names as carried_class_names
 from ._layers import iter_layers
+from ._options import TrainOptions
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,12 +118,16 @@ def extract_features(
 
     Examples
     --------
-    >>> from visionkit.data import image_folder
+    >>> import keras, numpy as np
     >>> from visionkit.transfer import conv_base, extract_features
-    >>> base = conv_base("vgg16", weights=None)  # doctest: +SKIP
-    >>> features, labels = extract_features(base, image_folder("pets/train"))  # doctest: +SKIP
-    >>> features.shape  # doctest: +SKIP
-    (2000, 4, 4, 512)
+    >>> def tiny(shape):
+    ...     inputs = keras.Input(shape)
+    ...     return keras.Model(inputs, keras.layers.Conv2D(4, 3, name="block1_conv1")(inputs), name="tiny")
+    >>> base = conv_base(tiny, weights=None, input_shape=(16, 16, 3))
+    >>> images = np.random.default_rng(0).uniform(0, 255, (10, 16, 16, 3))
+    >>> features, labels = extract_features(base, (images, np.arange(10) % 2), batch_size=4, progress=False)
+    >>> features.shape, features.dtype, labels.tolist()
+    ((10, 14, 14, 4), dtype('float32'), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
     """
 
     if not isinstance(base, keras.Model):
@@ -190,8 +197,10 @@ def classify(
         file, or a list of files or arrays. Images of another size are resized to the
         model's input size.
     class_names : sequence of str, optional
-        Names of the classes in label order; defaults to ``model.class_names`` (set by
-        :func:`train_transfer`).
+        Names of the classes in label order; by default the names the model carries
+        (:func:`visionkit.training.class_names`: set by :func:`train_transfer` and
+        :func:`visionkit.training.with_class_names`, kept by ``model.save`` and
+        ``keras.models.load_model``).
     batch_size : int, default 32
         Prediction batch size.
 
@@ -204,19 +213,26 @@ def classify(
 
     Examples
     --------
+    >>> import keras, numpy as np
+    >>> from visionkit.training import with_class_names
     >>> from visionkit.transfer import classify
-    >>> labels, probs = classify(model, "cat.jpg", class_names=["cat", "dog"])  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+    ...                           keras.layers.Dense(1, activation="sigmoid")])
+    >>> model = with_class_names(model, ["cat", "dog"])
+    >>> labels, probs = classify(model, np.zeros((3, 8, 8, 3)))
+    >>> labels, probs.shape, bool(np.allclose(probs.sum(axis=1), 1.0))
+    (['cat', 'cat', 'cat'], (3, 2), True)
     """
     if not isinstance(model, keras.Model) or not model.inputs:
         raise V.fail("model", "a keras.Model with a defined input", model)
-    names = list(class_names) if class_names is not None else getattr(model, "class_names", None)
-    if not names or not all(isinstance(n, str) for n in names):
-        raise V.fail("class_names", "a list of class-name strings (or a model with `class_names`)", class_names)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     units = int(model.outputs[0].shape[-1])
-    expected = 2 if units == 1 else units
-    if len(names) != expected:
-        raise V.fail("class_names", f"{expected} names (the model has {units} output unit(s))", list(names))
+    if class_names is None:
+        class_names = carried_class_names(model)
+        if class_names is None:
+            raise V.fail("class_names", "a list of class-name strings (the model carries none; see "
+                         "visionkit.training.with_class_names)", None)
+    names = check_names(class_names, units)
     size = tuple(int(v) for v in model.inputs[0].shape[1:3])
     batch = _images_batch(images, size)  # type: ignore[arg-type]
     probs = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0), dtype=np.float32)
@@ -280,7 +296,7 @@ def lr_find(
     min_lr: float = 1e-7,
     max_lr: float = 1.0,
     steps: int = 100,
-    optimizer: str = "rmsprop",
+    optimizer: str | keras.optimizers.Optimizer = "rmsprop",
     loss: Any = None,
     batch_size: int = 32,
     stop_factor: float = 4.0,
@@ -291,9 +307,10 @@ def lr_find(
     The learning rate rises log-linearly from ``min_lr`` to ``max_lr`` over ``steps``
     training steps (stopping early when the loss exceeds ``stop_factor`` times its
     best); the suggestion is a tenth of the rate at the lowest smoothed loss, a rule
-that holds up on noisy losses. The steps run on
-    a **copy** of ``model``: the caller's weights, trainability and compile state are
-    not touched.
+    that holds up on noisy losses. The steps run on a **copy** of ``model`` (and of
+    ``optimizer`` when it is an instance): the caller's weights, trainability,
+    compile state and optimizer are not touched. It is not training, so it returns
+    its own :class:`LRFinderResult`, not a :class:`visionkit.training.TrainResult`.
 
     Parameters
     ----------
@@ -304,17 +321,20 @@ that holds up on noisy losses. The steps run on
     min_lr, max_lr : float
         The learning-rate range, ``0 < min_lr < max_lr``.
     steps : int, default 100
-        Number of training steps.
-    optimizer : str, default "rmsprop"
-        Optimizer name (as for ``keras.optimizers.get``).
+        Number of training steps (at least 5).
+    optimizer : str or keras.optimizers.Optimizer, default "rmsprop"
+        As the ``optimizer`` training option: a name from
+        :data:`visionkit.training.OPTIMIZERS` or an instance (copied; its learning
+        rate is replaced by the sweep).
     loss : str or keras loss, optional
-        Default: binary cross-entropy for one output unit, else sparse categorical.
+        Default: :func:`visionkit.training.default_loss` of ``model``.
     batch_size : int, default 32
-        Batch size for arrays.
+        As the ``batch_size`` training option: examples per batch of array inputs
+        (datasets keep their own batching).
     stop_factor : float, default 4.0
         Stop once the smoothed loss exceeds this multiple of the best one.
     progress : bool, default True
-        Progress bar.
+        As the ``progress`` training option: a tqdm bar; ``False`` for silence.
 
     Returns
     -------
@@ -323,12 +343,16 @@ that holds up on noisy losses. The steps run on
 
     Examples
     --------
+    >>> import keras, numpy as np
     >>> from visionkit.transfer import lr_find
-    >>> result = lr_find(model, train_ds, steps=50)  # doctest: +SKIP
-    >>> result.plot().savefig("lr.png"); result.suggestion  # doctest: +SKIP
+    >>> x = np.random.default_rng(0).uniform(0, 255, (32, 8, 8, 3)).astype("float32")
+    >>> y = (x.mean(axis=(1, 2, 3)) > 127).astype("float32")
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255),
+    ...                           keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")])
+    >>> result = lr_find(model, (x, y), min_lr=1e-4, max_lr=1.0, steps=10, batch_size=8, progress=False)
+    >>> len(result.learning_rates) <= 10, 1e-4 <= result.suggestion <= 1.0
+    (True, True)
     """
-    import tensorflow as tf
-
     if not isinstance(model, keras.Model) or not model.inputs:
         raise V.fail("model", "a keras.Model with a defined input", model)
     min_lr = V.number("min_lr", min_lr, minimum=0.0, exclusive_minimum=True)
@@ -337,18 +361,39 @@ that holds up on noisy losses. The steps run on
         raise InvalidArgumentError(f"`max_lr` must be larger than `min_lr`. Received: min_lr={min_lr}, max_lr={max_lr}")
     steps = V.integer("steps", steps, minimum=5)
     stop_factor = V.number("stop_factor", stop_factor, minimum=1.0, exclusive_minimum=True)
-    ds, has_labels, _ = _as_dataset(train_data, V.integer("batch_size", batch_size, minimum=1), "train_data")
+    shared = TrainOptions(optimizer=optimizer, batch_size=batch_size, progress=progress)  # the same checks
+    ds, has_labels, _ = _as_dataset(train_data, shared.batch_size, "train_data")
     if not has_labels:
         raise V.fail("train_data", "(images, labels) batches or arrays", "data without labels")
-    clone = _copy_model(model)
-    opt = keras.optimizers.get(optimizer)
-    opt.learning_rate = min_lr
     if loss is None:
         from .training import default_loss
 
         loss_fn = default_loss(model)
     else:
         loss_fn = keras.losses.get(loss)
+    clone = _copy_model(model)
+    opt = _fresh_optimizer(shared.optimizer, min_lr)
+    lrs = np.geomspace(min_lr, max_lr, steps)
+    losses, smooth = _sweep(_train_step(clone, opt, loss_fn), opt, ds, lrs, stop_factor, shared.progress)
+    n = len(losses)
+    lr_arr, loss_arr, smooth_arr = lrs[:n], np.asarray(losses), np.asarray(smooth)
+    name = shared.optimizer if isinstance(shared.optimizer, str) else type(shared.optimizer).__name__
+    return LRFinderResult(lr_arr, loss_arr, smooth_arr, _suggest(lr_arr, smooth_arr),
+                          {"optimizer": name, "stopped_early": n < steps})
+
+
+def _fresh_optimizer(optimizer: Any, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A new optimizer (a copy of an instance) starting at ``learning_rate``."""
+    if isinstance(optimizer, str):
+        return keras.optimizers.get({"class_name": optimizer.lower(), "config": {"learning_rate": learning_rate}})
+    config = {**optimizer.get_config(), "learning_rate": learning_rate}
+    return type(optimizer).from_config(config)
+
+
+def _train_step(clone: keras.Model, opt: Any, loss_fn: Any) -> Any:
+    """One compiled training step of ``clone`` (returns the loss)."""
+    import tensorflow as tf
+
     variables = clone.trainable_variables
     opt.build(variables)
 
@@ -365,12 +410,17 @@ that holds up on noisy losses. The steps run on
         opt.apply_gradients(zip(grads, variables))
         return value
 
-    lrs = np.geomspace(min_lr, max_lr, steps)
+    return step
+
+
+def _sweep(step: Any, opt: Any, ds: Any, lrs: np.ndarray, stop_factor: float,
+           progress: bool) -> tuple[list[float], list[float]]:
+    """Run ``step`` at each learning rate; return the losses and their smoothed values."""
     losses: list[float] = []
     smooth: list[float] = []
     avg, beta, best = 0.0, 0.9, math.inf
     batches = iter(ds.repeat())
-    with _progress(steps, "lr_find", progress, unit="step") as bar:
+    with _progress(len(lrs), "lr_find", progress, unit="step") as bar:
         for i, lr in enumerate(lrs):
             opt.learning_rate.assign(float(lr))
             x, y = next(batches)[:2]
@@ -383,10 +433,7 @@ that holds up on noisy losses. The steps run on
             if not math.isfinite(value) or (i > 5 and s > stop_factor * best):
                 break
             best = min(best, s)
-    n = len(losses)
-    lr_arr, loss_arr, smooth_arr = lrs[:n], np.asarray(losses), np.asarray(smooth)
-    suggestion = _suggest(lr_arr, smooth_arr)
-    return LRFinderResult(lr_arr, loss_arr, smooth_arr, suggestion, {"optimizer": optimizer, "stopped_early": n < steps})
+    return losses, smooth
 
 
 def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> float:

@@ -16,17 +16,29 @@ trained yourself) to work on a small class-per-folder dataset:
 :func:`train_transfer` runs any of the three on a folder in one call;
 :func:`classify` labels new images; :func:`lr_find` suggests a learning rate.
 
+:func:`fine_tune` and :func:`train_transfer` take the shared training options
+(:class:`visionkit.training.TrainOptions`; their defaults in :data:`RECIPE_DEFAULTS`)
+and return a :class:`visionkit.training.TrainResult`. In both, ``epochs`` is the run's
+total; the first ``head_epochs`` train the head alone at ``head_learning_rate``, the
+rest the unfrozen top of the base at ``learning_rate`` (low, default 1e-5). Methods
+that never unfreeze the base (``"features"``, ``"frozen"``) train the head only, so at
+``head_learning_rate``.
+
 Every base built by :func:`conv_base` holds its own ``preprocess_input``
 (:func:`preprocessing_for`) as its first layer, so callers always feed raw RGB images
 in ``[0, 255]``.
 
 Examples
 --------
+>>> import keras
 >>> from visionkit import transfer
->>> base = transfer.conv_base("vgg16", weights=None)  # doctest: +SKIP
->>> model = transfer.transfer_model(base, dropout=0.0)  # doctest: +SKIP
->>> model.count_params()  # doctest: +SKIP
-16812353
+>>> def tiny(shape):
+...     inputs = keras.Input(shape)
+...     return keras.Model(inputs, keras.layers.Conv2D(4, 3, name="block1_conv1")(inputs), name="tiny")
+>>> base = transfer.conv_base(tiny, weights=None, input_shape=(16, 16, 3))
+>>> model = transfer.transfer_model(base, hidden=8, dropout=0.0)
+>>> model.count_params(), sum(int(w.numpy().size) for w in model.trainable_weights)
+(6401, 6289)
 """
 
 from __future__ import annotations
@@ -39,13 +51,15 @@ from ._transfer_base import (
     transfer_model,
     unfreeze,
 )
-from ._transfer_defaults import DEFAULT_FINE_TUNE_FROM, METHODS
+from ._transfer_defaults import DEFAULT_FINE_TUNE_FROM, METHODS, POOLINGS, RECIPE_DEFAULTS
 from ._transfer_infer import LRFinderResult, classify, extract_features, lr_find
 from ._transfer_train import fine_tune, train_transfer
 
 __all__ = [
     "DEFAULT_FINE_TUNE_FROM",
     "METHODS",
+    "POOLINGS",
+    "RECIPE_DEFAULTS",
     "BackbonePreprocessing",
     "LRFinderResult",
     "classify",
