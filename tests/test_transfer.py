@@ -511,3 +511,22 @@ def test_lr_find_takes_the_shared_optimizer_option():
         T.lr_find(model, (x, y), optimizer="sgdd")
     with pytest.raises(InvalidArgumentError, match="batch_size"):
         T.lr_find(model, (x, y), batch_size=0)
+
+
+def test_train_transfer_takes_every_shared_option(tmp_path):
+    """optimizer, lr_schedule, log_dir, checkpoint_dir, strategy, precision and callbacks reach both phases."""
+    write_folder(tmp_path / "data", per_class=6)
+    rates = _Rates()
+    result = T.train_transfer(
+        tmp_path / "data", base=tiny_base, weights=None, image_size=16, head_epochs=1, epochs=2, batch_size=4,
+        optimizer="adam", lr_schedule="cosine", learning_rate=1e-4, head_learning_rate=1e-2, strategy="default",
+        precision="mixed_bfloat16", log_dir=tmp_path / "logs", checkpoint_dir=tmp_path / "ckpt", seed=3,
+        callbacks=[rates], augment=False, progress=False,
+    )
+    assert len(rates.rates) == 2 and rates.rates[0] == pytest.approx(1e-2) and rates.rates[1] == pytest.approx(1e-4)
+    for phase in ("head", "fine_tune"):
+        assert (tmp_path / "logs" / phase / "metrics.csv").is_file()
+        assert (tmp_path / "ckpt" / phase / "state.json").is_file()
+    assert result.settings["precision"] == "mixed_bfloat16" and result.settings["optimizer"] == "adam"
+    assert result.model.outputs[0].dtype == "float32"  # the head's output layer computes in float32
+    assert set(result.paths) == {"checkpoint_dir", "log_dir"}
