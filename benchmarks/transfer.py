@@ -67,7 +67,7 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small settings (about 5 minutes on 2 busy CPU cores; the default takes about 15)")
     parser.add_argument("--pretrain-images", type=int, default=None)
@@ -75,7 +75,151 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None, help="epochs of (a), (b) and (c)")
     parser.add_argument("--fine-tune-epochs", type=int, default=None)
     parser.add_argument("--figures", default=None, help="also save the lr_find and fine-tuning curves (PNG) here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def pretrain(tmp_path: Path, x_train, y_train, x_test, y_test, n_pre: int, pre_epochs: int) -> Path:
+    """Train ``small_vgg`` on the 8 non-cat/dog classes; return its weights file."""
+    import keras
+
+    from visionkit.preprocess import augmentation
+    from visionkit.training import evaluate, train
+
+    # the JPEG tree is stored class by class: sample the 8 classes at random
+    keep = np.flatnonzero((y_train != CAT) & (y_train != DOG))
+    keep = np.random.default_rng(0).permutation(keep)[:n_pre]
+    xp, yp = x_train[keep], y_train[keep]
+    remap = {c: i for i, c in enumerate(sorted(set(range(10)) - {CAT, DOG}))}
+    yp = np.array([remap[int(c)] for c in yp], np.int32)
+    base = small_vgg((32, 32, 3))
+    inputs = keras.Input((32, 32, 3))
+    x = augmentation(rotation=0, zoom=0, translation=0.1, seed=0)(inputs)
+    x = base(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.3)(x)
+    pre_model = keras.Model(inputs, keras.layers.Dense(8, activation="softmax")(x))
+    _, t_pre = timed(lambda: train(pre_model, (xp, yp), epochs=pre_epochs, batch_size=64,
+                                   optimizer="adam", seed=0, progress=False))
+    keep_t = (y_test != CAT) & (y_test != DOG)
+    yt8 = np.array([remap[int(c)] for c in y_test[keep_t]], np.int32)
+    pre_acc = evaluate(pre_model, (x_test[keep_t], yt8))["accuracy"]
+    weights_file = tmp_path / "small_vgg_8classes.weights.h5"
+    base.save_weights(str(weights_file))
+    print(f"\npretraining on 8 non-cat/dog classes: {len(xp)} images, {pre_epochs} epochs, "
+          f"{t_pre:.0f} s; 8-class test accuracy {pre_acc:.3f}; saved {weights_file.name}")
+    return weights_file
+
+
+def compare_methods(tmp_path: Path, weights_file: Path, train32, test32, *, epochs: int, ft_epochs: int,
+                    batch: int, figures: str | None) -> list[tuple[str, float, float]]:
+    """(a)-(d): test accuracy and wall time of each method."""
+    from visionkit import transfer
+    from visionkit.convnets import small_convnet
+    from visionkit.data import image_folder
+    from visionkit.preprocess import augmentation
+    from visionkit.training import evaluate, train
+
+    def load_base():
+        return transfer.conv_base(small_vgg, weights=weights_file, input_shape=(32, 32, 3))
+
+    def run_a():
+        train64 = image_folder(tmp_path / "train", image_size=64, batch_size=batch, label_mode="binary", seed=0)
+        test64 = image_folder(tmp_path / "test", image_size=64, batch_size=batch, label_mode="binary", shuffle=False)
+        model = small_convnet((64, 64, 3), seed=0)
+        train(model, train64, epochs=epochs, progress=False)
+        return evaluate(model, test64)["accuracy"]
+
+    def run_b():
+        b = load_base()
+        f_train, l_train = transfer.extract_features(b, train32, progress=False)
+        f_test, l_test = transfer.extract_features(b, test32, progress=False)
+        clf = transfer.feature_classifier(f_train.shape[1:], hidden=256, dropout=0.5)
+        train(clf, (f_train, l_train), epochs=epochs, batch_size=batch, seed=0, progress=False)
+        return evaluate(clf, (f_test, l_test))["accuracy"]
+
+    aug = augmentation(rotation=15, zoom=0.1, translation=0.1, seed=0)
+    model_c = transfer.transfer_model(load_base(), hidden=256, dropout=0.5, augmentation=aug)
+    if figures:
+        from visionkit._io import save_figure
+
+        lr = transfer.lr_find(model_c, train32, min_lr=1e-6, max_lr=1.0, steps=60, progress=False)
+        save_figure(lr.plot(), Path(figures) / "transfer_lr_find.png", dpi=80)
+        print(f"lr_find suggests {lr.suggestion:.2g} for the head (RMSprop); the runs use 1e-3")
+    curves: dict[str, list[float]] = {}
+
+    def run_c():
+        h = train(model_c, train32, validation_data=test32 if figures else None, epochs=epochs, progress=False)
+        curves.update({k: list(v) for k, v in h.history.items()})
+        return evaluate(model_c, test32)["accuracy"]
+
+    def run_d():  # (c) continued after unfreezing block 3: no head phase, ft_epochs in all
+        _, h, _ = transfer.fine_tune(model_c, train32, validation_data=test32 if figures else None,
+                                     head_epochs=0, epochs=ft_epochs, from_layer="block3_conv1",
+                                     learning_rate=1e-4, progress=False)
+        for k, v in h.history.items():
+            curves.setdefault(k, []).extend(v)
+        return evaluate(model_c, test32)["accuracy"]
+
+    results = []
+    t_c = 0.0
+    for name, run in (("(a) small_convnet from scratch (64x64 upsampled)", run_a),
+                      ("(b) feature extraction + dense classifier", run_b),
+                      ("(c) frozen base + augmentation", run_c),
+                      (f"(d) fine-tuning = (c) + {ft_epochs} epochs, block3 unfrozen", run_d)):
+        acc, t = timed(run)
+        t_c = t if run is run_c else t_c
+        results.append((name, acc, t + (t_c if run is run_d else 0.0)))
+        print(f"{name}: {acc:.3f} in {results[-1][2]:.0f} s", flush=True)
+    if figures:
+        save_curves(curves, epochs, figures)
+    return results
+
+
+def save_curves(curves: dict[str, list[float]], epochs: int, figures: str) -> None:
+    from visionkit._io import save_figure
+    from visionkit.visualize import plot_history
+
+    fig = plot_history(curves)
+    for ax in fig.axes:
+        ax.axvline(epochs + 0.5, color="0.5", ls="--", lw=1)
+        ax.text(epochs + 0.6, ax.get_ylim()[1], "unfreeze block3", va="top", fontsize=8, color="0.4")
+    fig.suptitle("frozen base + augmentation, then fine-tuning (validation = cat/dog test set)", fontsize=9)
+    save_figure(fig, Path(figures) / "transfer_fine_tune.png", dpi=80)
+
+
+def throughput(weights_file: Path, tmp_path: Path, test32, *, batch: int, quick: bool) -> None:
+    """``extract_features`` against a naive ``base.predict`` loop, on the same data."""
+    from visionkit import transfer
+    from visionkit.data import image_folder
+
+    def naive(b, ds):
+        feats, labels = [], []
+        for xb, yb in ds:
+            feats.append(b.predict(xb, verbose=0))
+            labels.append(yb.numpy())
+        return np.concatenate(feats), np.concatenate(labels)
+
+    print("\nfeature extraction throughput (same data, batch 32, after one warm-up pass each):")
+    small = transfer.conv_base(small_vgg, weights=weights_file, input_shape=(32, 32, 3))
+    cases = [("small_vgg 32x32", small, test32, len(test32.file_paths))]
+    if not quick:
+        n_big = 512
+        big = image_folder(tmp_path / "test", image_size=64, batch_size=batch, label_mode="binary",
+                           shuffle=False).take(n_big // batch)
+        vgg = transfer.conv_base("vgg16", weights=None, input_shape=(64, 64, 3))
+        cases.append(("VGG16 (random weights) 64x64", vgg, big, n_big))
+    print(f"{'base':<30} {'extract_features img/s':>22} {'naive predict loop img/s':>25} {'speed-up':>9}")
+    for name, b, ds, n in cases:
+        transfer.extract_features(b, ds, progress=False)
+        naive(b, ds)
+        (f1, l1), t1 = timed(lambda b=b, ds=ds: transfer.extract_features(b, ds, progress=False))
+        (f2, l2), t2 = timed(lambda b=b, ds=ds: naive(b, ds))
+        assert np.allclose(f1, f2, atol=1e-4) and np.array_equal(l1, l2)
+        print(f"{name:<30} {n / t1:22.0f} {n / t2:25.0f} {t2 / t1:8.2f}x")
+
+
+def main() -> int:
+    args = parse_args()
     if not os.environ.get("VISIONKIT_DATA"):
         print("Set VISIONKIT_DATA to the folder holding cifar10-jpeg.tar.gz (see docs/offline-data.md).")
         return 2
@@ -83,11 +227,7 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from visionkit import transfer
-    from visionkit.convnets import small_convnet
     from visionkit.data import image_folder, load_cifar10
-    from visionkit.preprocess import augmentation
-    from visionkit.training import evaluate, train
 
     quick = args.quick
     n_pre = args.pretrain_images or (8_000 if quick else 24_000)
@@ -106,141 +246,18 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="visionkit-transfer-bench-") as tmp:
         tmp_path = Path(tmp)
-        # ---------------------------------------------------------------- pretraining
-        # the JPEG tree is stored class by class: sample the 8 classes at random
-        keep = np.flatnonzero((y_train != CAT) & (y_train != DOG))
-        keep = np.random.default_rng(0).permutation(keep)[:n_pre]
-        xp, yp = x_train[keep], y_train[keep]
-        remap = {c: i for i, c in enumerate(sorted(set(range(10)) - {CAT, DOG}))}
-        yp = np.array([remap[int(c)] for c in yp], np.int32)
-        base = small_vgg((32, 32, 3))
-        inputs = keras.Input((32, 32, 3))
-        x = augmentation(rotation=0, zoom=0, translation=0.1, seed=0)(inputs)
-        x = base(x)
-        x = keras.layers.GlobalAveragePooling2D()(x)
-        x = keras.layers.Dropout(0.3)(x)
-        pre_model = keras.Model(inputs, keras.layers.Dense(8, activation="softmax")(x))
-        _, t_pre = timed(lambda: train(pre_model, (xp, yp), epochs=pre_epochs, batch_size=64,
-                                       optimizer="adam", seed=0, progress=False))
-        keep_t = (y_test != CAT) & (y_test != DOG)
-        yt8 = np.array([remap[int(c)] for c in y_test[keep_t]], np.int32)
-        pre_acc = evaluate(pre_model, (x_test[keep_t], yt8))["accuracy"]
-        weights_file = tmp_path / "small_vgg_8classes.weights.h5"
-        base.save_weights(str(weights_file))
-        print(f"\npretraining on 8 non-cat/dog classes: {len(xp)} images, {pre_epochs} epochs, "
-              f"{t_pre:.0f} s; 8-class test accuracy {pre_acc:.3f}; saved {weights_file.name}")
-
-        # ---------------------------------------------------------------- cat/dog folders
+        weights_file = pretrain(tmp_path, x_train, y_train, x_test, y_test, n_pre, pre_epochs)
         write_cats_dogs(tmp_path / "train", x_train, y_train, per_class)
         write_cats_dogs(tmp_path / "test", x_test, y_test, per_class)
         train32 = image_folder(tmp_path / "train", image_size=32, batch_size=batch, label_mode="binary", seed=0)
         test32 = image_folder(tmp_path / "test", image_size=32, batch_size=batch, label_mode="binary", shuffle=False)
         print(f"cat/dog: {len(train32.file_paths)} train images, {len(test32.file_paths)} test images (32x32)\n")
-
-        def load_base():
-            return transfer.conv_base(small_vgg, weights=weights_file, input_shape=(32, 32, 3))
-
-        results = []
-
-        # (a) from scratch
-        def run_a():
-            train64 = image_folder(tmp_path / "train", image_size=64, batch_size=batch, label_mode="binary", seed=0)
-            test64 = image_folder(tmp_path / "test", image_size=64, batch_size=batch, label_mode="binary", shuffle=False)
-            model = small_convnet((64, 64, 3), seed=0)
-            train(model, train64, epochs=epochs, progress=False)
-            return evaluate(model, test64)["accuracy"]
-
-        acc, t = timed(run_a)
-        results.append(("(a) small_convnet from scratch (64x64 upsampled)", acc, t))
-        print(f"{results[-1][0]}: {acc:.3f} in {t:.0f} s", flush=True)
-
-        # (b) feature extraction
-        def run_b():
-            b = load_base()
-            f_train, l_train = transfer.extract_features(b, train32, progress=False)
-            f_test, l_test = transfer.extract_features(b, test32, progress=False)
-            clf = transfer.feature_classifier(f_train.shape[1:], hidden=256, dropout=0.5)
-            train(clf, (f_train, l_train), epochs=epochs, batch_size=batch, seed=0, progress=False)
-            return evaluate(clf, (f_test, l_test))["accuracy"]
-
-        acc, t = timed(run_b)
-        results.append(("(b) feature extraction + dense classifier", acc, t))
-        print(f"{results[-1][0]}: {acc:.3f} in {t:.0f} s", flush=True)
-
-        # (c) frozen base + augmentation
-        aug = augmentation(rotation=15, zoom=0.1, translation=0.1, seed=0)
-        model_c = transfer.transfer_model(load_base(), hidden=256, dropout=0.5, augmentation=aug)
-
-        if args.figures:
-            from visionkit._io import save_figure
-
-            lr = transfer.lr_find(model_c, train32, min_lr=1e-6, max_lr=1.0, steps=60, progress=False)
-            save_figure(lr.plot(), Path(args.figures) / "transfer_lr_find.png", dpi=80)
-            print(f"lr_find suggests {lr.suggestion:.2g} for the head (RMSprop); the runs use 1e-3")
-        curves = {}
-
-        def run_c():
-            h = train(model_c, train32, validation_data=test32 if args.figures else None, epochs=epochs,
-                      progress=False)
-            curves.update({k: list(v) for k, v in h.history.items()})
-            return evaluate(model_c, test32)["accuracy"]
-
-        acc, t_c = timed(run_c)
-        results.append(("(c) frozen base + augmentation", acc, t_c))
-        print(f"{results[-1][0]}: {acc:.3f} in {t_c:.0f} s", flush=True)
-
-        # (d) fine-tuning: (c) continued after unfreezing block 3
-        def run_d():
-            h = transfer.fine_tune(model_c, train32, validation_data=test32 if args.figures else None,
-                                   head_epochs=0, epochs=ft_epochs, from_layer="block3_conv1",
-                                   learning_rate=1e-4, progress=False)
-            for k, v in h.history.items():
-                curves.setdefault(k, []).extend(v)
-            return evaluate(model_c, test32)["accuracy"]
-
-        acc, t = timed(run_d)
-        results.append((f"(d) fine-tuning = (c) + {ft_epochs} epochs, block3 unfrozen", acc, t_c + t))
-        print(f"{results[-1][0]}: {acc:.3f} in {t_c + t:.0f} s", flush=True)
-
-        if args.figures:
-            from visionkit._io import save_figure
-            from visionkit.visualize import plot_history
-
-            fig = plot_history(curves)
-            for ax in fig.axes:
-                ax.axvline(epochs + 0.5, color="0.5", ls="--", lw=1)
-                ax.text(epochs + 0.6, ax.get_ylim()[1], "unfreeze block3", va="top", fontsize=8, color="0.4")
-            fig.suptitle("frozen base + augmentation, then fine-tuning (validation = cat/dog test set)", fontsize=9)
-            save_figure(fig, Path(args.figures) / "transfer_fine_tune.png", dpi=80)
-
+        results = compare_methods(tmp_path, weights_file, train32, test32, epochs=epochs, ft_epochs=ft_epochs,
+                                  batch=batch, figures=args.figures)
         print("\nmethod                                                   test acc   wall s")
         for name, acc, t in results:
             print(f"{name:<56} {acc:8.3f} {t:8.0f}")
-
-        # ---------------------------------------------------------------- throughput
-        def naive(b, ds):
-            feats, labels = [], []
-            for xb, yb in ds:
-                feats.append(b.predict(xb, verbose=0))
-                labels.append(yb.numpy())
-            return np.concatenate(feats), np.concatenate(labels)
-
-        print("\nfeature extraction throughput (same data, batch 32, after one warm-up pass each):")
-        cases = [("small_vgg 32x32", load_base(), test32, len(test32.file_paths))]
-        if not quick:
-            n_big = 512
-            big = image_folder(tmp_path / "test", image_size=64, batch_size=batch, label_mode="binary",
-                               shuffle=False).take(n_big // batch)
-            vgg = transfer.conv_base("vgg16", weights=None, input_shape=(64, 64, 3))
-            cases.append(("VGG16 (random weights) 64x64", vgg, big, n_big))
-        print(f"{'base':<30} {'extract_features img/s':>22} {'naive predict loop img/s':>25} {'speed-up':>9}")
-        for name, b, ds, n in cases:
-            transfer.extract_features(b, ds, progress=False)
-            naive(b, ds)
-            (f1, l1), t1 = timed(lambda b=b, ds=ds: transfer.extract_features(b, ds, progress=False))
-            (f2, l2), t2 = timed(lambda b=b, ds=ds: naive(b, ds))
-            assert np.allclose(f1, f2, atol=1e-4) and np.array_equal(l1, l2)
-            print(f"{name:<30} {n / t1:22.0f} {n / t2:25.0f} {t2 / t1:8.2f}x")
+        throughput(weights_file, tmp_path, test32, batch=batch, quick=quick)
     return 0
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from visionkit import transfer as T
 from visionkit.data import from_arrays, save_image
-from visionkit.errors import InvalidArgumentError, WeightsUnavailableError
+from visionkit.errors import InvalidArgumentError, UnexpectedArgumentError, WeightsUnavailableError
+from visionkit.training import TrainResult, class_names
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -235,11 +236,15 @@ def test_fine_tune_runs_both_phases_into_one_history(tmp_path):
     x, y = synthetic(16)
     frozen = trainable_count(model)
     ckpt = tmp_path / "ckpt"
-    history = T.fine_tune(
-        model, (x, y), validation_data=(x, y), head_epochs=2, epochs=2, from_layer="block2_conv1",
+    result = T.fine_tune(
+        model, (x, y), validation_data=(x, y), head_epochs=2, epochs=4, from_layer="block2_conv1",
         head_learning_rate=1e-3, learning_rate=1e-4, batch_size=8, checkpoint_dir=ckpt, progress=False,
     )
+    assert isinstance(result, TrainResult) and result.model is model
+    _, history, metrics = result
     assert history.epoch == [0, 1, 2, 3]
+    assert metrics == {"loss": history.history["val_loss"][-1], "accuracy": history.history["val_accuracy"][-1]}
+    assert result.settings["head_epochs"] == 2 and result.settings["epochs"] == 4
     assert len(history.history["loss"]) == 4 and len(history.history["val_loss"]) == 4
     assert history.params["head_epochs"] == 2
     assert trainable_count(model) > frozen
@@ -247,8 +252,8 @@ def test_fine_tune_runs_both_phases_into_one_history(tmp_path):
     assert (ckpt / "head").is_dir() and (ckpt / "fine_tune").is_dir()
     # the same call again resumes: nothing left to train, the same history back
     model2 = T.transfer_model(T.conv_base(tiny_base, weights=None, input_shape=(16, 16, 3)), hidden=8, dropout=0.0)
-    again = T.fine_tune(
-        model2, (x, y), validation_data=(x, y), head_epochs=2, epochs=2, from_layer="block2_conv1",
+    _, again, _ = T.fine_tune(
+        model2, (x, y), validation_data=(x, y), head_epochs=2, epochs=4, from_layer="block2_conv1",
         head_learning_rate=1e-3, learning_rate=1e-4, batch_size=8, checkpoint_dir=ckpt, progress=False,
     )
     np.testing.assert_allclose(again.history["loss"], history.history["loss"])
@@ -271,7 +276,7 @@ class _CrashAt(keras.callbacks.Callback):
 
 def test_fine_tune_resumes_in_phase_two_after_a_crash(tmp_path):
     x, y = synthetic(16)
-    kwargs = dict(head_epochs=2, epochs=3, from_layer="block2_conv1", batch_size=8,
+    kwargs = dict(head_epochs=2, epochs=5, from_layer="block2_conv1", batch_size=8,
                   checkpoint_dir=tmp_path / "ckpt", progress=False)
     model = T.transfer_model(T.conv_base(tiny_base, weights=None, input_shape=(16, 16, 3)), hidden=8, dropout=0.0)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -280,7 +285,8 @@ def test_fine_tune_resumes_in_phase_two_after_a_crash(tmp_path):
     assert state["epoch"] == 1
     fresh = T.transfer_model(T.conv_base(tiny_base, weights=None, input_shape=(16, 16, 3)), hidden=8, dropout=0.0)
     counter = _CrashAt(0)
-    history = T.fine_tune(fresh, (x, y), callbacks=[counter], **kwargs)
+    _, history, metrics = T.fine_tune(fresh, (x, y), callbacks=[counter], **kwargs)
+    assert metrics == {}  # no validation data
     assert counter.seen == 2  # only the 2 missing fine-tuning epochs ran
     assert history.epoch == [0, 1, 2, 3, 4]
     assert all(np.isfinite(history.history["loss"]))
@@ -293,12 +299,12 @@ def test_train_transfer_methods_and_classify(tmp_path, method):
     write_folder(root / "test", per_class=4, seed=1)
     model, history, metrics = T.train_transfer(
         root, base=tiny_base, weights=None, method=method, image_size=(16, 16), epochs=2,
-        head_epochs=1, batch_size=8, learning_rate=1e-2, validation_split=0.25, augment=False,
+        head_epochs=1, batch_size=8, head_learning_rate=1e-2, validation_split=0.25, augment=False,
         progress=False,
     )
     assert set(metrics) >= {"loss", "accuracy"}
-    assert len(history.epoch) == (3 if method == "fine_tune" else 2)
-    assert model.class_names == ["bright", "dark"]
+    assert len(history.epoch) == 2  # epochs is the total, for every method
+    assert class_names(model) == ["bright", "dark"]
     labels, probs = T.classify(model, sorted((root / "test" / "dark").glob("*.png")))
     assert probs.shape == (4, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
@@ -309,7 +315,7 @@ def test_train_transfer_learns_and_classify_inputs(tmp_path):
     write_folder(tmp_path, per_class=12)
     model, _, metrics = T.train_transfer(
         tmp_path, base=tiny_base, weights=None, method="features", image_size=(16, 16), epochs=15,
-        batch_size=8, learning_rate=1e-2, progress=False,
+        batch_size=8, head_learning_rate=1e-2, progress=False,
     )
     assert metrics["accuracy"] >= 0.8
     x, y = synthetic(10, seed=5)
@@ -352,7 +358,8 @@ def test_cli_transfer_writes_outputs(tmp_path, capsys):
     ])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["settings"]["class_names"] == ["bright", "dark"] and "accuracy" in metrics["test"]
+    assert metrics["class_names"] == ["bright", "dark"] and "accuracy" in metrics["test"]
+    assert metrics["settings"]["method"] == "features" and metrics["settings"]["learning_rate"] == 1e-5
     assert (out / "curves.png").stat().st_size > 0
     reloaded = keras.models.load_model(out / "model.keras")
     assert reloaded.output_shape == (None, 1)
@@ -382,9 +389,144 @@ def test_real_cifar_cats_and_dogs_folder(real_data, tmp_path):
                 save_image(tmp_path / split / name / f"{i:03d}.png", img)
     model, history, metrics = T.train_transfer(
         tmp_path, base=tiny_base, weights=None, method="fine_tune", image_size=32, head_epochs=1,
-        epochs=1, batch_size=16, last_n=1, augment=True, progress=False,
+        epochs=2, batch_size=16, last_n=1, augment=True, progress=False,
     )
     assert history.epoch == [0, 1]
     assert 0.0 <= metrics["accuracy"] <= 1.0
     labels, probs = T.classify(model, sorted((tmp_path / "test" / "cat").glob("*.png")))
     assert len(labels) == 10 and probs.shape == (10, 2)
+
+
+# ----------------------------------------------------------------------------- one spine
+
+
+class _Rates(keras.callbacks.Callback):
+    """The optimizer's learning rate at the start of every epoch (over both phases)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rates: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+
+def _tiny_model(size: int = 16) -> keras.Model:
+    return T.transfer_model(T.conv_base(tiny_base, weights=None, input_shape=(size, size, 3)), hidden=8, dropout=0.0)
+
+
+def test_epochs_and_learning_rates_mean_the_same_in_fine_tune_and_train_transfer(tmp_path):
+    """`epochs` is the total and the rates are head → base, in both functions."""
+    x, y = synthetic(16)
+    rates = _Rates()
+    _, history, _ = T.fine_tune(_tiny_model(), (x, y), head_epochs=2, epochs=3, head_learning_rate=1e-2,
+                                learning_rate=1e-4, from_layer="block2_conv1", batch_size=8, callbacks=[rates],
+                                progress=False)
+    assert history.epoch == [0, 1, 2]
+    np.testing.assert_allclose(rates.rates, [1e-2, 1e-2, 1e-4], rtol=1e-6)
+
+    write_folder(tmp_path / "data", per_class=6)
+    recipe_rates = _Rates()
+    _, history, _ = T.train_transfer(tmp_path / "data", base=tiny_base, weights=None, method="fine_tune",
+                                     image_size=16, head_epochs=2, epochs=3, head_learning_rate=1e-2,
+                                     learning_rate=1e-4, batch_size=8, augment=False, callbacks=[recipe_rates],
+                                     progress=False)
+    assert history.epoch == [0, 1, 2] and history.params["head_epochs"] == 2
+    assert recipe_rates.rates == rates.rates
+    # methods that never unfreeze the base train the head, at head_learning_rate
+    frozen_rates = _Rates()
+    T.train_transfer(tmp_path / "data", base=tiny_base, weights=None, method="frozen", image_size=16, epochs=2,
+                     head_learning_rate=1e-2, batch_size=8, augment=False, callbacks=[frozen_rates], progress=False)
+    np.testing.assert_allclose(frozen_rates.rates, [1e-2, 1e-2], rtol=1e-6)
+
+
+def test_epochs_must_exceed_head_epochs(tmp_path):
+    x, y = synthetic(8)
+    with pytest.raises(InvalidArgumentError, match="total of both phases"):
+        T.fine_tune(_tiny_model(), (x, y), head_epochs=5, epochs=5, from_layer="block2_conv1", progress=False)
+    with pytest.raises(InvalidArgumentError, match="head_epochs=10"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, epochs=4, progress=False)  # default head_epochs
+    # head_epochs=0 skips phase 1
+    _, history, _ = T.fine_tune(_tiny_model(), (x, y), head_epochs=0, epochs=1, from_layer="block2_conv1",
+                                batch_size=8, progress=False)
+    assert history.epoch == [0] and history.params["head_epochs"] == 0
+
+
+def test_unknown_option_is_refused_before_training(tmp_path):
+    x, y = synthetic(8)
+    with pytest.raises(UnexpectedArgumentError, match="did you mean `epochs`"):
+        T.fine_tune(_tiny_model(), (x, y), epoch=3)
+    with pytest.raises(UnexpectedArgumentError, match="did you mean `learning_rate`"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, learnig_rate=1e-3)
+
+
+def test_class_names_survive_save_and_load(tmp_path):
+    import visionkit.training  # noqa: F401  (registers the layers, as the docs say)
+
+    root = tmp_path / "data"
+    write_folder(root / "train", per_class=6)
+    write_folder(root / "val", per_class=2, seed=1)  # the `val/` alias of `validation/`
+    result = T.train_transfer(root, base=tiny_base, weights=None, method="frozen", image_size=16, epochs=1,
+                              batch_size=8, augment=False, progress=False)
+    assert result.class_names == ("bright", "dark")
+    assert "val_loss" in result.history.history  # the val/ folder was the validation split
+    assert result.settings["method"] == "frozen" and result.settings["seed"] is None
+    result.model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert class_names(loaded) == ["bright", "dark"]
+    x, _ = synthetic(4, seed=3)
+    labels, probs = T.classify(loaded, x)
+    np.testing.assert_allclose(probs, T.classify(result.model, x)[1], rtol=1e-5, atol=1e-6)
+    assert set(labels) <= {"bright", "dark"}
+    with pytest.raises(InvalidArgumentError, match="carries none"):
+        T.classify(_tiny_model(), x)
+
+
+def test_deprecated_names_still_work_for_one_release(tmp_path):
+    write_folder(tmp_path, per_class=6)
+    rates = _Rates()
+    with pytest.warns(DeprecationWarning, match="fine_tune_learning_rate"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, image_size=16, head_epochs=1, epochs=2,
+                         fine_tune_learning_rate=1e-4, batch_size=8, augment=False, callbacks=[rates],
+                         progress=False)
+    np.testing.assert_allclose(rates.rates[1], 1e-4, rtol=1e-6)
+    with pytest.raises(InvalidArgumentError, match="deprecated name"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, fine_tune_learning_rate=1e-4, learning_rate=1e-4)
+    head = _Rates()
+    with pytest.warns(DeprecationWarning, match="head_learning_rate"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, method="frozen", image_size=16, epochs=1,
+                         learning_rate=1e-2, batch_size=8, augment=False, callbacks=[head], progress=False)
+    np.testing.assert_allclose(head.rates, [1e-2], rtol=1e-6)
+
+
+def test_lr_find_takes_the_shared_optimizer_option():
+    model = _tiny_model()
+    x, y = synthetic(16)
+    opt = keras.optimizers.Adam(learning_rate=0.5)
+    result = T.lr_find(model, (x, y), min_lr=1e-5, max_lr=1.0, steps=8, optimizer=opt, batch_size=8,
+                       progress=False)
+    assert result.meta["optimizer"] == "Adam" and float(np.asarray(opt.learning_rate)) == 0.5
+    assert not opt.built  # a copy trained, not the caller's optimizer
+    with pytest.raises(InvalidArgumentError, match="optimizer"):
+        T.lr_find(model, (x, y), optimizer="sgdd")
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        T.lr_find(model, (x, y), batch_size=0)
+
+
+def test_train_transfer_takes_every_shared_option(tmp_path):
+    """optimizer, lr_schedule, log_dir, checkpoint_dir, strategy, precision and callbacks reach both phases."""
+    write_folder(tmp_path / "data", per_class=6)
+    rates = _Rates()
+    result = T.train_transfer(
+        tmp_path / "data", base=tiny_base, weights=None, image_size=16, head_epochs=1, epochs=2, batch_size=4,
+        optimizer="adam", lr_schedule="cosine", learning_rate=1e-4, head_learning_rate=1e-2, strategy="default",
+        precision="mixed_bfloat16", log_dir=tmp_path / "logs", checkpoint_dir=tmp_path / "ckpt", seed=3,
+        callbacks=[rates], augment=False, progress=False,
+    )
+    assert len(rates.rates) == 2 and rates.rates[0] == pytest.approx(1e-2) and rates.rates[1] == pytest.approx(1e-4)
+    for phase in ("head", "fine_tune"):
+        assert (tmp_path / "logs" / phase / "metrics.csv").is_file()
+        assert (tmp_path / "ckpt" / phase / "state.json").is_file()
+    assert result.settings["precision"] == "mixed_bfloat16" and result.settings["optimizer"] == "adam"
+    assert result.model.outputs[0].dtype == "float32"  # the head's output layer computes in float32
+    assert set(result.paths) == {"checkpoint_dir", "log_dir"}

@@ -1,0 +1,44 @@
+"""Transfer-learning constants (private; public through :mod:`visionkit.transfer`).
+
+This module imports neither TensorFlow nor Keras, so the command line can read the
+methods, backbones' fine-tuning layers and recipe defaults cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["DEFAULT_FINE_TUNE_FROM", "METHODS", "POOLINGS", "RECIPE_DEFAULTS"]
+
+#: The three transfer-learning methods of :func:`train_transfer`.
+METHODS: tuple[str, ...] = ("features", "frozen", "fine_tune")
+
+#: How a head turns feature maps into a vector (:func:`transfer_model`, :func:`feature_classifier`).
+POOLINGS: tuple[str, ...] = ("flatten", "avg")
+
+#: The training options :func:`fine_tune` and :func:`train_transfer` set differently
+#: from :class:`visionkit.training.TrainOptions`' defaults (the command line uses them
+#: too). ``epochs`` is the run's total, both phases together; ``learning_rate`` is the
+#: rate at which the unfrozen base is fine-tuned (the head alone trains at
+#: ``head_learning_rate``).
+RECIPE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "fine_tune": MappingProxyType({"epochs": 15, "batch_size": 32, "optimizer": "rmsprop", "learning_rate": 1e-5}),
+    "train_transfer": MappingProxyType({"epochs": 30, "batch_size": 20, "optimizer": "rmsprop", "learning_rate": 1e-5}),
+})
+
+#: First layer to unfreeze when fine-tuning each backbone: its last block.
+DEFAULT_FINE_TUNE_FROM: dict[str, str] = {
+    "vgg16": "block5_conv1",
+    "vgg19": "block5_conv1",
+    "resnet50": "conv5_block1_1_conv",
+    "resnet50v2": "conv5_block1_preact_bn",
+    "mobilenet_v2": "block_16_expand",
+    "inception_v3": "mixed9",
+    "xception": "block14_sepconv1",
+    "densenet121": "conv5_block1_0_bn",
+    "efficientnet_b0": "block7a_expand_conv",
+    "efficientnetv2_b0": "block6a_expand_conv",
+    "convnext_tiny": "convnext_tiny_stage_3_block_0_depthwise_conv",
+}
