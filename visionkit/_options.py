@@ -164,6 +164,10 @@ class TrainOptions:
                     f"Unexpected keyword argument `{name}`{hint}. The shared training options are: "
                     f"{', '.join(known)}."
                 )
+        if not isinstance(kwargs.get("optimizer", defaults.get("optimizer")), str):
+            # a recipe's default rate and schedule are for its named optimizer: an instance
+            # brings its own (set them on it)
+            defaults = {k: v for k, v in defaults.items() if k not in ("learning_rate", "lr_schedule")}
         return cls(**{**defaults, **kwargs})
 
     def replace(self, **changes: Any) -> TrainOptions:

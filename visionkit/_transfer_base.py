@@ -1,4 +1,4 @@
-"""Bases, heads and unfreezing for transfer learning (private; public through :mod:`visionkit.transfer`)."""
+"""Bases, heads and unfreezing for transfer learning (private; public through [`visionkit.transfer`][visionkit.transfer])."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ class BackbonePreprocessing(keras.layers.Layer):
     Maps raw RGB images in ``[0, 255]`` (float, shape ``(batch, H, W, 3)``) to what
     the backbone's weights expect (e.g. BGR minus the ImageNet means for VGG, ``[-1,
     1]`` for MobileNetV2, unchanged for EfficientNet, whose scaling is built in).
-    Serialisable: saved models load again once :mod:`visionkit.transfer` is imported.
+    Serialisable: saved models load again once [`visionkit.transfer`][visionkit.transfer] is imported.
 
     Parameters
     ----------
     backbone : str
-        A name of :data:`visionkit._applications.APPLICATIONS` (``"vgg16"``, ...).
+        A name of ``visionkit._applications.APPLICATIONS`` (``"vgg16"``, ...).
     """
 
     def __init__(self, backbone: str, **kwargs: Any) -> None:
@@ -79,7 +79,7 @@ def preprocessing_for(name: str) -> BackbonePreprocessing:
     BackbonePreprocessing
         A new layer applying ``keras.applications.<module>.preprocess_input``: put it
         first in a model so the model takes raw RGB in ``[0, 255]``, or call it on a
-        batch ``(N, H, W, 3)``. :func:`conv_base` already includes it.
+        batch ``(N, H, W, 3)``. [`conv_base`][visionkit.transfer.conv_base] already includes it.
 
     Examples
     --------
@@ -122,7 +122,7 @@ def conv_base(
     trainable : bool, default False
         Whether the base's weights train. Bases are frozen by default.
     preprocess : bool, default True
-        Put :func:`preprocessing_for` ``(name)`` first inside the base so it takes raw
+        Put [`preprocessing_for`][visionkit.transfer.preprocessing_for] ``(name)`` first inside the base so it takes raw
         RGB images in ``[0, 255]``. With False the caller must preprocess.
 
     Returns
@@ -233,7 +233,7 @@ def feature_classifier(
     dropout: float = 0.5,
     pooling: str = "flatten",
 ) -> keras.Model:
-    """The dense classifier trained on features from :func:`extract_features`.
+    """The dense classifier trained on features from [`extract_features`][visionkit.transfer.extract_features].
 
     Parameters
     ----------
@@ -288,10 +288,10 @@ def transfer_model(
     Parameters
     ----------
     base : keras.Model
-        A convolutional base with a defined input shape, e.g. from :func:`conv_base`.
+        A convolutional base with a defined input shape, e.g. from [`conv_base`][visionkit.transfer.conv_base].
         It is **shared, not copied**, and **frozen**: this function sets
         ``base.trainable = False``. It is called with ``training=False``, so its
-        BatchNorm layers stay in inference mode even after :func:`unfreeze`.
+        BatchNorm layers stay in inference mode even after [`unfreeze`][visionkit.transfer.unfreeze].
     num_classes : int, default 2
         2 gives one sigmoid output; more gives a softmax.
     hidden : int or None, default 256
@@ -300,7 +300,7 @@ def transfer_model(
         Dropout rate before the output layer; 0 for none.
     augmentation : keras.Layer, optional
         Random augmentation applied to the raw images first, active only in training
-        (e.g. :func:`visionkit.preprocess.augmentation`).
+        (e.g. [`visionkit.preprocess.augmentation`][visionkit.preprocess.augmentation]).
     pooling : {"flatten", "avg"}, default "flatten"
         How the feature maps become a vector.
 
@@ -370,22 +370,22 @@ def _is_batchnorm(layer: Any) -> bool:
 def unfreeze(model: keras.Model, *, from_layer: str | None = None, last_n: int | None = None) -> keras.Model:
     """Make the top of a frozen base trainable, for fine-tuning. **Changes ``model``.**
 
-    The base is the nested model inside ``model`` (as built by :func:`transfer_model`;
+    The base is the nested model inside ``model`` (as built by [`transfer_model`][visionkit.transfer.transfer_model];
     the largest one when there are several), or ``model`` itself when it nests none.
     Layers from ``from_layer`` on (or the last ``last_n`` layers holding weights)
     become trainable; earlier layers are frozen; **BatchNorm layers always stay
-    frozen** (and, in a :func:`transfer_model`, in inference mode), so their moving
+    frozen** (and, in a [`transfer_model`][visionkit.transfer.transfer_model], in inference mode), so their moving
     statistics are not destroyed by small batches.
 
     Parameters
     ----------
     model : keras.Model
-        A :func:`transfer_model` model, or a base. The ``trainable`` flags of its
+        A [`transfer_model`][visionkit.transfer.transfer_model] model, or a base. The ``trainable`` flags of its
         base's layers are changed in place (and ``model.trainable`` is set to True
         if it was False); nothing else is.
     from_layer : str, optional
         Name of the first base layer to unfreeze, e.g. ``"block5_conv1"`` for VGG16
-        (:data:`DEFAULT_FINE_TUNE_FROM` lists one per backbone). ``"base/layer"``
+        ([`DEFAULT_FINE_TUNE_FROM`][visionkit.transfer.DEFAULT_FINE_TUNE_FROM] lists one per backbone). ``"base/layer"``
         picks a specific nested model.
     last_n : int, optional
         Unfreeze the last ``last_n`` base layers that hold weights (BatchNorm layers
@@ -396,7 +396,7 @@ def unfreeze(model: keras.Model, *, from_layer: str | None = None, last_n: int |
     -------
     keras.Model
         ``model`` itself, ready to be compiled again (trainability changes take
-        effect only at the next ``compile``; :func:`visionkit.training.train`
+        effect only at the next ``compile``; [`visionkit.training.train`][visionkit.training.train]
         compiles).
 
     Examples

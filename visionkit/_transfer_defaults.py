@@ -1,4 +1,4 @@
-"""Transfer-learning constants (private; public through :mod:`visionkit.transfer`).
+"""Transfer-learning constants (private; public through [`visionkit.transfer`][visionkit.transfer]).
 
 This module imports neither TensorFlow nor Keras, so the command line can read the
 methods, backbones' fine-tuning layers and recipe defaults cheaply.
@@ -12,14 +12,14 @@ from typing import Any
 
 __all__ = ["DEFAULT_FINE_TUNE_FROM", "METHODS", "POOLINGS", "RECIPE_DEFAULTS"]
 
-#: The three transfer-learning methods of :func:`train_transfer`.
+#: The three transfer-learning methods of [`train_transfer`][visionkit.transfer.train_transfer].
 METHODS: tuple[str, ...] = ("features", "frozen", "fine_tune")
 
-#: How a head turns feature maps into a vector (:func:`transfer_model`, :func:`feature_classifier`).
+#: How a head turns feature maps into a vector ([`transfer_model`][visionkit.transfer.transfer_model], [`feature_classifier`][visionkit.transfer.feature_classifier]).
 POOLINGS: tuple[str, ...] = ("flatten", "avg")
 
-#: The training options :func:`fine_tune` and :func:`train_transfer` set differently
-#: from :class:`visionkit.training.TrainOptions`' defaults (the command line uses them
+#: The training options [`fine_tune`][visionkit.transfer.fine_tune] and [`train_transfer`][visionkit.transfer.train_transfer] set differently
+#: from [`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]' defaults (the command line uses them
 #: too). ``epochs`` is the run's total, both phases together; ``learning_rate`` is the
 #: rate at which the unfrozen base is fine-tuned (the head alone trains at
 #: ``head_learning_rate``).

@@ -1,4 +1,4 @@
-"""Feature extraction, classification and the learning-rate finder (private; public through :mod:`visionkit.transfer`)."""
+"""Feature extraction, classification and the learning-rate finder (private; public through [`visionkit.transfer`][visionkit.transfer])."""
 
 from __future__ import annotations
 
@@ -98,11 +98,11 @@ def extract_features(
     Parameters
     ----------
     base : keras.Model
-        The feature extractor, e.g. from :func:`conv_base` (called with
+        The feature extractor, e.g. from [`conv_base`][visionkit.transfer.conv_base] (called with
         ``training=False``; not modified).
     data : tf.data.Dataset, (images, labels) or images
         A dataset of ``(images, labels)`` batches (as from
-        :func:`visionkit.data.image_folder`) or of image batches; or numpy arrays
+        [`visionkit.data.image_folder`][visionkit.data.image_folder]) or of image batches; or numpy arrays
         ``(N, H, W, 3)`` (float or uint8, raw ``[0, 255]``) with optional labels
         ``(N, ...)``.
     batch_size : int, default 32
@@ -191,15 +191,15 @@ def classify(
     ----------
     model : keras.Model
         An end-to-end classifier taking raw images in ``[0, 255]`` (from
-        :func:`train_transfer` or :func:`transfer_model`); not modified.
+        [`train_transfer`][visionkit.transfer.train_transfer] or [`transfer_model`][visionkit.transfer.transfer_model]); not modified.
     images : array, path, or list of paths/arrays
         One image ``(H, W, 3)``, a batch ``(N, H, W, 3)`` (raw ``[0, 255]``), an image
         file, or a list of files or arrays. Images of another size are resized to the
         model's input size.
     class_names : sequence of str, optional
         Names of the classes in label order; by default the names the model carries
-        (:func:`visionkit.training.class_names`: set by :func:`train_transfer` and
-        :func:`visionkit.training.with_class_names`, kept by ``model.save`` and
+        ([`visionkit.training.class_names`][visionkit.training.class_names]: set by [`train_transfer`][visionkit.transfer.train_transfer] and
+        [`visionkit.training.with_class_names`][visionkit.training.with_class_names], kept by ``model.save`` and
         ``keras.models.load_model``).
     batch_size : int, default 32
         Prediction batch size.
@@ -247,7 +247,7 @@ def classify(
 
 @dataclass
 class LRFinderResult:
-    """What :func:`lr_find` measured.
+    """What [`lr_find`][visionkit.transfer.lr_find] measured.
 
     Attributes
     ----------
@@ -310,12 +310,12 @@ def lr_find(
     that holds up on noisy losses. The steps run on a **copy** of ``model`` (and of
     ``optimizer`` when it is an instance): the caller's weights, trainability,
     compile state and optimizer are not touched. It is not training, so it returns
-    its own :class:`LRFinderResult`, not a :class:`visionkit.training.TrainResult`.
+    its own [`LRFinderResult`][visionkit.transfer.LRFinderResult], not a [`visionkit.training.TrainResult`][visionkit.training.TrainResult].
 
     Parameters
     ----------
     model : keras.Model
-        The model to train (e.g. a :func:`transfer_model`).
+        The model to train (e.g. a [`transfer_model`][visionkit.transfer.transfer_model]).
     train_data : tf.data.Dataset or (images, labels)
         Training batches; repeated as needed.
     min_lr, max_lr : float
@@ -324,10 +324,10 @@ def lr_find(
         Number of training steps (at least 5).
     optimizer : str or keras.optimizers.Optimizer, default "rmsprop"
         As the ``optimizer`` training option: a name from
-        :data:`visionkit.training.OPTIMIZERS` or an instance (copied; its learning
+        [`visionkit.training.OPTIMIZERS`][visionkit.training.OPTIMIZERS] or an instance (copied; its learning
         rate is replaced by the sweep).
     loss : str or keras loss, optional
-        Default: :func:`visionkit.training.default_loss` of ``model``.
+        Default: [`visionkit.training.default_loss`][visionkit.training.default_loss] of ``model``.
     batch_size : int, default 32
         As the ``batch_size`` training option: examples per batch of array inputs
         (datasets keep their own batching).

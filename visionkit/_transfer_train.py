@@ -1,7 +1,7 @@
-"""Two-phase fine-tuning and the folder recipe (private; public through :mod:`visionkit.transfer`).
+"""Two-phase fine-tuning and the folder recipe (private; public through [`visionkit.transfer`][visionkit.transfer]).
 
-Both functions take the shared training options (:class:`visionkit.training.TrainOptions`)
-and return a :class:`visionkit.training.TrainResult`. The words mean the same in both:
+Both functions take the shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions])
+and return a [`visionkit.training.TrainResult`][visionkit.training.TrainResult]. The words mean the same in both:
 
 * ``epochs``: the run's **total**, both phases together;
 * ``head_epochs``: how many of them train the head alone, the base frozen (phase 1);
@@ -87,7 +87,7 @@ def _renamed(options: Mapping[str, Any], *, stacklevel: int = 3) -> dict[str, An
 
 
 def _kwargs(opts: TrainOptions) -> dict[str, Any]:
-    """``opts`` as keyword arguments of :func:`visionkit.training.train`."""
+    """``opts`` as keyword arguments of [`visionkit.training.train`][visionkit.training.train]."""
     return {name: getattr(opts, name) for name in TRAINING_OPTIONS}
 
 
@@ -181,22 +181,22 @@ def fine_tune(
     last_n: int | None = None,
     **options: Unpack[TrainingOptions],
 ) -> TrainResult:
-    """Fine-tune a :func:`transfer_model` in two phases; one history for the run.
+    """Fine-tune a [`transfer_model`][visionkit.transfer.transfer_model] in two phases; one history for the run.
 
     Phase 1 trains the head with the base frozen: ``head_epochs`` epochs at
-    ``head_learning_rate``. Phase 2 calls :func:`unfreeze` (``from_layer`` or
+    ``head_learning_rate``. Phase 2 calls [`unfreeze`][visionkit.transfer.unfreeze] (``from_layer`` or
     ``last_n``) and trains the other ``epochs - head_epochs`` epochs at the low
     ``learning_rate``. Both phases run through the crash-safe
-    :func:`visionkit.training.train`, which compiles the model each time. ``model``
+    [`visionkit.training.train`][visionkit.training.train], which compiles the model each time. ``model``
     is trained in place (like ``fit``) and its base is left unfrozen as in phase 2.
 
     Parameters
     ----------
     model : keras.Model
-        From :func:`transfer_model` (base frozen), built under the ``strategy`` scope
+        From [`transfer_model`][visionkit.transfer.transfer_model] (base frozen), built under the ``strategy`` scope
         and ``precision`` policy when those are given.
     train_data, validation_data
-        As for :func:`visionkit.training.train`: a ``tf.data.Dataset`` of
+        As for [`visionkit.training.train`][visionkit.training.train]: a ``tf.data.Dataset`` of
         ``(images, labels)`` batches, or an ``(images, labels)`` pair of arrays
         (images ``(N, H, W, 3)`` in ``[0, 255]``).
     head_epochs : int, default 5
@@ -207,10 +207,10 @@ def fine_tune(
         optimizer's default, 1e-3 for RMSprop). With an optimizer instance, phase 1
         uses a copy of it (at this rate when given).
     from_layer, last_n
-        What to unfreeze; see :func:`unfreeze`. Default ``"block5_conv1"`` (VGG16/19);
+        What to unfreeze; see [`unfreeze`][visionkit.transfer.unfreeze]. Default ``"block5_conv1"`` (VGG16/19);
         an explicit ``last_n`` replaces the default ``from_layer``.
     **options
-        The shared training options (:class:`visionkit.training.TrainOptions`); this
+        The shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]); this
         recipe's defaults: ``epochs=15`` (the **total**, both phases; it must exceed
         ``head_epochs``), ``batch_size=32``, ``optimizer="rmsprop"``,
         ``learning_rate=1e-5`` (phase 2's rate, for the unfrozen base).
@@ -286,7 +286,7 @@ def fine_tune(
 
 @dataclasses.dataclass(frozen=True)
 class _Recipe:
-    """The checked recipe settings of :func:`train_transfer` (the training options aside)."""
+    """The checked recipe settings of [`train_transfer`][visionkit.transfer.train_transfer] (the training options aside)."""
 
     base: BaseSpec
     method: str
@@ -381,16 +381,16 @@ def train_transfer(
         A class-per-folder tree ``directory/<class>/<image>`` (a ``validation_split``
         fraction is held out for validation), or a folder of ``train/``,
         ``validation/`` (or ``val/``) and ``test/`` trees: the layouts of
-        :func:`visionkit.data.folder_splits`, which reads it.
+        [`visionkit.data.folder_splits`][visionkit.data.folder_splits], which reads it.
     base : str or callable, default "vgg16"
-        Backbone name or builder, as for :func:`conv_base`.
+        Backbone name or builder, as for [`conv_base`][visionkit.transfer.conv_base].
     method : {"features", "frozen", "fine_tune"}, default "fine_tune"
         ``"features"``: extract features once, train a dense classifier on them
         (fastest; no augmentation). ``"frozen"``: frozen base inside the model, with
         augmentation. ``"fine_tune"``: ``"frozen"`` for ``head_epochs``, then the top
-        of the base unfrozen for the other ``epochs - head_epochs`` (:func:`fine_tune`).
+        of the base unfrozen for the other ``epochs - head_epochs`` ([`fine_tune`][visionkit.transfer.fine_tune]).
     weights : "imagenet", None or path, default "imagenet"
-        Weights of the base (see :func:`conv_base`).
+        Weights of the base (see [`conv_base`][visionkit.transfer.conv_base]).
     image_size : int or (height, width), default (150, 150)
         Images are resized to this size.
     head_epochs : int, default 10
@@ -400,10 +400,10 @@ def train_transfer(
         whole run of ``"features"`` and ``"frozen"`` (their base never trains).
         ``None``: the optimizer's default (1e-3 for RMSprop).
     from_layer, last_n
-        What to unfreeze (see :func:`unfreeze`); default the base's last block
-        (:data:`DEFAULT_FINE_TUNE_FROM`), or its last 3 weighted layers for custom bases.
+        What to unfreeze (see [`unfreeze`][visionkit.transfer.unfreeze]); default the base's last block
+        ([`DEFAULT_FINE_TUNE_FROM`][visionkit.transfer.DEFAULT_FINE_TUNE_FROM]), or its last 3 weighted layers for custom bases.
     hidden, dropout
-        The classifier head (see :func:`transfer_model`).
+        The classifier head (see [`transfer_model`][visionkit.transfer.transfer_model]).
     augment : bool, default True
         Random flips, rotations, shifts and zooms (``"frozen"`` and ``"fine_tune"``).
     validation_split : float, default 0.2
@@ -412,7 +412,7 @@ def train_transfer(
         A class-per-folder tree for ``metrics`` (default ``directory/test`` when
         present). Without a test set, ``metrics`` are computed on the validation split.
     **options
-        The shared training options (:class:`visionkit.training.TrainOptions`);
+        The shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]);
         this recipe's defaults: ``epochs=30`` (the **total**; for ``"fine_tune"``
         both phases, and it must exceed ``head_epochs``), ``batch_size=20`` (per
         replica), ``optimizer="rmsprop"``, ``learning_rate=1e-5`` (the rate while the
@@ -426,7 +426,7 @@ def train_transfer(
         Unpacks as ``model, history, metrics``: an end-to-end ``keras.Model`` taking
         raw images ``(batch, h, w, 3)`` in ``[0, 255]`` (for ``"features"``, the base
         and the trained classifier joined together) that carries the class names (the
-        sub-folder names; :func:`visionkit.training.class_names`, :func:`classify`);
+        sub-folder names; [`visionkit.training.class_names`][visionkit.training.class_names], [`classify`][visionkit.transfer.classify]);
         the history of the whole run; ``{"loss", "accuracy"}`` on the test set (or
         the validation split; empty without either).
 
@@ -436,7 +436,7 @@ def train_transfer(
         ``directory`` or ``test_directory`` does not exist.
     InvalidArgumentError
         A bad argument, ``epochs <= head_epochs`` for ``"fine_tune"``, or a folder
-        that :func:`visionkit.data.folder_splits` refuses.
+        that [`visionkit.data.folder_splits`][visionkit.data.folder_splits] refuses.
     UnexpectedArgumentError
         A keyword that is no training option.
 
@@ -546,7 +546,7 @@ def _unfreeze_target(recipe: _Recipe, model: keras.Model) -> tuple[str | None, i
 
 
 def _run_fine_tune(recipe: _Recipe, splits: FolderSplits, opts: TrainOptions) -> TrainResult:
-    """:func:`fine_tune` of a :func:`transfer_model`, then the held-out evaluation."""
+    """[`fine_tune`][visionkit.transfer.fine_tune] of a [`transfer_model`][visionkit.transfer.transfer_model], then the held-out evaluation."""
     from .device import global_batch_size, precision_scope, strategy_scope
     from .training import evaluate, with_class_names
 

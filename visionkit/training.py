@@ -433,6 +433,7 @@ def run_recipe(
         model = build()
     history = _train(model, train_data, validation_data=validation_data, loss=loss,
                      metrics=("accuracy",), options=options)
+    policy = model.dtype_policy.name  # before the class-names wrapper, built outside the scope
     metrics = {}
     if test_data is not None:
         metrics = evaluate(model, test_data, batch_size=global_batch_size(options.batch_size, strat))
@@ -442,7 +443,7 @@ def run_recipe(
     return TrainResult(
         model=model, history=history, metrics=metrics,
         class_names=tuple(class_names) if class_names is not None else None,
-        settings={**options.to_dict(), "precision": model.dtype_policy.name, **dict(settings or {})},
+        settings={**options.to_dict(), "precision": policy, **dict(settings or {})},
         paths=paths, seconds=time.perf_counter() - started,
     )
 

@@ -3,29 +3,29 @@
 Three ways to put a pretrained base (VGG16, ResNet50, MobileNetV2, ... or a base you
 trained yourself) to work on a small class-per-folder dataset:
 
-1. **Feature extraction** (:func:`extract_features` + :func:`feature_classifier`): run
+1. **Feature extraction** ([`extract_features`][visionkit.transfer.extract_features] + [`feature_classifier`][visionkit.transfer.feature_classifier]): run
    the frozen base once over the images, then train a small dense classifier on the
    stored features. Very fast; no augmentation possible.
-2. **Frozen base + augmentation** (:func:`transfer_model`): the base sits frozen
+2. **Frozen base + augmentation** ([`transfer_model`][visionkit.transfer.transfer_model]): the base sits frozen
    inside an end-to-end model with random augmentation in front; only the head
    trains, but every epoch runs the base. Slower, overfits less.
-3. **Fine-tuning** (:func:`fine_tune`, with :func:`unfreeze`): train the head with the
+3. **Fine-tuning** ([`fine_tune`][visionkit.transfer.fine_tune], with [`unfreeze`][visionkit.transfer.unfreeze]): train the head with the
    base frozen, then unfreeze the top of the base and continue with a low learning
    rate.
 
-:func:`train_transfer` runs any of the three on a folder in one call;
-:func:`classify` labels new images; :func:`lr_find` suggests a learning rate.
+[`train_transfer`][visionkit.transfer.train_transfer] runs any of the three on a folder in one call;
+[`classify`][visionkit.transfer.classify] labels new images; [`lr_find`][visionkit.transfer.lr_find] suggests a learning rate.
 
-:func:`fine_tune` and :func:`train_transfer` take the shared training options
-(:class:`visionkit.training.TrainOptions`; their defaults in :data:`RECIPE_DEFAULTS`)
-and return a :class:`visionkit.training.TrainResult`. In both, ``epochs`` is the run's
+[`fine_tune`][visionkit.transfer.fine_tune] and [`train_transfer`][visionkit.transfer.train_transfer] take the shared training options
+([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]; their defaults in [`RECIPE_DEFAULTS`][visionkit.transfer.RECIPE_DEFAULTS])
+and return a [`visionkit.training.TrainResult`][visionkit.training.TrainResult]. In both, ``epochs`` is the run's
 total; the first ``head_epochs`` train the head alone at ``head_learning_rate``, the
 rest the unfrozen top of the base at ``learning_rate`` (low, default 1e-5). Methods
 that never unfreeze the base (``"features"``, ``"frozen"``) train the head only, so at
 ``head_learning_rate``.
 
-Every base built by :func:`conv_base` holds its own ``preprocess_input``
-(:func:`preprocessing_for`) as its first layer, so callers always feed raw RGB images
+Every base built by [`conv_base`][visionkit.transfer.conv_base] holds its own ``preprocess_input``
+([`preprocessing_for`][visionkit.transfer.preprocessing_for]) as its first layer, so callers always feed raw RGB images
 in ``[0, 255]``.
 
 Examples

@@ -17,8 +17,6 @@ from .._options import LR_SCHEDULES, OPTIMIZERS, TrainOptions
 from ..device import PRECISIONS, STRATEGIES
 from ._common import add_output, add_progress, positive_float, positive_int
 
-STRATEGY_NAMES = STRATEGIES  # transitional: the transfer command's name for them
-
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
 
