@@ -9,7 +9,7 @@ lint:
 	$(PYTHON) -m ruff check .
 
 unit:
-	$(PYTHON) -m pytest tests visionkit --doctest-modules
+	$(PYTHON) -m pytest tests visionkit --doctest-modules --ignore=tests/workers
 
 notebooks:
 	VISIONKIT_QUICK=1 $(PYTHON) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider notebooks
