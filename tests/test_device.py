@@ -90,3 +90,11 @@ def test_resolve_strategy_and_global_batch():
         device.resolve_strategy("best")
     with pytest.raises(InvalidArgumentError, match="strategy"):
         device.resolve_strategy(3)
+
+
+def test_info_shows_cpu_features_and_the_auto_choice():
+    shown = device.info()
+    assert shown["auto_precision"] == device.auto_precision()
+    assert set(shown["cpu_features"]) <= {"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8"}
+    if {"avx512_bf16", "amx_bf16"} & set(shown["cpu_features"]) and not shown["gpus"]:
+        assert shown["auto_precision"] == "mixed_bfloat16"

@@ -59,6 +59,8 @@ def info() -> dict[str, Any]:
         ``devices``: a list of ``{"name", "type"}`` (GPUs add ``"gpu_name"``,
         ``"compute_capability"`` and ``"memory_mb"`` when TensorFlow reports them);
         ``gpus``: the number of GPUs; ``precision``: the global Keras dtype policy;
+        ``cpu_features``: the CPU's flags that matter for precision (AVX-512,
+        AVX512-BF16, AMX); ``auto_precision``: what ``precision="auto"`` picks here;
         ``strategy``: the class name of the distribution strategy in scope;
         ``tf_config``: the cluster named by ``TF_CONFIG``, if any.
     """
@@ -94,6 +96,8 @@ def info() -> dict[str, Any]:
         "devices": devices,
         "gpus": sum(d["type"] == "GPU" for d in devices),
         "precision": keras.config.dtype_policy().name,
+        "cpu_features": sorted(_cpu_flags() & _PRECISION_FLAGS),
+        "auto_precision": auto_precision(),
         "strategy": type(tf.distribute.get_strategy()).__name__,
         "tf_config": tf_config.get("cluster") if tf_config else None,
     }
@@ -361,6 +365,10 @@ def _capability(gpu: Any) -> tuple[int, int] | None:
     except (RuntimeError, ValueError):
         return None
     return tuple(cc) if cc else None  # type: ignore[return-value]
+
+
+#: CPU flags that decide or explain the fastest precision (shown by ``info()``).
+_PRECISION_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8"})
 
 
 def _cpu_flags() -> set[str]:
