@@ -58,15 +58,8 @@ _RENAMED = {"fine_tune_learning_rate": "learning_rate"}
 
 
 def _recipe_options(options: Mapping[str, Any], recipe: str) -> TrainOptions:
-    """The shared options over ``RECIPE_DEFAULTS[recipe]``, checked once.
-
-    With an optimizer instance the recipe's default learning rate does not apply
-    (the rate is set on the instance).
-    """
-    defaults = dict(RECIPE_DEFAULTS[recipe])
-    if not isinstance(options.get("optimizer", defaults["optimizer"]), str):
-        defaults.pop("learning_rate", None)
-    return TrainOptions.from_kwargs(options, **defaults)
+    """The shared options over ``RECIPE_DEFAULTS[recipe]``, checked once."""
+    return TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS[recipe])
 
 
 def _renamed(options: Mapping[str, Any], *, stacklevel: int = 3) -> dict[str, Any]:
