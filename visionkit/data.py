@@ -5,7 +5,8 @@ Where datasets come from, in order:
 1. the ``path`` argument of the loader (a file or a folder);
 2. the folder named by the ``VISIONKIT_DATA`` environment variable;
 3. the Keras download cache (``$KERAS_HOME/datasets`` or ``~/.keras/datasets``);
-4. a Keras download (needs the internet).
+4. a download into the Keras cache (needs the internet; hash-checked; each network wait
+   bounded by ``$VISIONKIT_DOWNLOAD_TIMEOUT`` seconds, default 15).
 
 When none works, [`DataNotFoundError`][visionkit.errors.DataNotFoundError] says where it looked and
 what file to put where. ``sample=True`` returns a small real sample bundled inside the
