@@ -123,24 +123,27 @@ def test_cifar10_pickle_with_code_is_refused(tmp_path):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with open(folder / name, "wb") as fh:
             pickle.dump({b"data": Evil(), b"labels": []}, fh)
-    with pytest.raises(DataNotFoundError, match="refusing to unpickle"):
+    with pytest.raises(ImageReadError, match="refusing to unpickle"):
         data.load_cifar10(folder)
 
 
 def test_offline_error_lists_places(tmp_path, monkeypatch):
     monkeypatch.setenv("VISIONKIT_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    import keras
+    monkeypatch.setenv("no_proxy", "*")
+    import socket
 
-    def no_network(*args, **kwargs):
-        raise Exception("URL fetch failure on https://example.invalid/mnist.npz: None -- no network")
-
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_network)
-    monkeypatch.setattr(keras.datasets.cifar10, "load_data", no_network)
+    with socket.socket() as s:  # a free port, closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(data, "_MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
+    monkeypatch.setattr(data, "_CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
     with pytest.raises(DataNotFoundError) as info:
         data.load_mnist()
     msg = str(info.value)
     assert "VISIONKIT_DATA" in msg and "mnist.npz" in msg and "Keras cache" in msg and "sample=True" in msg
+    assert f"download of http://127.0.0.1:{port}/mnist.npz" in msg
+    assert not (tmp_path / "keras" / "datasets" / "mnist.npz").exists()
     with pytest.raises(DataNotFoundError, match="cifar10-jpeg.tar.gz"):
         data.load_cifar10()
 
@@ -154,7 +157,7 @@ def test_explicit_path_missing(tmp_path):
 
 def test_mnist_wrong_file(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 3)))
-    with pytest.raises(DataNotFoundError, match="not an MNIST file"):
+    with pytest.raises(ImageReadError, match="not an MNIST file"):
         data.load_mnist(tmp_path)
 
 

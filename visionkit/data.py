@@ -5,7 +5,8 @@ Where datasets come from, in order:
 1. the ``path`` argument of the loader (a file or a folder);
 2. the folder named by the ``VISIONKIT_DATA`` environment variable;
 3. the Keras download cache (``$KERAS_HOME/datasets`` or ``~/.keras/datasets``);
-4. a Keras download (needs the internet).
+4. a download into the Keras cache (needs the internet; hash-checked; each network wait
+   bounded by ``$VISIONKIT_DOWNLOAD_TIMEOUT`` seconds, default 15).
 
 When none works, [`DataNotFoundError`][visionkit.errors.DataNotFoundError] says where it looked and
 what file to put where. ``sample=True`` returns a small real sample bundled inside the
@@ -86,6 +87,10 @@ SAMPLE_IMAGES: dict[str, str] = {
 
 _MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 _CIFAR_PY_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+_CIFAR_PY_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_CIFAR_KERAS_ARCHIVE = "cifar-10-batches-py-target_archive"  # where keras.datasets.cifar10 keeps the download
+_DOWNLOAD_TIMEOUT = 15.0  # seconds per network wait; $VISIONKIT_DOWNLOAD_TIMEOUT overrides
 _CACHE_VERSION = "2"
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
 _CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
@@ -156,15 +161,55 @@ def _in_data_dir(find: Callable[[Path], _T | None], tried: list[str], *, file: s
     return found
 
 
-def _keras_download(name: str, tried: list[str]) -> Any:
-    """``keras.datasets.<name>.load_data()``, or ``None`` with the failure noted in ``tried``."""
+def _download_timeout() -> float:
+    """Seconds any one network wait of a download may take: ``$VISIONKIT_DOWNLOAD_TIMEOUT`` or 15."""
+    value = os.environ.get("VISIONKIT_DOWNLOAD_TIMEOUT", "").strip()
+    if not value:
+        return _DOWNLOAD_TIMEOUT
     try:
-        import keras
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds > 0 and seconds < float("inf")):
+        raise InvalidArgumentError(
+            "Environment variable `VISIONKIT_DOWNLOAD_TIMEOUT` must be a number of seconds > 0. "
+            f"Received: VISIONKIT_DOWNLOAD_TIMEOUT={value!r}"
+        )
+    return seconds
 
-        return getattr(keras.datasets, name).load_data()
-    except Exception as exc:  # keras.utils.get_file raises a bare Exception on URL failure
-        tried.append(f"Keras download ({type(exc).__name__}: {_first_line(exc)})")
-    return None
+
+def _download(url: str, target: Path, sha256: str, tried: list[str]) -> bool:
+    """Download ``url`` to ``target``, hash-checked, with every network wait bounded.
+
+    The connection and each read wait at most ``_download_timeout()`` seconds (not the
+    whole transfer, so a slow but live download finishes). The bytes stream into a
+    temporary file beside ``target``, renamed into place only when their SHA-256 is
+    ``sha256``. Returns ``False`` with the failure noted in ``tried`` instead of raising.
+    """
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    timeout = _download_timeout()
+    try:
+        with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+            digest = hashlib.sha256()
+            with open(tmp, "wb") as out:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise ImageReadError(f"the file has sha256 {digest.hexdigest()[:12]}..., expected {sha256[:12]}...")
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # ImageReadError is a ValueError
+        wrapped = isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException)
+        reason = exc.reason if wrapped else exc
+        if isinstance(reason, TimeoutError):
+            text = f"no answer within {timeout:g} s, see VISIONKIT_DOWNLOAD_TIMEOUT"
+        else:
+            text = f"{type(reason).__name__}: {_first_line(reason)}"
+        tried.append(f"download of {url} to '{target}' ({text})")
+        return False
+    return True
 
 
 def _not_found(dataset: str, tried: list[str], what: str) -> DataNotFoundError:
@@ -501,7 +546,22 @@ def load_mnist(
     Raises
     ------
     DataNotFoundError
-        No source worked; the message lists where it looked.
+        No source worked; the message lists every place it looked (and why a download
+        failed).
+    ImageReadError
+        The file found is damaged (empty, truncated, not an ``.npz``, a corrupt member),
+        lacks an array, has the wrong shapes, or holds values outside ``[0, 255]``
+        (labels outside ``[0, 9]``); the message names the file and the array.
+
+    Notes
+    -----
+    The download (the last resort) goes to the Keras cache, where
+    ``keras.datasets.mnist`` keeps it, and is checked against the file's known SHA-256
+    before it is renamed into place. Each network wait (connecting, and every read) is
+    bounded by ``$VISIONKIT_DOWNLOAD_TIMEOUT`` seconds (default 15), not the whole
+    transfer: a stalled network fails within that time with
+    [`DataNotFoundError`][visionkit.errors.DataNotFoundError], while a slow but live
+    download finishes. A damaged file in the Keras cache is downloaded again.
 
     Examples
     --------
@@ -523,31 +583,99 @@ def load_mnist(
     if file is not None:
         return _read_mnist_npz(file)
     cached = _keras_datasets_dir() / "mnist.npz"
-    if cached.is_file():
+    found = _from_keras_cache(_read_mnist_npz, cached, tried)
+    if found is not None:
+        return found
+    if _download(_MNIST_URL, cached, _MNIST_SHA256, tried):
         return _read_mnist_npz(cached)
-    tried.append(f"'{cached}' (Keras cache)")
-    downloaded = _keras_download("mnist", tried)
-    if downloaded is not None:
-        return downloaded
     raise _not_found("MNIST", tried, f"Keras' `mnist.npz` (sha256 {_MNIST_SHA256[:12]}...)")
 
 
-def _read_mnist_npz(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _from_keras_cache(read: Callable[[Path], _T], cached: Path, tried: list[str]) -> _T | None:
+    """``read(cached)`` if the Keras cache holds it; a damaged cache is noted in ``tried`` and downloaded again."""
+    if not cached.exists():
+        tried.append(f"'{cached}' (Keras cache)")
+        return None
     try:
-        with np.load(file, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as exc:
-        raise DataNotFoundError(f"'{file}' is not an MNIST file: key {exc} missing.") from None
-    except (OSError, ValueError) as exc:
-        raise DataNotFoundError(f"Could not read MNIST file '{file}': {exc}") from None
+        return read(cached)
+    except (ImageReadError, DataNotFoundError) as exc:
+        tried.append(f"'{cached}' (Keras cache, unusable: {_first_line(exc)})")
+    return None
+
+
+_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_mnist_npz(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    arrays = _read_npz(file, "MNIST", _SPLIT_KEYS)
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
-            raise DataNotFoundError(f"'{file}' is not an MNIST file: x_{split} {x.shape}, y_{split} {y.shape}.")
-    return (
-        (arrays["x_train"].astype(np.uint8, copy=False), arrays["y_train"].astype(np.uint8, copy=False)),
-        (arrays["x_test"].astype(np.uint8, copy=False), arrays["y_test"].astype(np.uint8, copy=False)),
-    )
+            raise ImageReadError(
+                f"'{file}' is not an MNIST file: x_{split} has shape {x.shape}, y_{split} {y.shape}; "
+                "expected (N, 28, 28) and (N,)."
+            )
+    out = {k: _as_uint8(a, file, k, labels=k.startswith("y")) for k, a in arrays.items()}
+    return (out["x_train"], out["y_train"]), (out["x_test"], out["y_test"])
+
+
+def _read_npz(file: Path, dataset: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of the ``.npz`` ``file``; a damaged or incomplete file raises `ImageReadError` naming it."""
+    import zipfile
+    import zlib
+
+    size = file.stat().st_size
+    if size == 0:
+        raise ImageReadError(f"{dataset} file '{file}' is empty (0 bytes): delete it and download or copy it again.")
+    if not zipfile.is_zipfile(file):
+        raise ImageReadError(
+            f"{dataset} file '{file}' is truncated or not an .npz file ({size} bytes, no zip directory found): "
+            "delete it and download or copy it again."
+        )
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(file, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise ImageReadError(
+                    f"'{file}' is not an {dataset} file: it lacks the arrays {', '.join(missing)} "
+                    f"(it has: {', '.join(f.files) or 'none'})."
+                )
+            for key in keys:
+                try:
+                    arrays[key] = f[key]
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                    raise ImageReadError(
+                        f"{dataset} file '{file}' is corrupt: its member '{key}.npy' cannot be read "
+                        f"({type(exc).__name__}: {_first_line(exc)})."
+                    ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ImageReadError(f"Could not read {dataset} file '{file}': {type(exc).__name__}: {_first_line(exc)}") from None
+    return arrays
+
+
+def _as_uint8(array: np.ndarray, file: Path | str, name: str, *, labels: bool = False) -> np.ndarray:
+    """``array`` as uint8 without wrapping: refuse values outside [0, 255] ([0, 9] for labels) or not whole.
+
+    uint8 pixels pass untouched (the real files' case); labels cost one min/max.
+    """
+    high = 9 if labels else 255
+    if array.dtype.kind not in "biuf":
+        raise ImageReadError(f"'{file}': array `{name}` has dtype {array.dtype}; expected uint8.")
+    if array.size == 0 or (array.dtype == np.uint8 and not labels):
+        return array.astype(np.uint8, copy=False)
+    lo, hi = array.min(), array.max()
+    if not (lo >= 0 and hi <= high):
+        raise ImageReadError(
+            f"'{file}': array `{name}` ({array.dtype}) has values in [{lo}, {hi}], outside [0, {high}]; "
+            "refusing to cast them to uint8."
+        )
+    if array.dtype.kind == "f" and not np.array_equal(array, np.floor(array)):
+        raise ImageReadError(
+            f"'{file}': array `{name}` ({array.dtype}) holds fractional values (in [{lo}, {hi}]); "
+            f"expected whole numbers in [0, {high}], as uint8."
+        )
+    return array.astype(np.uint8, copy=False)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
@@ -574,13 +702,34 @@ def load_cifar10(
         ``x`` uint8 ``(N, 32, 32, 3)`` RGB; ``y`` uint8 ``(N, 1)`` with the class
         index in [`CIFAR10_CLASSES`][visionkit.data.CIFAR10_CLASSES].
 
+    Raises
+    ------
+    DataNotFoundError
+        No source worked (the message lists every place it looked and why a download
+        failed), or a source lacks a file or folder.
+    ImageReadError
+        A file is damaged (empty, truncated, a corrupt member), is not the official
+        archive (SHA-256), holds something other than numpy arrays, has the wrong
+        shapes, or holds values outside ``[0, 255]`` (labels outside ``[0, 9]``); the
+        message names the file.
+
     Notes
     -----
     A JPEG tree or archive is decoded once and cached in [`cache_dir`][visionkit.data.cache_dir]; later
-    calls read the cache. Its images come in one fixed, class-interleaved order (a
+    calls read the cache (a damaged cache is rebuilt). Its images come in one fixed, class-interleaved order (a
     seeded permutation of the sorted file names), like Keras' arrays, so that
-    ``x_train[:5000]`` holds every class. The Python pickles are read with an unpickler that accepts
-    numpy arrays and plain containers only.
+    ``x_train[:5000]`` holds every class. Archives are read in memory, member by member:
+    nothing is extracted to disk. The Python pickles are read with an unpickler that accepts
+    numpy arrays and plain containers only, and from an archive only once its SHA-256 is
+    that of the official ``cifar-10-python.tar.gz``.
+
+    The download (the last resort) saves that archive where ``keras.datasets.cifar10``
+    keeps it (``cifar-10-batches-py-target_archive`` in the Keras cache), hash-checked
+    before it is renamed into place. Each network wait (connecting, and every read) is
+    bounded by ``$VISIONKIT_DOWNLOAD_TIMEOUT`` seconds (default 15), not the whole
+    transfer: a stalled network fails within that time with
+    [`DataNotFoundError`][visionkit.errors.DataNotFoundError], while a slow but live
+    download finishes.
 
     Examples
     --------
@@ -609,11 +758,17 @@ def load_cifar10(
         _keras_datasets_dir() / "cifar-10-batches-py",
     ):
         if (cached / "data_batch_1").is_file():
-            return _load_cifar_source("batches", cached)
-        tried.append(f"'{cached}' (Keras cache)")
-    downloaded = _keras_download("cifar10", tried)
-    if downloaded is not None:
-        return downloaded
+            found_batches = _from_keras_cache(_read_cifar_batches_dir, cached, tried)
+            if found_batches is not None:
+                return found_batches
+        else:
+            tried.append(f"'{cached}' (Keras cache)")
+    archive = _keras_datasets_dir() / _CIFAR_KERAS_ARCHIVE
+    found_archive = _from_keras_cache(lambda p: _load_cifar_source("tar", p), archive, tried)
+    if found_archive is not None:
+        return found_archive
+    if _download(_CIFAR_PY_URL, archive, _CIFAR_PY_SHA256, tried):
+        return _load_cifar_source("tar", archive)
     raise _not_found(
         "CIFAR-10", tried,
         "one of `cifar-10-batches-py/`, `cifar-10-python.tar.gz`, `cifar10/{train,test}/<class>/*.jpg` "
@@ -650,7 +805,7 @@ def _load_cifar_source(kind: str, p: Path) -> tuple[tuple[np.ndarray, np.ndarray
     if cache_file.is_file():
         try:
             return _read_cifar_npz(cache_file)
-        except DataNotFoundError:
+        except (ImageReadError, DataNotFoundError):
             pass  # a damaged cache is rebuilt below
     result = _read_cifar_tree(p) if kind == "tree" else _read_cifar_tar(p)
     try:
@@ -678,12 +833,16 @@ def _source_stamp(kind: str, p: Path) -> str:
 
 
 def _read_cifar_npz(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    try:
-        with np.load(file, allow_pickle=False) as f:
-            out = ((f["x_train"], f["y_train"]), (f["x_test"], f["y_test"]))
-    except (KeyError, OSError, ValueError) as exc:
-        raise DataNotFoundError(f"Could not read CIFAR-10 file '{file}': {exc}") from None
-    return out
+    arrays = _read_npz(file, "CIFAR-10", _SPLIT_KEYS)
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or y.shape != (x.shape[0], 1):
+            raise ImageReadError(
+                f"'{file}' is not a CIFAR-10 file: x_{split} has shape {x.shape}, y_{split} {y.shape}; "
+                "expected (N, 32, 32, 3) and (N, 1)."
+            )
+    out = {k: _as_uint8(a, file, k, labels=k.startswith("y")) for k, a in arrays.items()}
+    return (out["x_train"], out["y_train"]), (out["x_test"], out["y_test"])
 
 
 def _read_cifar_sample(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -742,6 +901,9 @@ def _read_cifar_tree(root: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[n
 
 
 def _read_cifar_tar(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Read a CIFAR-10 archive member by member, in memory: nothing is ever extracted to disk."""
+    import zlib
+
     class_index = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
     try:
         with tarfile.open(file, "r:*") as tar:
@@ -761,8 +923,10 @@ def _read_cifar_tar(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np
                 if fh is None:
                     continue
                 items.append((parts[-3], class_index[parts[-2]], f"{parts[-2]}/{parts[-1]}", fh.read()))
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataNotFoundError(f"Could not read CIFAR-10 archive '{file}': {exc}") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ImageReadError(
+            f"Could not read CIFAR-10 archive '{file}' (damaged or truncated?): {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
     return _assemble(items, file)
 
 
@@ -785,13 +949,20 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
 
 def _load_batch(fh: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR-10 batch (numpy arrays and plain containers only), checked."""
     try:
         d = _ArrayOnlyUnpickler(fh, encoding="bytes").load()
-        data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        labels = np.asarray(d[b"labels"], dtype=np.uint8).reshape(-1, 1)
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
-        raise DataNotFoundError(f"'{label}' is not a CIFAR-10 batch file: {exc}") from None
-    return np.ascontiguousarray(data), labels
+        data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError, AttributeError) as exc:
+        # a damaged, truncated or foreign pickle raises any of these: all mean "not a batch file"
+        raise ImageReadError(f"'{label}' is not a readable CIFAR-10 batch file: {type(exc).__name__}: {_first_line(exc)}") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
+        raise ImageReadError(
+            f"'{label}' is not a CIFAR-10 batch file: data has shape {data.shape}, labels {labels.shape}; "
+            "expected (N, 3072) and (N,)."
+        )
+    data = _as_uint8(data, label, "data").reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(data), _as_uint8(labels, label, "labels", labels=True).reshape(-1, 1)
 
 
 def _read_cifar_batches_dir(p: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -816,8 +987,9 @@ def _read_cifar_python_tar(file: Path, tar: tarfile.TarFile) -> tuple[tuple[np.n
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     if digest.hexdigest() != _CIFAR_PY_SHA256:
-        raise DataNotFoundError(
-            f"'{file}' does not have the sha256 of the official cifar-10-python.tar.gz; refusing to unpickle it."
+        raise ImageReadError(
+            f"'{file}' does not have the sha256 of the official cifar-10-python.tar.gz (damaged, or another "
+            "file); refusing to unpickle it."
         )
     members = {m.name.split("/")[-1]: m for m in tar.getmembers() if m.isfile()}
     parts = []
