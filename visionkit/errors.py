@@ -57,9 +57,10 @@ class DataNotFoundError(VisionkitError, FileNotFoundError):
 
 
 class ImageReadError(VisionkitError, ValueError):
-    """An image file is missing, unreadable, truncated, not an image, or too large.
+    """An image or dataset file is unreadable, truncated, damaged, of the wrong content, or too large.
 
-    The message names the file.
+    The message names the file and what is wrong with it (a missing file is a
+    [`DataNotFoundError`][visionkit.errors.DataNotFoundError]).
     """
 
 
