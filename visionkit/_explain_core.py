@@ -149,7 +149,7 @@ def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
 def baseline_images(x: np.ndarray, baseline: Any, *, argument: str = "baseline") -> np.ndarray:
     """The image each pixel is replaced by (deletion) or revealed from (insertion).
 
-    ``"blur"``: a Gaussian blur, sigma ``max(1, max(H, W) / 20)`` pixels; ``"zero"``:
+    ``"blur"``: a Gaussian blur, sigma ``max(1, max(H, W) / 8)`` pixels; ``"zero"``:
     zeros; ``"mean"``: each image's mean colour; a number: that constant; an array
     broadcastable to the images.
     """
@@ -159,7 +159,7 @@ def baseline_images(x: np.ndarray, baseline: Any, *, argument: str = "baseline")
             return np.zeros(x.shape)
         if baseline == "mean":
             return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True, dtype=np.float64), x.shape).copy()
-        return _gaussian_blur(x, max(1.0, max(x.shape[1:3]) / 20.0))
+        return _gaussian_blur(x, max(1.0, max(x.shape[1:3]) / 8.0))
     if isinstance(baseline, (int, float, np.number)) and not isinstance(baseline, bool):
         return np.full(x.shape, V.number(argument, float(baseline)))
     arr = np.asarray(baseline)

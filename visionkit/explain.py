@@ -198,7 +198,7 @@ def deletion(
         Number of steps between the intact and the fully replaced image.
     baseline : str, float or array-like, default "zero"
         What removed pixels become: ``"zero"``, ``"blur"`` (a Gaussian blur of the
-        image, sigma ``max(H, W) / 20`` pixels), ``"mean"`` (the image's mean colour),
+        image, sigma ``max(H, W) / 8`` pixels), ``"mean"`` (the image's mean colour),
         a number, or an array broadcastable to the images.
     class_index : int, sequence of int or None, default None
         The class to follow: each image's top class, one for all, or one per image.
