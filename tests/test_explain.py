@@ -290,3 +290,19 @@ def test_results_have_figures(square_model):
     assert curve._repr_png_()[:4] == b"\x89PNG"
     road = explain.road(model, x[:2], maps, percentiles=[50])
     assert "MORF" in road.figure().axes[0].get_title()
+
+
+def test_the_compiled_step_is_reused_and_does_not_keep_the_model_alive():
+    import gc
+    import weakref
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    x, maps = np.ones((2, 4, 4, 1)), np.ones((2, 4, 4))
+    explain.deletion(model, x, maps, steps=2)
+    step = core._STEPS[model]
+    explain.insertion(model, x, maps, steps=3, batch_size=5)
+    assert core._STEPS[model] is step and step.experimental_get_tracing_count() == 1
+    ref = weakref.ref(model)
+    del model, step
+    gc.collect()
+    assert ref() is None

@@ -9,6 +9,7 @@ imported inside the functions that need them.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,40 @@ _EPS = 1e-7
 # ----------------------------------------------------------------------------- probabilities
 
 
+# model -> its compiled forward step; weak keys so a dropped model frees it. Built once per
+# model (one trace, any batch size), so repeated metric calls do not retrace.
+_STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _step(model: Any) -> Any:
+    import tensorflow as tf
+
+    try:
+        return _STEPS[model]
+    except KeyError:
+        pass
+    except TypeError:  # not weak-referenceable: build every time
+        return _build_step(model, tf)
+    step = _STEPS[model] = _build_step(model, tf)
+    return step
+
+
+def _build_step(model: Any, tf: Any) -> Any:
+    signature = None
+    if getattr(model, "inputs", None):
+        spec = model.inputs[0]
+        signature = [tf.TensorSpec((None, *spec.shape[1:]), spec.dtype)]
+
+    ref = weakref.ref(model)  # the step must not keep its model (the cache's key) alive
+
+    @tf.function(input_signature=signature, reduce_retracing=True)
+    def step(x: Any) -> Any:
+        out = tf.cast(ref()(x, training=False), tf.float32)
+        return tf.reshape(out, [tf.shape(out)[0], -1])
+
+    return step
+
+
 def predictor(model: Any, *, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """``predict(x) -> (N, K)`` float64 class probabilities, ``batch_size`` images per step.
 
@@ -46,11 +81,7 @@ def predictor(model: Any, *, batch_size: int) -> Callable[[np.ndarray], np.ndarr
 
     logits = _heads.is_logits(model)
     dtype = model.inputs[0].dtype if getattr(model, "inputs", None) else "float32"
-
-    @tf.function(reduce_retracing=True)
-    def step(x: Any) -> Any:
-        out = tf.cast(model(x, training=False), tf.float32)
-        return tf.reshape(out, [tf.shape(out)[0], -1])
+    step = _step(model)
 
     def predict(x: np.ndarray) -> np.ndarray:
         chunks = [

@@ -39,6 +39,7 @@ from ._images import as_batch
 from .errors import InvalidArgumentError
 
 __all__ = [
+    "DEFAULT_METHODS",
     "METRICS",
     "ConfidenceChange",
     "CurveResult",
