@@ -1,0 +1,483 @@
+"""Interpretation of a trained classifier: where it errs, how badly, and on which images.
+
+[`interpret`][visionkit.interpret.interpret] runs the model once over a dataset or
+``(images, labels)`` arrays (streamed in batches) and returns an
+[`Interpretation`][visionkit.interpret.Interpretation] that holds the predictions;
+every view is computed from them, without predicting again:
+
+| view | what |
+| --- | --- |
+| ``confusion_matrix()`` / ``plot_confusion_matrix()`` | counts of (true, predicted) pairs, as an array and a figure |
+| ``most_confused()`` | the off-diagonal pairs, most frequent first |
+| ``top_losses()`` / ``plot_top_losses()`` | the examples with the highest loss, with Grad-CAM heatmaps of the predicted class |
+| ``classification_report()`` | precision, recall, F1 and support per class, with macro and weighted averages |
+
+Labels may be integers, one-hot rows or the ``(N, 1)`` 0/1 floats of a binary
+sigmoid head; the loss is the cross-entropy of the true class under the model's
+probabilities (softmax or sigmoid, also for a model that returns logits). Class
+names default to those the model carries
+([`training.class_names`][visionkit.training.class_names]). The model is never modified.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _explain_core as core
+from . import _validate as V
+from ._images import as_batch
+
+__all__ = ["ClassificationReport", "Interpretation", "TopLosses", "interpret"]
+
+_EPS = 1e-7
+
+
+def _png(figure: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True, eq=False)
+class TopLosses:
+    """The examples with the highest loss, as [`Interpretation.top_losses`][visionkit.interpret.Interpretation.top_losses] returns them.
+
+    Attributes
+    ----------
+    indices : numpy.ndarray
+        int64 ``(k,)``: positions of the examples in the data, highest loss first.
+    losses : numpy.ndarray
+        float64 ``(k,)``: their cross-entropy losses.
+    true, predicted : numpy.ndarray
+        int64 ``(k,)``: their true and predicted classes.
+    confidence : numpy.ndarray
+        float64 ``(k,)``: the probability given to the predicted class.
+    class_names : tuple of str
+        The names of the classes.
+    """
+
+    indices: np.ndarray
+    losses: np.ndarray
+    true: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    class_names: tuple[str, ...] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per example: index, loss, true, predicted (names), confidence."""
+        return [
+            {"index": int(i), "loss": float(loss), "true": self.class_names[t],
+             "predicted": self.class_names[p], "confidence": float(c)}
+            for i, loss, t, p, c in zip(self.indices, self.losses, self.true, self.predicted, self.confidence)
+        ]
+
+
+@dataclass(frozen=True, eq=False)
+class ClassificationReport:
+    """Precision, recall, F1 and support per class, as [`Interpretation.classification_report`][visionkit.interpret.Interpretation.classification_report] returns them.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One row per class, then ``"macro avg"`` and ``"weighted avg"``: ``class``
+        (str), ``precision``, ``recall``, ``f1`` (floats in ``[0, 1]``; 0 where
+        undefined) and ``support`` (int: examples of the class).
+    accuracy : float
+        The fraction of correct predictions.
+    """
+
+    rows: list[dict[str, Any]]
+    accuracy: float
+
+    def to_markdown(self) -> str:
+        """The table in Markdown, followed by the accuracy."""
+        table = core.markdown(self.rows, ["class", "precision", "recall", "f1", "support"], digits=3)
+        return f"{table}\n\naccuracy: {self.accuracy:.3f}"
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict: ``rows`` and ``accuracy``."""
+        return {"rows": [dict(r) for r in self.rows], "accuracy": self.accuracy}
+
+
+@dataclass(frozen=True, eq=False)
+class Interpretation:
+    """A classifier's predictions on a dataset, and the views computed from them.
+
+    Returned by [`interpret`][visionkit.interpret.interpret].
+
+    Attributes
+    ----------
+    model : keras.Model
+        The model (used again only for heatmaps; never modified).
+    probabilities : numpy.ndarray
+        float64 ``(N, K)`` class probabilities (``K = 2`` for a one-unit sigmoid head).
+    labels : numpy.ndarray
+        int64 ``(N,)`` true classes.
+    losses : numpy.ndarray
+        float64 ``(N,)`` cross-entropy of the true class, ``-log p[true]``.
+    class_names : tuple of str
+        ``K`` names.
+    kept_indices : numpy.ndarray
+        int64 ``(M,)``: the examples whose images were kept (the ``keep`` highest
+        losses), highest loss first.
+    kept_images : numpy.ndarray
+        ``(M, H, W, C)`` their images, as the model takes them.
+    """
+
+    model: Any = field(repr=False)
+    probabilities: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    losses: np.ndarray = field(repr=False)
+    class_names: tuple[str, ...]
+    kept_indices: np.ndarray = field(repr=False)
+    kept_images: np.ndarray = field(repr=False)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """int64 ``(N,)``: the predicted classes (the most probable)."""
+        return self.probabilities.argmax(axis=1).astype(np.int64)
+
+    @property
+    def accuracy(self) -> float:
+        """The fraction of correct predictions."""
+        return float((self.predictions == self.labels).mean()) if len(self.labels) else float("nan")
+
+    def confusion_matrix(self, *, normalize: str | None = None) -> np.ndarray:
+        """Counts of (true, predicted) pairs: rows are true classes, columns predictions.
+
+        Parameters
+        ----------
+        normalize : {None, "true", "pred", "all"}, default None
+            None: int64 counts; ``"true"``: each row sums to 1 (recall on the
+            diagonal); ``"pred"``: each column sums to 1 (precision on the diagonal);
+            ``"all"``: the whole matrix sums to 1. Empty rows or columns stay 0.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(K, K)``, int64 counts or float64 fractions.
+        """
+        V.one_of("normalize", normalize, (None, "true", "pred", "all"))
+        k = len(self.class_names)
+        cm = np.zeros((k, k), np.int64)
+        np.add.at(cm, (self.labels, self.predictions), 1)
+        if normalize is None:
+            return cm
+        axis = {"true": 1, "pred": 0, "all": None}[normalize]
+        total = cm.sum(axis=axis, keepdims=axis is not None).astype(np.float64)
+        return np.divide(cm, total, out=np.zeros((k, k)), where=total > 0)
+
+    def plot_confusion_matrix(self, *, normalize: str | None = None, cmap: str = "Blues") -> Any:
+        """The confusion matrix as a matplotlib ``Figure`` (values written in the cells up to 30 classes).
+
+        Parameters
+        ----------
+        normalize : {None, "true", "pred", "all"}, default None
+            As in ``confusion_matrix``.
+        cmap : str, default "Blues"
+            A matplotlib colormap name.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from matplotlib.figure import Figure
+
+        cm = self.confusion_matrix(normalize=normalize)
+        k = len(self.class_names)
+        size = min(12.0, 2.5 + 0.45 * k)
+        fig = Figure(figsize=(size + 1.0, size), layout="constrained")
+        ax = fig.subplots()
+        image = ax.imshow(cm, cmap=cmap, vmin=0)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.set_xticks(range(k), self.class_names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+        ax.set_yticks(range(k), self.class_names)
+        ax.set(xlabel="predicted", ylabel="true",
+               title=f"confusion matrix ({len(self.labels)} examples, accuracy {self.accuracy:.3f})")
+        if k <= 30:
+            high = cm.max() / 2 if cm.size else 0
+            for (r, c), v in np.ndenumerate(cm):
+                ax.text(c, r, f"{v:.2f}" if normalize else str(v), ha="center", va="center", fontsize=8,
+                        color="white" if v > high else "black")
+        return fig
+
+    def most_confused(self, *, min_count: int = 1) -> list[tuple[str, str, int]]:
+        """The (true, predicted) pairs of different classes, most frequent first.
+
+        Parameters
+        ----------
+        min_count : int, default 1
+            Leave out pairs seen fewer times.
+
+        Returns
+        -------
+        list of (str, str, int)
+            ``(true name, predicted name, count)``, by count then names.
+        """
+        min_count = V.integer("min_count", min_count, minimum=1)
+        cm = self.confusion_matrix()
+        pairs = [(self.class_names[t], self.class_names[p], int(cm[t, p]))
+                 for t, p in zip(*np.nonzero(cm)) if t != p and cm[t, p] >= min_count]
+        return sorted(pairs, key=lambda item: (-item[2], item[0], item[1]))
+
+    def top_losses(self, k: int = 9) -> TopLosses:
+        """The ``k`` examples with the highest loss (fewer when there are fewer examples).
+
+        Parameters
+        ----------
+        k : int, default 9
+            How many.
+
+        Returns
+        -------
+        TopLosses
+        """
+        k = V.integer("k", k, minimum=1)
+        order = np.argsort(-self.losses, kind="stable")[:k]
+        preds = self.predictions[order]
+        return TopLosses(order.astype(np.int64), self.losses[order], self.labels[order], preds,
+                         self.probabilities[order, preds], self.class_names)
+
+    def plot_top_losses(
+        self,
+        k: int = 9,
+        *,
+        heatmaps: bool | None = None,
+        method: Any = "gradcam",
+        layer: str | None = None,
+        alpha: float = 0.4,
+        ncols: int | None = None,
+    ) -> Any:
+        """The ``k`` highest-loss images, with the heatmap of the predicted class.
+
+        Each tile is titled with the true and predicted class, the confidence and
+        the loss.
+
+        Parameters
+        ----------
+        k : int, default 9
+            How many; at most the ``keep`` images kept by [`interpret`][visionkit.interpret.interpret].
+        heatmaps : bool, optional
+            Paint heatmaps (default: when the model has a layer with a 4-D output).
+        method, layer
+            The explanation method and layer, as in [`explain.heatmaps`][visionkit.explain.heatmaps].
+        alpha : float, default 0.4
+            Heatmap opacity, in ``[0, 1]``.
+        ncols : int, optional
+            Columns; default ``ceil(sqrt(k))``.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``k`` above the number of kept images (pass a larger ``keep``).
+        """
+        from .gradcam import candidate_layers, overlay
+        from .visualize import image_grid
+
+        k = V.integer("k", k, minimum=1)
+        alpha = V.number("alpha", alpha, minimum=0.0, maximum=1.0)
+        top = self.top_losses(k)
+        where = {int(i): j for j, i in enumerate(self.kept_indices)}
+        if any(int(i) not in where for i in top.indices):
+            raise V.fail("k", f"at most {len(self.kept_indices)} (the images kept; pass interpret(..., keep={k}))", k)
+        images = self.kept_images[[where[int(i)] for i in top.indices]]
+        if heatmaps is None:
+            heatmaps = bool(candidate_layers(self.model))
+        if V.boolean("heatmaps", heatmaps):
+            from .explain import heatmaps as explain_maps
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # all-zero maps are drawn as they are
+                maps = explain_maps(self.model, images, method=method, class_index=top.predicted, layer=layer)
+            tiles = [overlay(img, m, alpha=alpha) for img, m in zip(images, maps)]
+        else:
+            tiles = list(images)
+        names = self.class_names
+        titles = [f"true: {names[t]}\npred: {names[p]} ({c:.0%})\nloss {loss:.2f}"
+                  for t, p, c, loss in zip(top.true, top.predicted, top.confidence, top.losses)]
+        fig = image_grid(tiles, ncols=ncols, titles=titles, tile_size=2.2)
+        fig.suptitle(f"{len(top)} highest losses of {len(self.labels)} examples")
+        return fig
+
+    def classification_report(self) -> ClassificationReport:
+        """Precision, recall, F1 and support per class, with macro and weighted averages.
+
+        Returns
+        -------
+        ClassificationReport
+        """
+        cm = self.confusion_matrix().astype(np.float64)
+        hits = np.diag(cm)
+        predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+        precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+        recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(hits), where=denom > 0)
+        rows = [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                for name, p, r, f, s in zip(self.class_names, precision, recall, f1, support)]
+        total = support.sum()
+        weights = support / total if total else np.zeros_like(support)
+        for label, w in (("macro avg", np.full(len(support), 1 / len(support))), ("weighted avg", weights)):
+            rows.append({"class": label, "precision": float(precision @ w), "recall": float(recall @ w),
+                         "f1": float(f1 @ w), "support": int(total)})
+        return ClassificationReport(rows, self.accuracy)
+
+
+# ----------------------------------------------------------------------------- reading the data
+
+
+def _batches(data: Any, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    allowed = "an (images, labels) tuple of arrays or a tf.data.Dataset of (images, labels) batches"
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = data
+        if len(x) != len(y):
+            raise V.fail("data", "an (images, labels) pair of equal length", f"{len(x)} images, {len(y)} labels")
+        for start in range(0, len(x), batch_size):
+            yield np.asarray(x[start : start + batch_size]), np.asarray(y[start : start + batch_size])
+        return
+    import tensorflow as tf
+
+    if not isinstance(data, tf.data.Dataset):
+        raise V.fail("data", allowed, data)
+    for batch in data:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise V.fail("data", allowed, data)
+        yield np.asarray(batch[0]), np.asarray(batch[1])
+
+
+def _label_ints(y: np.ndarray, k: int) -> np.ndarray:
+    """Integer classes from integer labels, one-hot rows or (N, 1) binary labels."""
+    y = np.asarray(y)
+    allowed = f"integer classes in [0, {k}), one-hot rows of {k} or (N, 1) 0/1 labels"
+    if y.ndim == 2 and y.shape[1] > 1:
+        if y.shape[1] != k:
+            raise V.fail("data", f"labels as {allowed}", f"labels of shape {y.shape}")
+        y = y.argmax(axis=1)
+    elif y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise V.fail("data", f"labels as {allowed}", f"labels of shape {y.shape}")
+    ints = np.rint(y).astype(np.int64)
+    if (ints != y).any() or (ints < 0).any() or (ints >= k).any():
+        bad = y[(ints != y) | (ints < 0) | (ints >= k)][:5]
+        raise V.fail("data", f"labels as {allowed}", f"labels such as {bad.tolist()}")
+    return ints
+
+
+def _names(class_names: Any, model: Any, k: int) -> tuple[str, ...]:
+    from . import _labels
+
+    if class_names is None:
+        class_names = _labels.class_names(model)
+        if class_names is None or len(class_names) != k:
+            return tuple(str(i) for i in range(k))
+    if isinstance(class_names, Mapping):
+        class_names = [class_names.get(i, str(i)) for i in range(k)]
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence) or len(class_names) != k:
+        raise V.fail("class_names", f"{k} names (one per class of the model)", class_names)
+    return tuple(str(n) for n in class_names)
+
+
+def interpret(
+    model: Any,
+    data: Any,
+    *,
+    class_names: Sequence[str] | Mapping[int, str] | None = None,
+    batch_size: int = 32,
+    keep: int = 25,
+) -> Interpretation:
+    """Predict once over the data and keep what the views need.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier: softmax, sigmoid (one unit: two classes) or logits head. Not
+        modified.
+    data : tuple or tf.data.Dataset
+        ``(images, labels)`` arrays, or a dataset of ``(images, labels)`` batches
+        (read once, in order); images ``(N, H, W, C)`` as the model takes them,
+        labels integers ``(N,)``, one-hot rows ``(N, K)`` or ``(N, 1)`` 0/1 floats.
+    class_names : sequence or mapping of str, optional
+        One name per class. Default: the names the model carries, else
+        ``"0"``, ``"1"``, ...
+    batch_size : int, default 32
+        Images per forward pass (for arrays; a dataset keeps its own batches).
+    keep : int, default 25
+        How many of the highest-loss images are kept for ``plot_top_losses``.
+
+    Returns
+    -------
+    Interpretation
+        The probabilities, labels and losses, with the views.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``data`` that is not ``(images, labels)`` of equal length, labels outside the
+        model's classes, wrong ``class_names``.
+
+    Examples
+    --------
+    >>> import numpy as np, keras
+    >>> from visionkit.interpret import interpret
+    >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3, activation="softmax")])
+    >>> x = np.random.default_rng(0).random((20, 8, 8, 1), dtype="float32")
+    >>> y = np.arange(20) % 3
+    >>> result = interpret(model, (x, y), class_names=["a", "b", "c"])
+    >>> result.confusion_matrix().sum(), result.probabilities.shape
+    (np.int64(20), (20, 3))
+    >>> [row["class"] for row in result.classification_report().rows][-2:]
+    ['macro avg', 'weighted avg']
+    """
+    batch_size = V.integer("batch_size", batch_size, minimum=1)
+    keep = V.integer("keep", keep, minimum=0)
+    predict = core.predictor(model, batch_size=batch_size)
+    probs, labels, losses = [], [], []
+    kept_loss, kept_idx, kept_img = np.zeros(0), np.zeros(0, np.int64), None
+    seen = 0
+    for xb, yb in _batches(data, batch_size):
+        xb, _single = as_batch(model, xb, argument="data")
+        pb = predict(xb)
+        lb = _label_ints(yb, pb.shape[1])
+        if len(lb) != len(xb):
+            raise V.fail("data", "batches of as many labels as images", f"{len(xb)} images, {len(lb)} labels")
+        loss = -np.log(np.maximum(pb[np.arange(len(lb)), lb], _EPS))
+        probs.append(pb)
+        labels.append(lb)
+        losses.append(loss)
+        if keep:
+            imgs = np.array(xb) if kept_img is None else np.concatenate([kept_img, xb])
+            all_loss = np.concatenate([kept_loss, loss])
+            best = np.argsort(-all_loss, kind="stable")[:keep]
+            kept_loss, kept_img = all_loss[best], imgs[best]
+            kept_idx = np.concatenate([kept_idx, seen + np.arange(len(xb))])[best]
+        seen += len(xb)
+    if not probs:
+        raise V.fail("data", "at least one example", data)
+    probabilities = np.concatenate(probs)
+    names = _names(class_names, model, probabilities.shape[1])
+    if kept_img is None:
+        kept_img = np.zeros((0, *xb.shape[1:]))
+    return Interpretation(model, probabilities, np.concatenate(labels), np.concatenate(losses), names,
+                          kept_idx, kept_img)
