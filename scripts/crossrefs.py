@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-PUBLIC = ("convnets", "data", "device", "dream", "errors", "gradcam", "preprocess", "style",
+PUBLIC = ("convnets", "data", "device", "dream", "errors", "explain", "gradcam", "interpret", "preprocess", "style",
           "training", "transfer", "visualize")
 # private modules whose docstrings are rendered under (or belong to) a public module
 HOME = {"_viz_features": "visualize", "_viz_history": "visualize", "_style_model": "style",
