@@ -299,6 +299,9 @@ def test_cli_accepts_every_method(tmp_path, functional, capsys):
         out = tmp_path / method
         assert cli.main(["gradcam", str(tmp_path / "m.keras"), str(img), "-o", str(out), "--method", method]) == 0
         assert [p.name for p in out.iterdir()] == ["img_gradcam.png"]
+    smooth = tmp_path / "smooth"
+    assert cli.main(["gradcam", str(tmp_path / "m.keras"), str(img), "-o", str(smooth), "--aug-smooth", "--eigen-smooth"]) == 0
+    assert (smooth / "img_gradcam.png").exists()
     with pytest.raises(SystemExit):
         cli.main(["gradcam", "--help"])
     text = "".join(capsys.readouterr().out.split())  # argparse wraps the choices
