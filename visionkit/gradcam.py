@@ -10,15 +10,29 @@ gallery of a model's most confidently wrong predictions with their heatmaps (an
 How it works: a new functional graph (built once per model and layer, then cached)
 re-runs the model's own layers, sharing their weights, and returns the chosen layer's
 activations ``A`` together with the class scores taken *before* the final
-softmax/sigmoid. One ``tf.function`` step computes ``A`` and ``dscore/dA`` for a whole
-batch; the CAM variants in [`METHODS`][visionkit.gradcam.METHODS] differ only in how they weigh them:
+softmax/sigmoid. Compiled ``tf.function`` steps compute, for a whole batch, ``A`` and
+``dscore/dA`` (the gradient methods), or the scores of masked inputs and ablated
+channels (the perturbation methods, in chunks of bounded size); each method in
+[`METHODS`][visionkit.gradcam.METHODS] is one small weighting function:
 
 | method | weighting |
 | --- | --- |
 | ``"gradcam"`` | channel weights = spatial mean of the gradients (Selvaraju et al., 2017) |
 | ``"gradcam++"`` | channel weights = positive gradients weighted by second/third-order terms (Chattopadhay et al., 2018) |
+| ``"xgradcam"`` | channel weights = activation-weighted mean of the gradients (Fu et al., 2020) |
 | ``"layercam"`` | element-wise ``relu(gradient) * A`` (Jiang et al., 2021) |
 | ``"hirescam"`` | element-wise ``gradient * A`` (Draelos & Carin, 2020) |
+| ``"gradcam_elementwise"`` | element-wise ``relu(gradient * A)`` |
+| ``"eigencam"`` | first principal component of ``A`` (Muhammad & Yeasin, 2020; class-agnostic) |
+| ``"eigengradcam"`` | first principal component of ``gradient * A`` |
+| ``"scorecam"`` | channel weights = class probability of the image masked by each channel (Wang et al., 2020) |
+| ``"ablationcam"`` | channel weights = relative drop of the logit when the channel is zeroed (Desai & Ramaswamy, 2020) |
+| ``"fullgrad"`` | input-gradient and bias-gradient maps of every conv/BN layer (Srinivas & Fleuret, 2019) |
+
+Gradient attributions on the input pixels, one map per image:
+[`saliency`][visionkit.gradcam.saliency], [`smoothgrad`][visionkit.gradcam.smoothgrad],
+[`integrated_gradients`][visionkit.gradcam.integrated_gradients] and
+[`guided_grad_cam`][visionkit.gradcam.guided_grad_cam].
 
 The caller's model is never modified.
 """
@@ -27,85 +41,34 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _validate as V
+from ._attribution import guided_grad_cam, integrated_gradients, saliency, smoothgrad
+from ._cam_methods import METHODS
 from ._images import as_batch, display, to_uint8
 
 # TensorFlow, Keras and the modules that import them (_layers, _heads, _labels) are
 # imported inside the functions, so that reading METHODS (the command line's
 # choices) stays cheap.
 
-__all__ = ["METHODS", "ErrorGallery", "candidate_layers", "explain_errors", "grad_cam", "overlay"]
-
-_EPS = 1e-7
-
-# ----------------------------------------------------------------------------- weightings
-#
-# A CAM method is one function: float64 activations and gradients of the class score,
-# both ``(N, h, w, C)``, to the raw weighted maps ``(N, h, w)`` (before the final ReLU
-# and normalisation). The first line of its docstring describes it in METHODS.
-
-
-def _gradcam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-    """channel weights = spatial mean of the gradients
-
-    Selvaraju et al., 2017: ``sum_c mean_hw(dS/dA_c) * A_c``.
-    """
-    weights = gradients.mean(axis=(1, 2), keepdims=True)
-    return (weights * activations).sum(axis=-1)
-
-
-def _gradcam_plus_plus(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-    """channel weights = positive gradients with higher-order weights
-
-    Chattopadhay et al., 2018: ``alpha = g^2 / (2 g^2 + sum_hw(A) g^3)`` (0 where the
-    gradient is 0), channel weights ``sum_hw(alpha * relu(g))``.
-    """
-    g2 = gradients**2
-    g3 = g2 * gradients
-    sum_a = activations.sum(axis=(1, 2), keepdims=True)
-    denom = 2.0 * g2 + sum_a * g3
-    alpha = np.where(gradients != 0.0, g2 / np.where(denom != 0.0, denom, _EPS), 0.0)
-    weights = (alpha * np.maximum(gradients, 0.0)).sum(axis=(1, 2), keepdims=True)
-    return (weights * activations).sum(axis=-1)
-
-
-def _layercam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-    """element-wise relu(gradient) * activation
-
-    Jiang et al., 2021: ``sum_c relu(dS/dA_c) * A_c``, position by position.
-    """
-    return (np.maximum(gradients, 0.0) * activations).sum(axis=-1)
-
-
-def _hirescam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-    """element-wise gradient * activation
-
-    Draelos & Carin, 2020: ``sum_c dS/dA_c * A_c``, position by position.
-    """
-    return (gradients * activations).sum(axis=-1)
-
-
-#: method name -> weighting function; a new CAM method is one function and one entry.
-_WEIGHTINGS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "gradcam": _gradcam,
-    "gradcam++": _gradcam_plus_plus,
-    "layercam": _layercam,
-    "hirescam": _hirescam,
-}
-
-#: The CAM variants [`grad_cam`][visionkit.gradcam.grad_cam] offers, with a one-line description each.
-METHODS: dict[str, str] = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in _WEIGHTINGS.items()}
-
-# model -> {layer name: _Explainer}; weak keys so a dropped model frees its graphs.
-_CACHE: weakref.WeakKeyDictionary[Any, dict[str, _Explainer]] = weakref.WeakKeyDictionary()
-
+__all__ = [
+    "AUG_SCALES",
+    "METHODS",
+    "ErrorGallery",
+    "candidate_layers",
+    "explain_errors",
+    "grad_cam",
+    "guided_grad_cam",
+    "integrated_gradients",
+    "overlay",
+    "saliency",
+    "smoothgrad",
+]
 
 # ----------------------------------------------------------------------------- layers
 
@@ -174,108 +137,15 @@ def _resolve_layer(model: Any, layer: str | None) -> str:
 # ----------------------------------------------------------------------------- core
 
 
-class _Explainer:
-    """The tapped graph and compiled gradient step for one (model, layer)."""
+def _explainer(model: Any, layer: str) -> Any:
+    """The cached compiled core for ``model`` at ``layer`` (see ``visionkit._cam_core``)."""
+    from . import _cam_core
 
-    def __init__(self, model: Any, layer: str) -> None:
-        import tensorflow as tf
-
-        from . import _heads, _layers
-
-        final = _heads.final_layer(model)
-        head = _heads.head_kind(final[1]) if final else "other"
-        substitute = _heads.logits_substitute(final[1]) if final else None
-        target = final[0] if final else None
-
-        def replace(name: str, lyr: Any) -> Any:
-            return substitute if substitute is not None and name == target else None
-
-        self.layer = layer
-        self.head = head
-        self.pre_activation = substitute is not None
-        self.graph = _layers.tap(model, [layer], replace=replace, name=f"{model.name}_gradcam")
-        graph = self.graph
-
-        n_units = int(np.prod(graph.output["output"].shape[1:]))
-        binary = n_units == 1 and head in ("sigmoid", "linear")
-        threshold = 0.0 if (self.pre_activation or head == "linear") else 0.5
-
-        spec = model.inputs[0]
-        signature = [tf.TensorSpec((None, *spec.shape[1:]), spec.dtype), tf.TensorSpec((None,), tf.int32)]
-
-        @tf.function(input_signature=signature)
-        def step(x: Any, classes: Any) -> tuple[Any, Any, Any]:
-            with tf.GradientTape() as tape:
-                out = graph(x, training=False)
-                acts = out[layer]
-                scores = tf.reshape(tf.cast(out["output"], tf.float32), [-1, n_units])
-                if binary:
-                    # one sigmoid unit: class 1 is the unit's score, class 0 its negation
-                    top = tf.cast(scores[:, 0] > threshold, tf.int32)
-                    chosen = tf.where(classes < 0, top, classes)
-                    score = tf.where(chosen > 0, scores[:, 0], -scores[:, 0])
-                else:
-                    top = tf.argmax(scores, axis=1, output_type=tf.int32)
-                    chosen = tf.where(classes < 0, top, classes)
-                    score = tf.gather(scores, chosen, axis=1, batch_dims=1)
-                total = tf.reduce_sum(score)
-            grads = tape.gradient(total, acts)
-            return tf.cast(acts, tf.float32), tf.cast(grads, tf.float32), chosen
-
-        self.step = step
-        self.n_units = n_units
-        self.binary = binary
+    return _cam_core.explainer(model, layer)
 
 
-def _explainer(model: Any, layer: str) -> _Explainer:
-    try:
-        per_model = _CACHE.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: build every time
-        return _Explainer(model, layer)
-    if layer not in per_model:
-        per_model[layer] = _Explainer(model, layer)
-    return per_model[layer]
-
-
-def _weigh(acts: np.ndarray, grads: np.ndarray, method: str) -> np.ndarray:
-    """Combine activations and gradients ``(N, h, w, C)`` into maps ``(N, h, w)`` >= 0."""
-    cam = _WEIGHTINGS[method](acts.astype(np.float64), grads.astype(np.float64))
-    return np.maximum(cam, 0.0)
-
-
-def _normalise(cams: np.ndarray) -> tuple[np.ndarray, int]:
-    """Scale each map to ``[0, 1]`` by its maximum; all-zero maps stay zero."""
-    cams = np.nan_to_num(cams, nan=0.0, posinf=0.0, neginf=0.0)
-    peak = cams.reshape(len(cams), -1).max(axis=1) if cams.size else np.zeros(len(cams))
-    ok = np.isfinite(peak) & (peak > 0)
-    out = np.zeros(cams.shape, dtype=np.float32)
-    out[ok] = cams[ok] / peak[ok, None, None]
-    return np.clip(out, 0.0, 1.0), int((~ok).sum())
-
-
-def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import tensorflow as tf
-
-    if maps.shape[1:3] == tuple(size):
-        return maps
-    out = tf.image.resize(maps[..., None], size, method="bilinear").numpy()[..., 0]
-    return np.maximum(out, 0.0)
-
-
-def _class_array(class_index: Any, n: int) -> np.ndarray:
-    if class_index is None:
-        return np.full(n, -1, np.int32)
-    if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
-        V.integer("class_index", class_index, minimum=0)
-        return np.full(n, int(class_index), np.int32)
-    arr = np.asarray(class_index)
-    if arr.ndim != 1 or len(arr) != n or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any():
-        raise V.fail(
-            "class_index",
-            f"None, a non-negative int, or {n} non-negative ints (one per image)",
-            class_index,
-        )
-    return arr.astype(np.int32)
+#: Scales of the zoomed-out copies ``aug_smooth`` adds (with their horizontal flips).
+AUG_SCALES: tuple[float, ...] = (1.0, 0.9, 0.8)
 
 
 def grad_cam(
@@ -287,8 +157,12 @@ def grad_cam(
     method: str = "gradcam",
     upsample: bool = True,
     batch_size: int = 32,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    scorecam_channels: int | None = None,
+    perturbation_batch_size: int = 128,
 ) -> np.ndarray:
-    """Grad-CAM heatmaps: which parts of each image drove the class score.
+    """Class-activation heatmaps: which parts of each image drove the class score.
 
     Parameters
     ----------
@@ -307,13 +181,31 @@ def grad_cam(
     layer : str, optional
         The layer whose activations are weighed, ``"outer/inner"`` for a nested one.
         Default: the last layer with a 4-D output (see [`candidate_layers`][visionkit.gradcam.candidate_layers]).
+        ``"fullgrad"`` uses every biased layer and the input; ``layer`` then only sets
+        the resolution of ``upsample=False``.
     method : str, default "gradcam"
-        One of [`METHODS`][visionkit.gradcam.METHODS]: ``"gradcam"``, ``"gradcam++"``, ``"layercam"``,
-        ``"hirescam"``.
+        One of [`METHODS`][visionkit.gradcam.METHODS]: ``"gradcam"``, ``"gradcam++"``,
+        ``"xgradcam"``, ``"layercam"``, ``"hirescam"``, ``"gradcam_elementwise"``,
+        ``"eigencam"``, ``"eigengradcam"``, ``"scorecam"``, ``"ablationcam"``,
+        ``"fullgrad"`` (see ``docs/explanations-methods.md``).
     upsample : bool, default True
         Resize the maps (bilinear) to the images' height and width.
     batch_size : int, default 32
-        Images per compiled gradient step.
+        Images per compiled step.
+    aug_smooth : bool, default False
+        Average the maps of the image, its horizontal flip and zoomed-out copies
+        (scales [`AUG_SCALES`][visionkit.gradcam.AUG_SCALES], centred on the image's
+        mean colour), each mapped back to the original frame; the class is the one of
+        the original image. Six times the work.
+    eigen_smooth : bool, default False
+        Reduce the weighted activations by their first principal component instead
+        of their sum over channels (less noisy maps). Not for ``"fullgrad"``.
+    scorecam_channels : int, optional
+        ``"scorecam"`` only: keep the ``N`` channels of largest spatial standard
+        deviation per image (Faster Score-CAM); default all channels.
+    perturbation_batch_size : int, default 128
+        ``"scorecam"`` and ``"ablationcam"``: forward passes (one per image and
+        channel) per compiled step; bounds the memory they take.
 
     Returns
     -------
@@ -332,15 +224,18 @@ def grad_cam(
     ------
     InvalidArgumentError
         An unknown layer or one without a 4-D output (the message lists the valid
-        names), a bad method, class index or image shape.
+        names), a bad method, option, class index or image shape; ``"fullgrad"`` on
+        a model whose biased layers it cannot read (the message names the layer).
 
     Notes
     -----
     The gradient is taken on the class score *before* the final softmax/sigmoid when
     the model's last layer is a ``Dense`` with that activation or a separate
     ``Activation``/``Softmax`` layer: a new graph sharing the model's weights reads
-    the logits, the model itself is untouched. The graph and its compiled step are
-    cached per model and layer.
+    the logits, the model itself is untouched. The graph and its compiled steps are
+    cached per model and layer. Score-CAM weighs channels by the class probability
+    (softmax, or sigmoid for one unit) of the masked image; Ablation-CAM by the drop
+    of the logit.
 
     Examples
     --------
@@ -348,28 +243,47 @@ def grad_cam(
     >>> from visionkit.gradcam import grad_cam
     >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3),
     ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")])
-    >>> maps = grad_cam(model, np.random.rand(2, 32, 32, 3).astype("float32"))
+    >>> x = np.random.rand(2, 32, 32, 3).astype("float32")
+    >>> maps = grad_cam(model, x)
     >>> maps.shape, maps.dtype
     ((2, 32, 32), dtype('float32'))
+    >>> grad_cam(model, x, method="scorecam", scorecam_channels=2).shape
+    (2, 32, 32)
     """
+    from ._cam_methods import TABLE, class_array, normalise
+
     V.one_of("method", method, METHODS)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    if not isinstance(upsample, bool):
-        raise V.fail("upsample", "True or False", upsample)
+    perturbation_batch_size = V.integer("perturbation_batch_size", perturbation_batch_size, minimum=1)
+    scorecam_channels = V.integer("scorecam_channels", scorecam_channels, minimum=1, allow_none=True)
+    for name, value in (("upsample", upsample), ("aug_smooth", aug_smooth), ("eigen_smooth", eigen_smooth)):
+        if not isinstance(value, bool):
+            raise V.fail(name, "True or False", value)
+    if eigen_smooth and method == "fullgrad":
+        raise V.fail("eigen_smooth", "False for method='fullgrad' (its terms come from several layers)", eigen_smooth)
+    if scorecam_channels is not None and method != "scorecam":
+        raise V.fail("scorecam_channels", "None unless method='scorecam'", scorecam_channels)
     layer = _resolve_layer(model, layer)
     x, _single = as_batch(model, images)
-    classes = _class_array(class_index, len(x))
+    classes = class_array(class_index, len(x))
     explainer = _explainer(model, layer)
-    n_classes = 2 if explainer.binary else explainer.n_units
-    if classes.size and classes.max() >= n_classes:
-        raise V.fail("class_index", f"a class index below {n_classes} (the model's number of classes)", class_index)
-    maps = _cams(model, x, classes, layer=layer, method=method, batch_size=batch_size)
-    if upsample:
-        maps = _resize_maps(maps, x.shape[1:3])
-    maps, n_zero = _normalise(maps)
+    from ._cam_core import check_classes, resize_maps
+
+    check_classes(classes, explainer.n_units, explainer.binary, class_index)
+    options = {"layer": layer, "method": TABLE[method], "name": method, "batch_size": batch_size,
+               "eigen": eigen_smooth, "channels": scorecam_channels, "chunk": perturbation_batch_size}
+    if aug_smooth:
+        maps = _augmented(model, x, classes, options)
+    else:
+        maps = _raw(model, x, classes, **options)
+        if upsample or method == "fullgrad":
+            maps = resize_maps(maps, x.shape[1:3])
+    if not upsample:
+        maps = resize_maps(maps, tuple(explainer.graph.output[layer].shape[1:3]))
+    maps, n_zero = normalise(maps)
     if n_zero:
         warnings.warn(
-            f"{n_zero} of {len(maps)} Grad-CAM maps have no positive value for layer '{layer}' "
+            f"{n_zero} of {len(maps)} {method} maps have no positive value for layer '{layer}' "
             "(nothing in the image supports the class there); they are returned as zeros.",
             UserWarning,
             stacklevel=2,
@@ -377,22 +291,71 @@ def grad_cam(
     return maps
 
 
-def _cams(
-    model: Any, x: np.ndarray, classes: np.ndarray, *, layer: str, method: str, batch_size: int
-) -> np.ndarray:
+def _batches(x: np.ndarray, classes: np.ndarray, batch_size: int, dtype: Any) -> Iterable[tuple[Any, Any]]:
     import tensorflow as tf
 
-    explainer = _explainer(model, layer)
-    dtype = model.inputs[0].dtype if model.inputs else "float32"
-    out = []
     for start in range(0, len(x), batch_size):
-        xb = tf.convert_to_tensor(x[start : start + batch_size], dtype=dtype)
-        cb = tf.convert_to_tensor(classes[start : start + batch_size])
-        acts, grads, _chosen = explainer.step(xb, cb)
-        out.append(_weigh(acts.numpy(), grads.numpy(), method))
+        yield (tf.convert_to_tensor(x[start : start + batch_size], dtype=dtype),
+               tf.convert_to_tensor(classes[start : start + batch_size], tf.int32))
+
+
+def _raw(model: Any, x: np.ndarray, classes: np.ndarray, *, layer: str, method: Any, name: str, batch_size: int,
+         eigen: bool, channels: int | None, chunk: int) -> np.ndarray:
+    """Raw maps ``(N, h, w)`` >= 0 at the layer's resolution (the input's for fullgrad)."""
+    from . import _cam_perturb
+    from ._cam_methods import reduce
+
+    if method.kind == "fullgrad":
+        from ._cam_fullgrad import fullgrad_maps
+
+        return fullgrad_maps(model, np.asarray(x, np.float32), classes, batch_size=batch_size)
+    ex = _explainer(model, layer)
+    out = []
+    for xb, cb in _batches(x, classes, batch_size, ex.dtype):
+        if method.kind == "gradient":
+            acts, grads, _chosen = ex.gradients(xb, cb)
+            acts, second = acts.numpy().astype(np.float64), grads.numpy().astype(np.float64)
+        else:
+            acts, scores, _probs, chosen = ex.forward(xb, cb)
+            acts, xn, chosen = acts.numpy().astype(np.float64), xb.numpy(), chosen.numpy()
+            if name == "scorecam":
+                keep = _cam_perturb.top_channels(acts, channels)
+                second = _cam_perturb.score_weights(ex, xn, acts, chosen, keep=keep, chunk=chunk)
+            else:
+                second = _cam_perturb.ablation_weights(ex, xn, scores.numpy(), chosen, chunk=chunk)
+        weighted = method.weigh(acts, second)
+        out.append(np.maximum(reduce(weighted, eigen=eigen or method.eigen), 0.0))
     if not out:
         return np.zeros((0, 0, 0), np.float32)
     return np.concatenate(out, axis=0)
+
+
+def _augmented(model: Any, x: np.ndarray, classes: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+    """``aug_smooth``: the mean of the (normalised) maps of flipped and zoomed-out copies."""
+    import tensorflow as tf
+
+    from ._cam_core import resize_maps
+    from ._cam_methods import normalise
+
+    ex = _explainer(model, options["layer"])
+    chosen = np.concatenate([ex.forward(xb, cb)[3].numpy() for xb, cb in _batches(x, classes, options["batch_size"], ex.dtype)])
+    n, height, width = x.shape[:3]
+    total = np.zeros((n, height, width), np.float64)
+    for scale in AUG_SCALES:
+        h, w = max(1, round(height * scale)), max(1, round(width * scale))
+        top, left = (height - h) // 2, (width - w) // 2
+        xf = np.asarray(x, np.float32)
+        if (h, w) != (height, width):
+            small = tf.image.resize(xf, (h, w), method="bilinear").numpy()
+            xf = np.broadcast_to(xf.mean(axis=(1, 2), keepdims=True), xf.shape).copy()
+            xf[:, top : top + h, left : left + w] = small
+        for flip in (False, True):
+            xa = xf[:, :, ::-1] if flip else xf
+            maps = resize_maps(_raw(model, xa.astype(x.dtype), chosen, **options), (height, width))
+            maps = maps[:, :, ::-1] if flip else maps
+            maps = maps[:, top : top + h, left : left + w]
+            total += normalise(resize_maps(np.ascontiguousarray(maps), (height, width)))[0]
+    return total / (2 * len(AUG_SCALES))
 
 
 # ----------------------------------------------------------------------------- pictures

@@ -28,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_index", type=int, default=default_of(grad_cam, "class_index"),
                    help="class index (default: each image's top class)")
     p.add_argument("--method", choices=list(METHODS), default=default_of(grad_cam, "method"),
-                   help="CAM variant (default: %(default)s)")
+                   help="CAM method (default: %(default)s)")
+    p.add_argument("--aug-smooth", action="store_true",
+                   help="average the maps of flipped and zoomed-out copies (6x the work)")
+    p.add_argument("--eigen-smooth", action="store_true",
+                   help="first principal component of the weighted activations (not for fullgrad)")
     p.add_argument("--alpha", type=number_in(0.0, 1.0), default=default_of(overlay, "alpha"),
                    help="heatmap opacity in [0, 1] (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=default_of(grad_cam, "batch_size"),
@@ -56,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     i = 0
     for batch in batches:
         maps = grad_cam(model, batch, class_index=args.class_index, layer=args.layer,
-                        method=args.method, batch_size=args.batch_size)
+                        method=args.method, batch_size=args.batch_size,
+                        aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
         scores = np.asarray(model(batch, training=False)).reshape(len(batch), -1)
         for img, heat, p in zip(batch, maps, scores):
             src = Path(args.images[i])
