@@ -173,7 +173,10 @@ def test_resume_after_crash_keeps_optimizer_state(arrays, tmp_path):
     with pytest.warns(RuntimeWarning, match="already holds 5 epochs"):
         training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, checkpoint_dir=ckpt,
                        progress=False, optimizer="adam")
-    assert [p.name for p in ckpt.glob("*.weights.h5")] == ["epoch-0005.weights.h5"]
+    # the current and the previous epoch are kept, each with its hash in the state
+    assert sorted(p.name for p in ckpt.glob("*.weights.h5")) == ["epoch-0004.weights.h5", "epoch-0005.weights.h5"]
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["previous"]["weights"] == "epoch-0004.weights.h5" and len(state["previous"]["sha256"]) == 64
     assert not list(ckpt.glob(".*tmp*"))
     best = keras.models.load_model(ckpt / "best.keras")
     assert best.count_params() == fresh.count_params()

@@ -62,6 +62,7 @@ import numpy as np
 
 from . import _validate as V
 from ._checkpoint import Checkpoint, fingerprint
+from ._heads import head_kind, output_layer
 from ._heads import is_logits as _is_logits
 from ._io import atomic_save, save_figure, write_json
 from ._labels import ClassNames, class_names, with_class_names
@@ -290,35 +291,20 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     chief = is_chief(strat) if custom else True
     seed = 0 if custom and options.seed is None else options.seed  # every worker must shuffle alike
     batch = global_batch_size(options.batch_size, strat)
-    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed)
+    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed,
+                                       loss=loss)
     val_ds = None
     if validation_data is not None:
-        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False, seed=None)
-
-    total_steps = None
-    if options.lr_schedule != "constant":
-        total_steps = options.epochs * _steps_per_epoch(train_ds, "train_data", options.lr_schedule)
-    with strategy_scope(strat):
-        opt = _make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
-                              total_steps=total_steps)
-        loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
-        model.compile(optimizer=opt, loss=loss_obj, metrics=metric_objs)
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
+        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False,
+                                seed=None, loss=loss)
 
     monitor = "val_loss" if val_ds is not None else "loss"
     folder = options.checkpoint_dir
     if folder is not None and not chief:
         folder = folder / f"worker-{task_info(strat)[1]}"
-    settings = None
-    if folder is not None:
-        schedule = None  # absent for "constant", so older checkpoint folders still resume
-        if total_steps is not None:
-            schedule = f"{options.lr_schedule} over {options.epochs} epochs of {total_steps // options.epochs} steps"
-        settings = fingerprint(model, opt, loss=loss_desc, metrics=metrics, label_shape=label_info["label_shape"],
-                               batch_size=options.batch_size if _is_arrays(train_data) else None,
-                               lr_schedule=schedule)
-    guard = Checkpoint(folder, settings=settings, monitor=monitor, save_best=chief)
+    guard = Checkpoint(folder, monitor=monitor, save_best=chief, resume=options.resume)
+    loss_obj = _compile(model, train_ds, guard, options=options, strategy=strat, loss=loss, metrics=metrics,
+                        label_info=label_info, batch_size=options.batch_size if _is_arrays(train_data) else None)
     initial_epoch = guard.restore(model)
     previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
     if initial_epoch > options.epochs:
@@ -345,15 +331,60 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
         history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
                             callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
     if guard.diverged:
-        restored = guard.restore_last_good(model)
-        where = f"its weights were restored from '{restored}'" if restored else "no checkpoint was available to restore"
-        warnings.warn(
-            f"Training stopped in epoch {guard.diverged_epoch + 1}: the loss became NaN or infinite; {where}. "
-            "Lower the learning rate or check the data.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn_diverged(guard, guard.restore_last_good(model), options)
     return _merge_history(history, previous, model)
+
+
+def _compile(model: Any, train_ds: Any, guard: Checkpoint, *, options: TrainOptions, strategy: Any, loss: Any,
+             metrics: Any, label_info: dict[str, Any], batch_size: int | None) -> Any:
+    """Build the optimizer, settle the checkpoint settings (resume or weights restart), compile; return the loss.
+
+    A ``"cosine"`` schedule spans the epochs from the optimizer's first epoch (0, or the
+    epoch a ``resume="weights"`` restart starts from) to ``epochs``.
+    """
+    steps = None
+    if options.lr_schedule != "constant":
+        steps = _steps_per_epoch(train_ds, "train_data", options.lr_schedule)
+
+    def build(first_epoch: int) -> tuple[Any, Any, Any, dict[str, Any] | None]:
+        span = max(options.epochs - first_epoch, 1)
+        with strategy_scope(strategy):
+            opt = _make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
+                                  total_steps=None if steps is None else span * steps)
+            loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
+        if guard.directory is None:
+            return opt, loss_obj, metric_objs, None
+        # no schedule entry for "constant", so older checkpoint folders still resume
+        schedule = None if steps is None else f"{options.lr_schedule} over {span} epochs of {steps} steps"
+        settings = fingerprint(model, opt, loss=loss_desc, metrics=metrics, label_shape=label_info["label_shape"],
+                               batch_size=batch_size, lr_schedule=schedule)
+        return opt, loss_obj, metric_objs, settings | ({"restart_epoch": first_epoch} if first_epoch else {})
+
+    opt, loss_obj, metric_objs, settings = build(guard.restart_epoch)
+    if settings is not None and guard.needs_restart(settings):  # resume="weights" with new settings
+        opt, loss_obj, metric_objs, settings = build(guard.completed_epochs)
+    if settings is not None:
+        guard.apply_settings(settings)
+    with strategy_scope(strategy):
+        model.compile(optimizer=opt, loss=loss_obj, metrics=metric_objs)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    return loss_obj
+
+
+def _warn_diverged(guard: Checkpoint, restored: str | None, options: TrainOptions) -> None:
+    where = f"its weights were restored from {restored}" if restored else "there were no finite weights to restore"
+    if options.checkpoint_dir is not None:
+        advice = ("To continue from the restored weights with a lower learning rate, run again with the same "
+                  '`checkpoint_dir`, the new `learning_rate` and resume="weights" (command line: --resume weights).')
+    else:
+        advice = "To continue, call train() again on this model with a lower `learning_rate`."
+    warnings.warn(
+        f"Training stopped in epoch {guard.diverged_epoch + 1}: the loss became NaN or infinite; {where}. "
+        f"Lower the learning rate or check the data. {advice}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _log_callbacks(log_dir: Path, *, resumed: bool) -> list[Any]:
@@ -477,7 +508,9 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
     """
     _check_model(model)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    ds, label_info = _as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None)
+    compiled_loss = getattr(model, "loss", None) if getattr(model, "compiled", False) else None
+    ds, label_info = _as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None,
+                                 loss=compiled_loss)
     from ._distributed import evaluate_local, needs_custom_loop
 
     if needs_custom_loop(model.distribute_strategy):
@@ -597,9 +630,13 @@ def _is_arrays(data: Any) -> bool:
 
 
 def _as_dataset(
-    model: keras.Model, data: Any, name: str, *, batch_size: int, shuffle: bool, seed: int | None
+    model: keras.Model, data: Any, name: str, *, batch_size: int, shuffle: bool, seed: int | None, loss: Any = None
 ) -> tuple[tf.data.Dataset, dict[str, Any]]:
-    """Return a batched dataset of ``data`` and what its labels look like."""
+    """Return a batched dataset of ``data`` and what its labels look like.
+
+    The labels (all of them for arrays, the first batch of a dataset) are checked
+    against the model's head for the loss ``loss`` (``None``: the default loss).
+    """
     import tensorflow as tf
 
     from .data import from_arrays
@@ -613,7 +650,10 @@ def _as_dataset(
         if len(x_shape) < 1 or not _shape_fits(x_shape[1:], want):
             raise V.fail(name, f"a batched dataset whose inputs have shape (batch, {_fmt(want)})", f"dataset of inputs {x_shape}")
         y_shape = tuple(spec[1].shape)
-        return data, {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
+        info = {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
+        _check_labels(model, _first_labels(data), _label_kind(model, loss, info["label_shape"]), name,
+                      where="in its first batch ")
+        return data, info
     if not _is_arrays(data):
         raise V.fail(name, "an (x, y) tuple of arrays or a tf.data.Dataset", type(data).__name__)
     x, y = np.asarray(data[0]), np.asarray(data[1])
@@ -628,8 +668,75 @@ def _as_dataset(
             f"Argument `{name}` has {len(x)} inputs but {len(y)} labels; they must match. "
             f"Received: x of shape {x.shape}, y of shape {y.shape}"
         )
+    _check_labels(model, y, _label_kind(model, loss, tuple(y.shape[1:])), name)
     ds = from_arrays(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     return ds, {"label_shape": tuple(y.shape[1:]), "source": "arrays", "input_shape": tuple(x.shape[1:])}
+
+
+def _first_labels(ds: Any) -> Any:
+    """The labels of a dataset's first element (a re-iterable ``tf.data.Dataset``: nothing is consumed)."""
+    for element in ds.take(1):
+        labels = element[1]
+        return labels.numpy() if hasattr(labels, "numpy") else None
+    return None
+
+
+_LOSS_KINDS = {"binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary",
+               "sparsecategoricalcrossentropy": "sparse", "categoricalcrossentropy": "categorical",
+               "categoricalfocalcrossentropy": "categorical"}
+
+
+def _label_kind(model: Any, loss: Any, label_shape: tuple[Any, ...]) -> str | None:
+    """``"binary"``, ``"sparse"`` or ``"categorical"``: the labels ``loss`` takes (``None``: unknown)."""
+    if loss is None:
+        shape = tuple(model.outputs[0].shape) if model.outputs else ()
+        if len(shape) != 2 or shape[-1] is None:
+            return None
+        units = int(shape[-1])
+        if units == 1:
+            return "binary"
+        return "categorical" if len(label_shape) == 1 and label_shape[0] == units else "sparse"
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", type(loss).__name__)
+    return _LOSS_KINDS.get(str(name).replace("_", "").lower())
+
+
+def _check_labels(model: Any, y: Any, kind: str | None, name: str, *, where: str = "") -> None:
+    """Refuse labels outside what the model's head and loss can take, naming both ranges."""
+    units = model.outputs[0].shape[-1] if model.outputs else None
+    if kind is None or y is None or units is None or np.size(y) == 0:
+        return
+    y, units = np.asarray(y), int(units)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise V.fail(name, "numeric labels", f"labels of dtype {y.dtype}")
+    y = y.astype(np.float64)
+    kind_name = head_kind(output_layer(model))
+    head = f"{units}-unit {'logits' if kind_name == 'linear' else kind_name} head".replace(" other head", " head")
+    flat_out = len(model.outputs[0].shape) == 2
+    if kind == "sparse":
+        allowed, low, high, integers = f"integers in [0, {units - 1}]", 0, units - 1, True
+        width_ok = not flat_out or y.ndim == 1 or y.shape[1:] == (1,)
+        width_msg = f"class indices of shape (N,) or (N, 1), or one-hot labels of shape (N, {units})"
+    else:
+        allowed = "0 or 1 (or floats in [0, 1])" if kind == "binary" else f"one-hot rows of {units} values in [0, 1]"
+        low, high, integers = 0, 1, False
+        width_ok = not flat_out or (y.shape[1:] in ((), (1,)) if units == 1 else y.shape[1:] == (units,))
+        width_msg = f"labels of shape (N, {units})" if units > 1 else "labels of shape (N,) or (N, 1)"
+    if not width_ok:
+        raise InvalidArgumentError(
+            f"Argument `{name}` has labels of shape (N, {_fmt(y.shape[1:])}) {where}that do not fit the "
+            f"{head} of model '{model.name}': it takes {width_msg}."
+        )
+    if not np.isfinite(y).all():
+        found = "NaN or infinite values"
+    elif y.min() < low or y.max() > high or (integers and not np.array_equal(y, np.round(y))):
+        found = f"values in [{y.min():g}, {y.max():g}]" + (
+            "" if not integers or np.array_equal(y, np.round(y)) else ", not all integers")
+    else:
+        return
+    raise InvalidArgumentError(
+        f"Argument `{name}` has labels outside what model '{model.name}' can learn: labels must be {allowed} "
+        f"for a {head}; found {found} {where}".rstrip() + "."
+    )
 
 
 def _shape_fits(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
