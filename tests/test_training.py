@@ -394,10 +394,15 @@ def test_softmax_head_refuses_class_indices_out_of_range(arrays):
         training.train(tiny_model(), (x, y % 3), validation_data=(x, y), epochs=1, progress=False)
     with pytest.raises(InvalidArgumentError, match="not all integers"):
         training.train(tiny_model(), (x, (y % 3) + 0.5 * (y == 1)), epochs=1, progress=False)
-    # a dataset: its first batch is checked, and the dataset is still whole afterwards
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
-    with pytest.raises(InvalidArgumentError, match=r"data.*found values in \[0, 5\] in its first batch"):
+    # a dataset: every batch is checked as it is read (here the third), nothing is read ahead
+    ds = tf.data.Dataset.from_tensor_slices((x, np.where(np.arange(N) == 40, 7, y % 3))).batch(BATCH)
+    with pytest.raises(InvalidArgumentError, match=r"train_data.*integers in \[0, 2\] for a 3-unit softmax head; "
+                                                   r"found values in \[0, 7\] in a batch"):
         training.train(tiny_model(), ds, epochs=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match=r"data.*found values in \[0, 7\] in a batch"):
+        training.evaluate(tiny_model(), ds)
+    with pytest.raises(InvalidArgumentError, match=r"not all integers"):
+        training.train(tiny_model(), ds.map(lambda a, b: (a, tf.cast(b, "float32") / 2)), epochs=1, progress=False)
     good = tf.data.Dataset.from_tensor_slices((x, y % 3)).batch(BATCH)
     history = training.train(tiny_model(), good, epochs=1, progress=False)
     assert len(history.history["loss"]) == 1

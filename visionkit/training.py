@@ -47,9 +47,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -321,15 +324,16 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
     start = min(initial_epoch, options.epochs)
     callbacks = own + list(options.callbacks)
-    if custom:
-        history = distributed_fit(
-            model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
-            validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
-            from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
-        )
-    else:
-        history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
-                            callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    with _reraise_label_errors():
+        if custom:
+            history = distributed_fit(
+                model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
+                validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
+                from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
+            )
+        else:
+            history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
+                                callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
     if guard.diverged:
         _warn_diverged(guard, guard.restore_last_good(model), options)
     return _merge_history(history, previous, model)
@@ -516,11 +520,13 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
     if needs_custom_loop(model.distribute_strategy):
         # Keras' evaluate() fails under MultiWorkerMirroredStrategy: evaluate locally.
         loss_obj = getattr(model, "loss", None) or _resolve_loss(model, None, (), label_info)[0]
-        return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=_is_logits(model))
+        with _reraise_label_errors():
+            return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=_is_logits(model))
     if not getattr(model, "compiled", False) or model.optimizer is None:
         loss_obj, metric_objs, _ = _resolve_loss(model, None, ("accuracy",), label_info)
         model.compile(optimizer="rmsprop", loss=loss_obj, metrics=metric_objs)
-    results = model.evaluate(ds, verbose=0, return_dict=True)
+    with _reraise_label_errors():
+        results = model.evaluate(ds, verbose=0, return_dict=True)
     return {str(k): float(v) for k, v in results.items()}
 
 
@@ -651,9 +657,7 @@ def _as_dataset(
             raise V.fail(name, f"a batched dataset whose inputs have shape (batch, {_fmt(want)})", f"dataset of inputs {x_shape}")
         y_shape = tuple(spec[1].shape)
         info = {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
-        _check_labels(model, _first_labels(data), _label_kind(model, loss, info["label_shape"]), name,
-                      where="in its first batch ")
-        return data, info
+        return _guard_labels(model, data, _label_kind(model, loss, info["label_shape"]), name), info
     if not _is_arrays(data):
         raise V.fail(name, "an (x, y) tuple of arrays or a tf.data.Dataset", type(data).__name__)
     x, y = np.asarray(data[0]), np.asarray(data[1])
@@ -671,14 +675,6 @@ def _as_dataset(
     _check_labels(model, y, _label_kind(model, loss, tuple(y.shape[1:])), name)
     ds = from_arrays(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     return ds, {"label_shape": tuple(y.shape[1:]), "source": "arrays", "input_shape": tuple(x.shape[1:])}
-
-
-def _first_labels(ds: Any) -> Any:
-    """The labels of a dataset's first element (a re-iterable ``tf.data.Dataset``: nothing is consumed)."""
-    for element in ds.take(1):
-        labels = element[1]
-        return labels.numpy() if hasattr(labels, "numpy") else None
-    return None
 
 
 _LOSS_KINDS = {"binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary",
@@ -700,43 +696,117 @@ def _label_kind(model: Any, loss: Any, label_shape: tuple[Any, ...]) -> str | No
     return _LOSS_KINDS.get(str(name).replace("_", "").lower())
 
 
-def _check_labels(model: Any, y: Any, kind: str | None, name: str, *, where: str = "") -> None:
-    """Refuse labels outside what the model's head and loss can take, naming both ranges."""
-    units = model.outputs[0].shape[-1] if model.outputs else None
-    if kind is None or y is None or units is None or np.size(y) == 0:
-        return
-    y, units = np.asarray(y), int(units)
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
-        raise V.fail(name, "numeric labels", f"labels of dtype {y.dtype}")
-    y = y.astype(np.float64)
+def _label_rule(model: Any, kind: str, name: str) -> dict[str, Any]:
+    """What labels the model's head takes for a loss kind: bounds, and the words for a message."""
+    units = int(model.outputs[0].shape[-1])
     kind_name = head_kind(output_layer(model))
     head = f"{units}-unit {'logits' if kind_name == 'linear' else kind_name} head".replace(" other head", " head")
-    flat_out = len(model.outputs[0].shape) == 2
     if kind == "sparse":
-        allowed, low, high, integers = f"integers in [0, {units - 1}]", 0, units - 1, True
-        width_ok = not flat_out or y.ndim == 1 or y.shape[1:] == (1,)
-        width_msg = f"class indices of shape (N,) or (N, 1), or one-hot labels of shape (N, {units})"
+        allowed, high, integers = f"integers in [0, {units - 1}]", units - 1, True
+        width = f"class indices of shape (N,) or (N, 1), or one-hot labels of shape (N, {units})"
     else:
         allowed = "0 or 1 (or floats in [0, 1])" if kind == "binary" else f"one-hot rows of {units} values in [0, 1]"
-        low, high, integers = 0, 1, False
-        width_ok = not flat_out or (y.shape[1:] in ((), (1,)) if units == 1 else y.shape[1:] == (units,))
-        width_msg = f"labels of shape (N, {units})" if units > 1 else "labels of shape (N,) or (N, 1)"
-    if not width_ok:
-        raise InvalidArgumentError(
-            f"Argument `{name}` has labels of shape (N, {_fmt(y.shape[1:])}) {where}that do not fit the "
-            f"{head} of model '{model.name}': it takes {width_msg}."
-        )
-    if not np.isfinite(y).all():
-        found = "NaN or infinite values"
-    elif y.min() < low or y.max() > high or (integers and not np.array_equal(y, np.round(y))):
-        found = f"values in [{y.min():g}, {y.max():g}]" + (
-            "" if not integers or np.array_equal(y, np.round(y)) else ", not all integers")
-    else:
+        high, integers = 1, False
+        width = f"labels of shape (N, {units})" if units > 1 else "labels of shape (N,) or (N, 1)"
+    return {"units": units, "high": high, "integers": integers, "width": width,
+            "text": f"Argument `{name}` has labels outside what model '{model.name}' can learn: labels must be "
+                    f"{allowed} for a {head}", "head": head}
+
+
+def _check_label_shape(model: Any, label_shape: tuple[Any, ...], kind: str, rule: dict[str, Any], name: str) -> None:
+    units = rule["units"]
+    if len(model.outputs[0].shape) != 2 or any(d is None for d in label_shape):
         return
-    raise InvalidArgumentError(
-        f"Argument `{name}` has labels outside what model '{model.name}' can learn: labels must be {allowed} "
-        f"for a {head}; found {found} {where}".rstrip() + "."
-    )
+    shape = tuple(int(d) for d in label_shape)
+    if kind == "sparse" or units == 1:
+        ok = shape in ((), (1,))
+    else:
+        ok = shape == (units,)
+    if not ok:
+        raise InvalidArgumentError(
+            f"Argument `{name}` has labels of shape (N, {_fmt(shape)}) that do not fit the {rule['head']} of "
+            f"model '{model.name}': it takes {rule['width']}."
+        )
+
+
+def _found(low: float, high: float, integral: bool, rule: dict[str, Any]) -> str | None:
+    """What is wrong with labels spanning ``[low, high]``, or ``None``."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "NaN or infinite values"
+    if low < 0 or high > rule["high"] or (rule["integers"] and not integral):
+        return f"values in [{low:g}, {high:g}]" + ("" if integral or not rule["integers"] else ", not all integers")
+    return None
+
+
+def _check_labels(model: Any, y: Any, kind: str | None, name: str) -> None:
+    """Refuse label arrays outside what the model's head and loss can take, naming both ranges."""
+    if kind is None or not model.outputs or model.outputs[0].shape[-1] is None or np.size(y) == 0:
+        return
+    y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise V.fail(name, "numeric labels", f"labels of dtype {y.dtype}")
+    rule = _label_rule(model, kind, name)
+    _check_label_shape(model, tuple(y.shape[1:]), kind, rule, name)
+    y = y.astype(np.float64)
+    found = _found(float(y.min()), float(y.max()), bool(np.array_equal(y, np.round(y))), rule)
+    if found is not None:
+        raise InvalidArgumentError(f"{rule['text']}; found {found}.")
+
+
+_LABEL_MARK = re.compile(r"<<visionkit-labels (.*?)>>\] \[([^\]]+)\] \[([^\]]+)\] \[([^\]]+)\]", re.S)
+
+
+def _guard_labels(model: Any, ds: Any, kind: str | None, name: str) -> Any:
+    """``ds`` with every batch's labels checked as it is read (a failed check stops training by name).
+
+    Checking inside the pipeline reads nothing ahead (a peek would advance a seeded
+    ``shuffle`` and fill its buffer); ``_reraise_label_errors`` turns the failed
+    assertion into an [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError].
+    """
+    import tensorflow as tf
+
+    spec = ds.element_spec[1]
+    if kind is None or not model.outputs or model.outputs[0].shape[-1] is None or not hasattr(spec, "dtype"):
+        return ds
+    if not (spec.dtype.is_integer or spec.dtype.is_floating or spec.dtype.is_bool):
+        raise V.fail(name, "a dataset with numeric labels", f"labels of dtype {spec.dtype.name}")
+    rule = _label_rule(model, kind, name)
+    _check_label_shape(model, tuple(spec.shape[1:]), kind, rule, name)
+
+    def check(x: Any, y: Any, *rest: Any) -> Any:
+        yf = tf.cast(y, tf.float64)
+        empty = tf.equal(tf.size(yf), 0)
+        zero = tf.constant(0.0, tf.float64)
+        low = tf.where(empty, zero, tf.reduce_min(yf))
+        high = tf.where(empty, zero, tf.reduce_max(yf))
+        integral = tf.reduce_all(tf.equal(yf, tf.round(yf)))
+        ok = tf.logical_and(low >= 0.0, high <= float(rule["high"]))
+        if rule["integers"]:
+            ok = tf.logical_and(ok, integral)
+        done = tf.debugging.Assert(ok, [f"<<visionkit-labels {rule['text']}>>", low, high, tf.cast(integral, tf.int32)])
+        with tf.control_dependencies([done]):
+            return (x, tf.identity(y), *rest)
+
+    return ds.map(check)
+
+
+@contextlib.contextmanager
+def _reraise_label_errors() -> Any:
+    """Turn a failed label check of ``_guard_labels`` into an ``InvalidArgumentError`` naming the data."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as exc:
+        match = _LABEL_MARK.search(str(exc))
+        if match is None:
+            raise
+        low, high, integral = float(match[2]), float(match[3]), match[4].strip() == "1"
+        if not (math.isfinite(low) and math.isfinite(high)):
+            found = "NaN or infinite values"
+        else:
+            found = f"values in [{low:g}, {high:g}]" + ("" if integral else ", not all integers")
+        raise InvalidArgumentError(f"{match[1]}; found {found} in a batch.") from None
 
 
 def _shape_fits(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
