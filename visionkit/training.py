@@ -2,13 +2,14 @@
 
 * [`TrainOptions`][visionkit.training.TrainOptions]: the training options every recipe takes, with the same
   names, meanings and checks (``epochs``, ``batch_size``, ``optimizer``,
-  ``learning_rate``, ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``log_dir``,
-  ``strategy``, ``precision``, ``seed``, ``progress``). The recipes take them as
+  ``learning_rate``, ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``resume``,
+  ``log_dir``, ``strategy``, ``precision``, ``seed``, ``progress``). The recipes take them as
   keyword arguments and forward them here.
 * [`train`][visionkit.training.train]: ``keras.Model.fit`` with what a long run needs: arrays or
   ``tf.data`` datasets; a default loss chosen from the model's output; resumable
-  checkpoints ([`Checkpoint`][visionkit.training.Checkpoint]) with a settings fingerprint; a NaN stop that
-  restores the last good weights; TensorBoard logs and ``metrics.csv``.
+  checkpoints ([`Checkpoint`][visionkit.training.Checkpoint]) with a settings fingerprint and verified
+  weights files; a NaN stop that restores the last finite weights; labels checked
+  against the model's head; TensorBoard logs and ``metrics.csv``.
 * [`TrainResult`][visionkit.training.TrainResult]: what every recipe returns; it unpacks as
   ``model, history, metrics`` and carries the class names, the settings and the
   output paths; [`TrainResult.save`][visionkit.training.TrainResult.save] writes ``model.keras``, ``curves.png`` and
@@ -22,11 +23,15 @@ Files in ``checkpoint_dir``
 ---------------------------
 ``settings.json``
     The fingerprint of the run's settings, checked on resume.
+``settings.previous.json``
+    The settings a ``resume="weights"`` restart replaced (only after one).
 ``state.json``
-    The number of completed epochs, the name of the weights file that holds them,
-    the best monitored value so far and the per-epoch history.
+    The number of completed epochs, the name and SHA-256 of the weights file that
+    holds them, the same for the epoch before (``previous``), the best monitored
+    value so far and the per-epoch history.
 ``epoch-NNNN.weights.h5``
-    Model and optimizer variables after epoch ``NNNN`` (only the latest is kept).
+    Model and optimizer variables after epoch ``NNNN`` (the latest two are kept: a
+    damaged or missing latest file falls back to the one before, with a warning).
 ``best.keras``
     The whole model at its best epoch (lowest ``val_loss``, or ``loss`` without
     validation data); ``keras.models.load_model`` reads it.
@@ -232,7 +237,7 @@ def train(
     **options
         The shared training options ([`TrainOptions`][visionkit.training.TrainOptions]): ``epochs`` (default
         10), ``batch_size`` (32), ``optimizer`` ("rmsprop"), ``learning_rate``,
-        ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``log_dir``,
+        ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``resume``, ``log_dir``,
         ``strategy``, ``precision``, ``seed``, ``progress``. Under a ``strategy``
         the model must have been built under ``strategy.scope()`` (the recipes do
         it); under ``MultiWorkerMirroredStrategy``, where Keras 3's ``fit`` cannot
@@ -248,17 +253,25 @@ def train(
     Raises
     ------
     InvalidArgumentError
-        A bad argument (the message names it).
+        A bad argument (the message names it), or labels outside what the model's
+        head takes with a classification loss (e.g. a class index ≥ the number of
+        softmax units, a label other than 0/1 for one sigmoid unit): label arrays
+        are checked before training, a dataset's labels batch by batch as they are
+        read.
     UnexpectedArgumentError
         A keyword that is no training option.
     ResumeMismatchError
-        ``checkpoint_dir`` holds a run with different settings.
+        ``checkpoint_dir`` holds a run with different settings (and ``resume`` is not
+        ``"weights"``), or its weights files are damaged or missing with none to fall
+        back to.
 
     Warns
     -----
     RuntimeWarning
-        The loss became NaN or infinite: training stopped, the model's weights were
-        restored from the last good checkpoint (when there is one).
+        The loss became NaN or infinite: training stopped and the model's last finite
+        weights (and optimizer state) were put back, from memory, so also without
+        ``checkpoint_dir`` and in the first epoch; or the latest checkpoint file was
+        damaged and the previous epoch's was resumed from.
 
     Notes
     -----
