@@ -173,7 +173,10 @@ def test_resume_after_crash_keeps_optimizer_state(arrays, tmp_path):
     with pytest.warns(RuntimeWarning, match="already holds 5 epochs"):
         training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, checkpoint_dir=ckpt,
                        progress=False, optimizer="adam")
-    assert [p.name for p in ckpt.glob("*.weights.h5")] == ["epoch-0005.weights.h5"]
+    # the current and the previous epoch are kept, each with its hash in the state
+    assert sorted(p.name for p in ckpt.glob("*.weights.h5")) == ["epoch-0004.weights.h5", "epoch-0005.weights.h5"]
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["previous"]["weights"] == "epoch-0004.weights.h5" and len(state["previous"]["sha256"]) == 64
     assert not list(ckpt.glob(".*tmp*"))
     best = keras.models.load_model(ckpt / "best.keras")
     assert best.count_params() == fresh.count_params()
@@ -359,3 +362,59 @@ def test_strategy_and_silence(arrays, capsys):
     training.train(model, arrays, epochs=1, batch_size=BATCH, strategy=strategy, progress=False)
     training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, strategy="default", progress=False)
     assert capsys.readouterr().out == ""
+
+
+# ----------------------------------------------------------------------------- labels against the head
+
+
+def test_binary_head_refuses_labels_outside_0_1(arrays):
+    x, _ = arrays
+    y = np.arange(N) % 3  # {0, 1, 2} for a one-unit sigmoid
+    with pytest.raises(InvalidArgumentError, match=r"0 or 1 \(or floats in \[0, 1\]\) for a 1-unit sigmoid head; "
+                                                   r"found values in \[0, 2\]"):
+        training.train(tiny_model(classes=1, activation="sigmoid"), (x, y), epochs=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match="train_data.*NaN or infinite"):
+        training.train(tiny_model(classes=1, activation="sigmoid"), (x, np.full(N, np.nan)), epochs=1, progress=False)
+    # floats in [0, 1] are soft labels, fine
+    training.train(tiny_model(classes=1, activation=None), (x, np.linspace(0, 1, N)), epochs=1, progress=False)
+
+
+def test_softmax_head_refuses_class_indices_out_of_range(arrays):
+    import tensorflow as tf
+
+    x, _ = arrays
+    y = np.arange(N) % 6
+    msg = r"integers in \[0, 2\] for a 3-unit softmax head; found values in \[0, 5\]"
+    with pytest.raises(InvalidArgumentError, match=msg):
+        training.train(tiny_model(), (x, y), epochs=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match=r"logits head; found values in \[0, 5\]"):
+        training.train(tiny_model(activation=None), (x, y), epochs=1, progress=False,
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(InvalidArgumentError, match=r"validation_data.*found values in \[0, 5\]"):
+        training.train(tiny_model(), (x, y % 3), validation_data=(x, y), epochs=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match="not all integers"):
+        training.train(tiny_model(), (x, (y % 3) + 0.5 * (y == 1)), epochs=1, progress=False)
+    # a dataset: every batch is checked as it is read (here the third), nothing is read ahead
+    ds = tf.data.Dataset.from_tensor_slices((x, np.where(np.arange(N) == 40, 7, y % 3))).batch(BATCH)
+    with pytest.raises(InvalidArgumentError, match=r"train_data.*integers in \[0, 2\] for a 3-unit softmax head; "
+                                                   r"found values in \[0, 7\] in a batch"):
+        training.train(tiny_model(), ds, epochs=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match=r"data.*found values in \[0, 7\] in a batch"):
+        training.evaluate(tiny_model(), ds)
+    with pytest.raises(InvalidArgumentError, match=r"not all integers"):
+        training.train(tiny_model(), ds.map(lambda a, b: (a, tf.cast(b, "float32") / 2)), epochs=1, progress=False)
+    good = tf.data.Dataset.from_tensor_slices((x, y % 3)).batch(BATCH)
+    history = training.train(tiny_model(), good, epochs=1, progress=False)
+    assert len(history.history["loss"]) == 1
+    with pytest.raises(InvalidArgumentError, match=r"data.*integers in \[0, 2\]"):
+        training.evaluate(tiny_model(), (x, y))
+    # a loss that is no classification loss is left alone
+    training.train(tiny_model(classes=1, activation=None), (x, 5.0 * y), loss="mse", epochs=1, progress=False)
+
+
+def test_one_hot_labels_of_the_wrong_width(arrays):
+    x, y = arrays
+    with pytest.raises(InvalidArgumentError, match=r"labels of shape \(N, 5\).*3-unit softmax head"):
+        training.train(tiny_model(), (x, np.eye(5)[y]), epochs=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match=r"one-hot rows of 3 values in \[0, 1\].*found values in \[0, 2\]"):
+        training.train(tiny_model(), (x, 2 * np.eye(3)[y]), epochs=1, progress=False)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TRAINING_OPTIONS", "TrainOptions", "TrainingOptions"]
+__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "RESUME_MODES", "TRAINING_OPTIONS", "TrainOptions", "TrainingOptions"]
 
 #: Optimizer names [`train`][visionkit.training.train] accepts as strings (or pass a Keras optimizer).
 OPTIMIZERS: tuple[str, ...] = (
@@ -31,6 +31,9 @@ OPTIMIZERS: tuple[str, ...] = (
 
 #: Learning-rate schedules [`train`][visionkit.training.train] can build for a named optimizer.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+#: Values of the ``resume`` option: how a ``checkpoint_dir`` that already holds a run is continued.
+RESUME_MODES: tuple[str, ...] = ("auto", "weights", "never")
 
 
 # ----------------------------------------------------------------------------- options
@@ -46,6 +49,7 @@ class TrainingOptions(TypedDict, total=False):
     lr_schedule: str
     callbacks: Sequence[keras.callbacks.Callback] | None
     checkpoint_dir: str | os.PathLike[str] | None
+    resume: str
     log_dir: str | os.PathLike[str] | None
     strategy: str | tf.distribute.Strategy | None
     precision: str | None
@@ -84,6 +88,20 @@ class TrainOptions:
     checkpoint_dir : str or os.PathLike, optional
         Folder of resumable checkpoints (see the module description): run the same
         call again after a crash to resume after the last completed epoch.
+    resume : {"auto", "weights", "never"}, default "auto"
+        What to do with a ``checkpoint_dir`` that already holds a run. ``"auto"``:
+        resume it when this run's settings match the folder's ``settings.json``,
+        refuse otherwise ([`ResumeMismatchError`][visionkit.errors.ResumeMismatchError]). ``"weights"``: the
+        same when they match; when they differ (a lower ``learning_rate`` after a
+        NaN loss, another optimizer, more ``epochs``; not another model), load the
+        last good checkpoint's **model weights only** (not the optimizer state)
+        and train on with the new settings. Epochs keep counting from the
+        checkpoint's epoch and ``epochs`` stays the run's total: a run stopped
+        after epoch 3 and restarted with ``epochs=10`` trains epochs 4 to 10, and
+        a ``"cosine"`` schedule spans those 7 epochs. The replaced settings are
+        kept as ``settings.previous.json``; running the same call again resumes
+        normally. ``"never"``: refuse a folder that already holds a run. Ignored
+        without ``checkpoint_dir``.
     log_dir : str or os.PathLike, optional
         Folder for TensorBoard logs and ``metrics.csv``.
     strategy : str or tf.distribute.Strategy, optional
@@ -119,6 +137,7 @@ class TrainOptions:
     lr_schedule: str = "constant"
     callbacks: tuple[Any, ...] = ()
     checkpoint_dir: Path | None = None
+    resume: str = "auto"
     log_dir: Path | None = None
     strategy: Any = None
     precision: str | None = None
@@ -132,6 +151,7 @@ class TrainOptions:
         set_(self, "learning_rate", V.number("learning_rate", self.learning_rate, minimum=0.0,
                                              exclusive_minimum=True, allow_none=True))
         V.one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        V.one_of("resume", self.resume, RESUME_MODES)
         set_(self, "seed", V.integer("seed", self.seed, minimum=0, allow_none=True))
         set_(self, "progress", V.boolean("progress", self.progress))
         V.one_of("precision", self.precision, (*PRECISIONS, None))
@@ -182,7 +202,7 @@ class TrainOptions:
         return {
             "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": name(self.optimizer),
             "learning_rate": self.learning_rate, "lr_schedule": self.lr_schedule,
-            "checkpoint_dir": str(self.checkpoint_dir) if self.checkpoint_dir else None,
+            "checkpoint_dir": str(self.checkpoint_dir) if self.checkpoint_dir else None, "resume": self.resume,
             "log_dir": str(self.log_dir) if self.log_dir else None,
             "strategy": name(self.strategy), "precision": self.precision, "seed": self.seed,
         }

@@ -2,13 +2,14 @@
 
 * [`TrainOptions`][visionkit.training.TrainOptions]: the training options every recipe takes, with the same
   names, meanings and checks (``epochs``, ``batch_size``, ``optimizer``,
-  ``learning_rate``, ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``log_dir``,
-  ``strategy``, ``precision``, ``seed``, ``progress``). The recipes take them as
+  ``learning_rate``, ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``resume``,
+  ``log_dir``, ``strategy``, ``precision``, ``seed``, ``progress``). The recipes take them as
   keyword arguments and forward them here.
 * [`train`][visionkit.training.train]: ``keras.Model.fit`` with what a long run needs: arrays or
   ``tf.data`` datasets; a default loss chosen from the model's output; resumable
-  checkpoints ([`Checkpoint`][visionkit.training.Checkpoint]) with a settings fingerprint; a NaN stop that
-  restores the last good weights; TensorBoard logs and ``metrics.csv``.
+  checkpoints ([`Checkpoint`][visionkit.training.Checkpoint]) with a settings fingerprint and verified
+  weights files; a NaN stop that restores the last finite weights; labels checked
+  against the model's head; TensorBoard logs and ``metrics.csv``.
 * [`TrainResult`][visionkit.training.TrainResult]: what every recipe returns; it unpacks as
   ``model, history, metrics`` and carries the class names, the settings and the
   output paths; [`TrainResult.save`][visionkit.training.TrainResult.save] writes ``model.keras``, ``curves.png`` and
@@ -22,11 +23,15 @@ Files in ``checkpoint_dir``
 ---------------------------
 ``settings.json``
     The fingerprint of the run's settings, checked on resume.
+``settings.previous.json``
+    The settings a ``resume="weights"`` restart replaced (only after one).
 ``state.json``
-    The number of completed epochs, the name of the weights file that holds them,
-    the best monitored value so far and the per-epoch history.
+    The number of completed epochs, the name and SHA-256 of the weights file that
+    holds them, the same for the epoch before (``previous``), the best monitored
+    value so far and the per-epoch history.
 ``epoch-NNNN.weights.h5``
-    Model and optimizer variables after epoch ``NNNN`` (only the latest is kept).
+    Model and optimizer variables after epoch ``NNNN`` (the latest two are kept: a
+    damaged or missing latest file falls back to the one before, with a warning).
 ``best.keras``
     The whole model at its best epoch (lowest ``val_loss``, or ``loss`` without
     validation data); ``keras.models.load_model`` reads it.
@@ -47,9 +52,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -62,6 +70,7 @@ import numpy as np
 
 from . import _validate as V
 from ._checkpoint import Checkpoint, fingerprint
+from ._heads import head_kind, output_layer
 from ._heads import is_logits as _is_logits
 from ._io import atomic_save, save_figure, write_json
 from ._labels import ClassNames, class_names, with_class_names
@@ -228,7 +237,7 @@ def train(
     **options
         The shared training options ([`TrainOptions`][visionkit.training.TrainOptions]): ``epochs`` (default
         10), ``batch_size`` (32), ``optimizer`` ("rmsprop"), ``learning_rate``,
-        ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``log_dir``,
+        ``lr_schedule``, ``callbacks``, ``checkpoint_dir``, ``resume``, ``log_dir``,
         ``strategy``, ``precision``, ``seed``, ``progress``. Under a ``strategy``
         the model must have been built under ``strategy.scope()`` (the recipes do
         it); under ``MultiWorkerMirroredStrategy``, where Keras 3's ``fit`` cannot
@@ -244,17 +253,25 @@ def train(
     Raises
     ------
     InvalidArgumentError
-        A bad argument (the message names it).
+        A bad argument (the message names it), or labels outside what the model's
+        head takes with a classification loss (e.g. a class index ≥ the number of
+        softmax units, a label other than 0/1 for one sigmoid unit): label arrays
+        are checked before training, a dataset's labels batch by batch as they are
+        read.
     UnexpectedArgumentError
         A keyword that is no training option.
     ResumeMismatchError
-        ``checkpoint_dir`` holds a run with different settings.
+        ``checkpoint_dir`` holds a run with different settings (and ``resume`` is not
+        ``"weights"``), or its weights files are damaged or missing with none to fall
+        back to.
 
     Warns
     -----
     RuntimeWarning
-        The loss became NaN or infinite: training stopped, the model's weights were
-        restored from the last good checkpoint (when there is one).
+        The loss became NaN or infinite: training stopped and the model's last finite
+        weights (and optimizer state) were put back, from memory, so also without
+        ``checkpoint_dir`` and in the first epoch; or the latest checkpoint file was
+        damaged and the previous epoch's was resumed from.
 
     Notes
     -----
@@ -290,35 +307,20 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     chief = is_chief(strat) if custom else True
     seed = 0 if custom and options.seed is None else options.seed  # every worker must shuffle alike
     batch = global_batch_size(options.batch_size, strat)
-    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed)
+    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed,
+                                       loss=loss)
     val_ds = None
     if validation_data is not None:
-        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False, seed=None)
-
-    total_steps = None
-    if options.lr_schedule != "constant":
-        total_steps = options.epochs * _steps_per_epoch(train_ds, "train_data", options.lr_schedule)
-    with strategy_scope(strat):
-        opt = _make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
-                              total_steps=total_steps)
-        loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
-        model.compile(optimizer=opt, loss=loss_obj, metrics=metric_objs)
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
+        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False,
+                                seed=None, loss=loss)
 
     monitor = "val_loss" if val_ds is not None else "loss"
     folder = options.checkpoint_dir
     if folder is not None and not chief:
         folder = folder / f"worker-{task_info(strat)[1]}"
-    settings = None
-    if folder is not None:
-        schedule = None  # absent for "constant", so older checkpoint folders still resume
-        if total_steps is not None:
-            schedule = f"{options.lr_schedule} over {options.epochs} epochs of {total_steps // options.epochs} steps"
-        settings = fingerprint(model, opt, loss=loss_desc, metrics=metrics, label_shape=label_info["label_shape"],
-                               batch_size=options.batch_size if _is_arrays(train_data) else None,
-                               lr_schedule=schedule)
-    guard = Checkpoint(folder, settings=settings, monitor=monitor, save_best=chief)
+    guard = Checkpoint(folder, monitor=monitor, save_best=chief, resume=options.resume)
+    loss_obj = _compile(model, train_ds, guard, options=options, strategy=strat, loss=loss, metrics=metrics,
+                        label_info=label_info, batch_size=options.batch_size if _is_arrays(train_data) else None)
     initial_epoch = guard.restore(model)
     previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
     if initial_epoch > options.epochs:
@@ -335,25 +337,71 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
     start = min(initial_epoch, options.epochs)
     callbacks = own + list(options.callbacks)
-    if custom:
-        history = distributed_fit(
-            model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
-            validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
-            from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
-        )
-    else:
-        history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
-                            callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    with _reraise_label_errors():
+        if custom:
+            history = distributed_fit(
+                model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
+                validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
+                from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
+            )
+        else:
+            history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
+                                callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
     if guard.diverged:
-        restored = guard.restore_last_good(model)
-        where = f"its weights were restored from '{restored}'" if restored else "no checkpoint was available to restore"
-        warnings.warn(
-            f"Training stopped in epoch {guard.diverged_epoch + 1}: the loss became NaN or infinite; {where}. "
-            "Lower the learning rate or check the data.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn_diverged(guard, guard.restore_last_good(model), options)
     return _merge_history(history, previous, model)
+
+
+def _compile(model: Any, train_ds: Any, guard: Checkpoint, *, options: TrainOptions, strategy: Any, loss: Any,
+             metrics: Any, label_info: dict[str, Any], batch_size: int | None) -> Any:
+    """Build the optimizer, settle the checkpoint settings (resume or weights restart), compile; return the loss.
+
+    A ``"cosine"`` schedule spans the epochs from the optimizer's first epoch (0, or the
+    epoch a ``resume="weights"`` restart starts from) to ``epochs``.
+    """
+    steps = None
+    if options.lr_schedule != "constant":
+        steps = _steps_per_epoch(train_ds, "train_data", options.lr_schedule)
+
+    def build(first_epoch: int) -> tuple[Any, Any, Any, dict[str, Any] | None]:
+        span = max(options.epochs - first_epoch, 1)
+        with strategy_scope(strategy):
+            opt = _make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
+                                  total_steps=None if steps is None else span * steps)
+            loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
+        if guard.directory is None:
+            return opt, loss_obj, metric_objs, None
+        # no schedule entry for "constant", so older checkpoint folders still resume
+        schedule = None if steps is None else f"{options.lr_schedule} over {span} epochs of {steps} steps"
+        settings = fingerprint(model, opt, loss=loss_desc, metrics=metrics, label_shape=label_info["label_shape"],
+                               batch_size=batch_size, lr_schedule=schedule)
+        return opt, loss_obj, metric_objs, settings | ({"restart_epoch": first_epoch} if first_epoch else {})
+
+    opt, loss_obj, metric_objs, settings = build(guard.restart_epoch)
+    if settings is not None and guard.needs_restart(settings):  # resume="weights" with new settings
+        opt, loss_obj, metric_objs, settings = build(guard.completed_epochs)
+    if settings is not None:
+        guard.apply_settings(settings)
+    with strategy_scope(strategy):
+        model.compile(optimizer=opt, loss=loss_obj, metrics=metric_objs)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    return loss_obj
+
+
+def _warn_diverged(guard: Checkpoint, restored: str | None, options: TrainOptions) -> None:
+    where = f"its weights were restored from {restored}" if restored else "there were no finite weights to restore"
+    if options.checkpoint_dir is not None:
+        advice = ("To continue from the restored weights with a lower learning rate, run again with the same "
+                  '`checkpoint_dir`, the new `learning_rate` and resume="weights" (command line: --resume weights).')
+    else:
+        advice = "To continue, call train() again on this model with a lower `learning_rate`."
+    warnings.warn(
+        f"Training stopped in epoch {guard.diverged_epoch + 1}: the loss became NaN or infinite; {where}. "
+        f"Lower the learning rate or check the data. {advice}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _log_callbacks(log_dir: Path, *, resumed: bool) -> list[Any]:
@@ -477,17 +525,21 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
     """
     _check_model(model)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    ds, label_info = _as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None)
+    compiled_loss = getattr(model, "loss", None) if getattr(model, "compiled", False) else None
+    ds, label_info = _as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None,
+                                 loss=compiled_loss)
     from ._distributed import evaluate_local, needs_custom_loop
 
     if needs_custom_loop(model.distribute_strategy):
         # Keras' evaluate() fails under MultiWorkerMirroredStrategy: evaluate locally.
         loss_obj = getattr(model, "loss", None) or _resolve_loss(model, None, (), label_info)[0]
-        return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=_is_logits(model))
+        with _reraise_label_errors():
+            return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=_is_logits(model))
     if not getattr(model, "compiled", False) or model.optimizer is None:
         loss_obj, metric_objs, _ = _resolve_loss(model, None, ("accuracy",), label_info)
         model.compile(optimizer="rmsprop", loss=loss_obj, metrics=metric_objs)
-    results = model.evaluate(ds, verbose=0, return_dict=True)
+    with _reraise_label_errors():
+        results = model.evaluate(ds, verbose=0, return_dict=True)
     return {str(k): float(v) for k, v in results.items()}
 
 
@@ -597,9 +649,13 @@ def _is_arrays(data: Any) -> bool:
 
 
 def _as_dataset(
-    model: keras.Model, data: Any, name: str, *, batch_size: int, shuffle: bool, seed: int | None
+    model: keras.Model, data: Any, name: str, *, batch_size: int, shuffle: bool, seed: int | None, loss: Any = None
 ) -> tuple[tf.data.Dataset, dict[str, Any]]:
-    """Return a batched dataset of ``data`` and what its labels look like."""
+    """Return a batched dataset of ``data`` and what its labels look like.
+
+    The labels (all of them for arrays, the first batch of a dataset) are checked
+    against the model's head for the loss ``loss`` (``None``: the default loss).
+    """
     import tensorflow as tf
 
     from .data import from_arrays
@@ -613,7 +669,8 @@ def _as_dataset(
         if len(x_shape) < 1 or not _shape_fits(x_shape[1:], want):
             raise V.fail(name, f"a batched dataset whose inputs have shape (batch, {_fmt(want)})", f"dataset of inputs {x_shape}")
         y_shape = tuple(spec[1].shape)
-        return data, {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
+        info = {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
+        return _guard_labels(model, data, _label_kind(model, loss, info["label_shape"]), name), info
     if not _is_arrays(data):
         raise V.fail(name, "an (x, y) tuple of arrays or a tf.data.Dataset", type(data).__name__)
     x, y = np.asarray(data[0]), np.asarray(data[1])
@@ -628,8 +685,141 @@ def _as_dataset(
             f"Argument `{name}` has {len(x)} inputs but {len(y)} labels; they must match. "
             f"Received: x of shape {x.shape}, y of shape {y.shape}"
         )
+    _check_labels(model, y, _label_kind(model, loss, tuple(y.shape[1:])), name)
     ds = from_arrays(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     return ds, {"label_shape": tuple(y.shape[1:]), "source": "arrays", "input_shape": tuple(x.shape[1:])}
+
+
+_LOSS_KINDS = {"binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary",
+               "sparsecategoricalcrossentropy": "sparse", "categoricalcrossentropy": "categorical",
+               "categoricalfocalcrossentropy": "categorical"}
+
+
+def _label_kind(model: Any, loss: Any, label_shape: tuple[Any, ...]) -> str | None:
+    """``"binary"``, ``"sparse"`` or ``"categorical"``: the labels ``loss`` takes (``None``: unknown)."""
+    if loss is None:
+        shape = tuple(model.outputs[0].shape) if model.outputs else ()
+        if len(shape) != 2 or shape[-1] is None:
+            return None
+        units = int(shape[-1])
+        if units == 1:
+            return "binary"
+        return "categorical" if len(label_shape) == 1 and label_shape[0] == units else "sparse"
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", type(loss).__name__)
+    return _LOSS_KINDS.get(str(name).replace("_", "").lower())
+
+
+def _label_rule(model: Any, kind: str, name: str) -> dict[str, Any]:
+    """What labels the model's head takes for a loss kind: bounds, and the words for a message."""
+    units = int(model.outputs[0].shape[-1])
+    kind_name = head_kind(output_layer(model))
+    head = f"{units}-unit {'logits' if kind_name == 'linear' else kind_name} head".replace(" other head", " head")
+    if kind == "sparse":
+        allowed, high, integers = f"integers in [0, {units - 1}]", units - 1, True
+        width = f"class indices of shape (N,) or (N, 1), or one-hot labels of shape (N, {units})"
+    else:
+        allowed = "0 or 1 (or floats in [0, 1])" if kind == "binary" else f"one-hot rows of {units} values in [0, 1]"
+        high, integers = 1, False
+        width = f"labels of shape (N, {units})" if units > 1 else "labels of shape (N,) or (N, 1)"
+    return {"units": units, "high": high, "integers": integers, "width": width,
+            "text": f"Argument `{name}` has labels outside what model '{model.name}' can learn: labels must be "
+                    f"{allowed} for a {head}", "head": head}
+
+
+def _check_label_shape(model: Any, label_shape: tuple[Any, ...], kind: str, rule: dict[str, Any], name: str) -> None:
+    units = rule["units"]
+    if len(model.outputs[0].shape) != 2 or any(d is None for d in label_shape):
+        return
+    shape = tuple(int(d) for d in label_shape)
+    if kind == "sparse" or units == 1:
+        ok = shape in ((), (1,))
+    else:
+        ok = shape == (units,)
+    if not ok:
+        raise InvalidArgumentError(
+            f"Argument `{name}` has labels of shape (N, {_fmt(shape)}) that do not fit the {rule['head']} of "
+            f"model '{model.name}': it takes {rule['width']}."
+        )
+
+
+def _found(low: float, high: float, integral: bool, rule: dict[str, Any]) -> str | None:
+    """What is wrong with labels spanning ``[low, high]``, or ``None``."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "NaN or infinite values"
+    if low < 0 or high > rule["high"] or (rule["integers"] and not integral):
+        return f"values in [{low:g}, {high:g}]" + ("" if integral or not rule["integers"] else ", not all integers")
+    return None
+
+
+def _check_labels(model: Any, y: Any, kind: str | None, name: str) -> None:
+    """Refuse label arrays outside what the model's head and loss can take, naming both ranges."""
+    if kind is None or not model.outputs or model.outputs[0].shape[-1] is None or np.size(y) == 0:
+        return
+    y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise V.fail(name, "numeric labels", f"labels of dtype {y.dtype}")
+    rule = _label_rule(model, kind, name)
+    _check_label_shape(model, tuple(y.shape[1:]), kind, rule, name)
+    y = y.astype(np.float64)
+    found = _found(float(y.min()), float(y.max()), bool(np.array_equal(y, np.round(y))), rule)
+    if found is not None:
+        raise InvalidArgumentError(f"{rule['text']}; found {found}.")
+
+
+_LABEL_MARK = re.compile(r"<<visionkit-labels (.*?)>>\] \[([^\]]+)\] \[([^\]]+)\] \[([^\]]+)\]", re.S)
+
+
+def _guard_labels(model: Any, ds: Any, kind: str | None, name: str) -> Any:
+    """``ds`` with every batch's labels checked as it is read (a failed check stops training by name).
+
+    Checking inside the pipeline reads nothing ahead (a peek would advance a seeded
+    ``shuffle`` and fill its buffer); ``_reraise_label_errors`` turns the failed
+    assertion into an [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError].
+    """
+    import tensorflow as tf
+
+    spec = ds.element_spec[1]
+    if kind is None or not model.outputs or model.outputs[0].shape[-1] is None or not hasattr(spec, "dtype"):
+        return ds
+    if not (spec.dtype.is_integer or spec.dtype.is_floating or spec.dtype.is_bool):
+        raise V.fail(name, "a dataset with numeric labels", f"labels of dtype {spec.dtype.name}")
+    rule = _label_rule(model, kind, name)
+    _check_label_shape(model, tuple(spec.shape[1:]), kind, rule, name)
+
+    def check(x: Any, y: Any, *rest: Any) -> Any:
+        yf = tf.cast(y, tf.float64)
+        empty = tf.equal(tf.size(yf), 0)
+        zero = tf.constant(0.0, tf.float64)
+        low = tf.where(empty, zero, tf.reduce_min(yf))
+        high = tf.where(empty, zero, tf.reduce_max(yf))
+        integral = tf.reduce_all(tf.equal(yf, tf.round(yf)))
+        ok = tf.logical_and(low >= 0.0, high <= float(rule["high"]))
+        if rule["integers"]:
+            ok = tf.logical_and(ok, integral)
+        done = tf.debugging.Assert(ok, [f"<<visionkit-labels {rule['text']}>>", low, high, tf.cast(integral, tf.int32)])
+        with tf.control_dependencies([done]):
+            return (x, tf.identity(y), *rest)
+
+    return ds.map(check)
+
+
+@contextlib.contextmanager
+def _reraise_label_errors() -> Any:
+    """Turn a failed label check of ``_guard_labels`` into an ``InvalidArgumentError`` naming the data."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as exc:
+        match = _LABEL_MARK.search(str(exc))
+        if match is None:
+            raise
+        low, high, integral = float(match[2]), float(match[3]), match[4].strip() == "1"
+        if not (math.isfinite(low) and math.isfinite(high)):
+            found = "NaN or infinite values"
+        else:
+            found = f"values in [{low:g}, {high:g}]" + ("" if integral else ", not all integers")
+        raise InvalidArgumentError(f"{match[1]}; found {found} in a batch.") from None
 
 
 def _shape_fits(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:

@@ -22,6 +22,8 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
 def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, Any], output: str) -> None:
     """Add the options every training sub-command shares; ``defaults`` are the recipe's."""
+    from .._options import RESUME_MODES  # (local: this function's own import)
+
     d = {**_DEFAULTS, **defaults}
     p.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"total epochs (default: {d['epochs']})")
     p.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
@@ -36,6 +38,13 @@ def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, A
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for resumable checkpoints: rerun the same command to resume after a crash")
+    p.add_argument("--resume", choices=RESUME_MODES, default=d["resume"],
+                   help="with a --checkpoint-dir that holds a run: auto resumes it if the settings match and "
+                   "refuses otherwise; weights continues from its last good weights with the new settings "
+                   "(a lower --learning-rate after a NaN loss, say) and a fresh optimizer; never refuses it "
+                   f"(default: {d['resume']})")
+    p.add_argument("--restart-from-checkpoint", dest="resume", action="store_const", const="weights",
+                   help="the same as --resume weights")
     p.add_argument("--log-dir", default=None, help="folder for TensorBoard logs and metrics.csv")
     p.add_argument("--strategy", choices=STRATEGIES, default=None,
                    help="tf.distribute strategy (default: none, a single device)")
@@ -61,7 +70,8 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
         "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule,
-        "checkpoint_dir": args.checkpoint_dir, "log_dir": args.log_dir, "strategy": args.strategy,
+        "checkpoint_dir": args.checkpoint_dir, "resume": args.resume, "log_dir": args.log_dir,
+        "strategy": args.strategy,
         "precision": args.precision, "seed": args.seed, "progress": not args.quiet,
     }
 
