@@ -214,3 +214,18 @@ def test_recipe_checks_its_arguments():
     defaults = convnets.RECIPE_DEFAULTS["train_cifar10_fast"]
     assert (defaults["epochs"], defaults["batch_size"], defaults["optimizer"], defaults["precision"]) == (
         10, 1024, "sgd", "auto")
+
+
+def test_cli_fast_is_the_default_and_writes_tta_accuracy(tmp_path, capsys):
+    import json
+
+    from visionkit.cli import main
+
+    out = tmp_path / "fast"
+    assert main(["cifar10", "--sample", "--epochs", "1", "--limit", "256", "--batch-size", "128", "--seed", "0",
+                 "-o", str(out), "-q"]) == 0
+    written = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "accuracy_no_tta"} <= set(written["test"])
+    assert written["settings"]["recipe"] == "cifar10_fast" and written["settings"]["batch_size"] == 128
+    assert main(["cifar10", "--sample", "--rotation", "25", "-o", str(tmp_path / "x"), "-q"]) == 2
+    assert "--recipe classic" in capsys.readouterr().err
