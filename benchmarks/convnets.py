@@ -3,6 +3,8 @@
     python benchmarks/convnets.py            # the issue's full settings (CIFAR-10 wants a GPU)
     python benchmarks/convnets.py --quick    # minutes on a laptop CPU
     python benchmarks/convnets.py --only chollet,throughput
+    python benchmarks/convnets.py --only cifar10-fast --seeds 0 1 2           # the fast recipe
+    python benchmarks/convnets.py --only cifar10-fast --seeds 0 1 2 --no-ema  # an ablation
 
 Tasks (``--only``, comma-separated; default all):
 
@@ -15,6 +17,14 @@ Tasks (``--only``, comma-separated; default all):
 * ``cifar10-rotate``: the same plus the classic rotations up to 25°.
 * ``cifar10-classic``: the classic recipe (``rotation=25, translation=0,
   lr_schedule="constant"``): flips and rotations, constant rate.
+* ``cifar10-fast``: ``convnets.train_cifar10_fast`` (airbench94 the Keras way) on all
+  50,000 training images, 10 epochs, batch 1024, once per ``--seeds``: test accuracy with
+  and without TTA, wall time of the whole run (data loading, whitening, training,
+  evaluation), training images/s (epoch times), then mean/std/min over the seeds.
+  ``--epochs``, ``--limit``, ``--precision float32|auto`` and the ablation switches
+  ``--no-whitening --no-ema --no-tta --no-alt-flip --no-label-smoothing``.
+* ``pipeline``: the fast recipe's training step fed from its real ``tf.data`` pipeline
+  against the same step on one constant in-memory batch (target ratio <= 1.05).
 * ``throughput``: ``visionkit.training.train`` against a naive ``model.fit`` on numpy
   arrays of the same model, batch size and optimizer, side by side, alternating, in
   this run: samples/s from the median epoch time (first epoch, with tracing, left out).
@@ -46,7 +56,7 @@ CIFAR10_VARIANTS = {
     "cifar10-rotate": ({"rotation": 25.0}, "cosine, flips+shifts+rotations"),
     "cifar10-classic": ({"rotation": 25.0, "translation": 0.0, "lr_schedule": "constant"}, "constant, flips+rotations"),
 }
-TASKS = ("chollet", "cookbook", *CIFAR10_VARIANTS, "throughput", "jit")
+TASKS = ("chollet", "cookbook", *CIFAR10_VARIANTS, "cifar10-fast", "pipeline", "throughput", "jit")
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -126,6 +136,75 @@ def accuracy_run(name: str, args: argparse.Namespace, sample: bool) -> None:
           f"wall={wall:7.1f}s  {rate:8.0f} samples/s", flush=True)
 
 
+def fast_run(args: argparse.Namespace, sample: bool) -> None:
+    """``train_cifar10_fast`` once per seed, as a user runs it; then mean/std/min over the seeds."""
+    parts = {"whitening": not args.no_whitening, "ema": not args.no_ema, "tta": not args.no_tta,
+             "alternating_flip": not args.no_alt_flip, "label_smoothing": 0.0 if args.no_label_smoothing else 0.2}
+    off = [k for k, v in parts.items() if v in (False, 0.0)]
+    print(f"cifar10-fast: epochs={args.epochs} precision={args.precision} limit={args.limit} "
+          f"off={off or 'none'} seeds={args.seeds}", flush=True)
+    accs, plain, walls, rates = [], [], [], []
+    for seed in args.seeds:
+        keras.utils.set_random_seed(seed)
+        timer = EpochTimer()
+        start = time.perf_counter()
+        result = convnets.train_cifar10_fast(epochs=args.epochs, precision=args.precision, seed=seed, limit=args.limit,
+                                             sample=sample, progress=False, callbacks=[timer], **parts)
+        wall = time.perf_counter() - start
+        n_train = min(args.limit or 50000, 1000 if sample else 50000)
+        steps_images = (n_train // min(1024, n_train)) * min(1024, n_train)
+        rate = steps_images * args.epochs / sum(timer.times)
+        later = steps_images * (args.epochs - 1) / sum(timer.times[1:]) if args.epochs > 1 else float("nan")
+        m = result.metrics
+        accs.append(m["accuracy"])
+        plain.append(m["accuracy_no_tta"])
+        walls.append(wall)
+        rates.append(rate)
+        print(f"  seed {seed}: test_acc={m['accuracy']:.4f} (no TTA {m['accuracy_no_tta']:.4f}) wall={wall:7.1f}s "
+              f"train {rate:6.0f} images/s ({later:6.0f} after the first epoch) precision={result.settings['precision']}",
+              flush=True)
+
+    def stats(v):
+        return f"mean {statistics.mean(v):.4f} std {statistics.stdev(v) if len(v) > 1 else 0.0:.4f} min {min(v):.4f}"
+
+    print(f"  accuracy (TTA)    {stats(accs)}\n  accuracy (no TTA) {stats(plain)}\n"
+          f"  wall {statistics.mean(walls):.1f}s mean, train {statistics.mean(rates):.0f} images/s mean", flush=True)
+
+
+def pipeline_probe(args: argparse.Namespace, sample: bool) -> None:
+    """One epoch of the fast recipe's step from its tf.data pipeline vs from one constant batch."""
+    import tensorflow as tf
+
+    from visionkit import _fast_cifar as F
+    from visionkit.device import precision_scope, resolve_precision
+
+    (x, y), _ = data.load_cifar10(sample=sample)
+    n = min(args.limit or 10240, len(x))
+    x, y = x[:n], y[:n]
+    batch = min(1024, n)
+    precision = resolve_precision(args.precision)
+    with precision_scope(precision):
+        model = F.build_model(whitening_images=x[:5000], seed=0)
+    counter = F.EpochVariable()
+    ds, steps = F.train_dataset(x, y, batch_size=batch, seed=0, epoch=counter.variable)
+    first = next(iter(ds))
+    const = tf.data.Dataset.from_tensors(first).repeat(steps)
+    model.compile(optimizer=F.make_optimizer(learning_rate=None, schedule=None, total_steps=4 * steps,
+                                             global_batch=batch),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2))
+    model.fit(const.take(2), epochs=1, verbose=0, shuffle=False)  # trace once
+    rounds = {"pipeline": [], "constant": []}
+    for _ in range(2):
+        for name, source in (("pipeline", ds), ("constant", const)):
+            timer = EpochTimer()
+            model.fit(source, epochs=1, verbose=0, callbacks=[timer, counter], shuffle=False)
+            rounds[name].append(timer.times[0] / steps)
+    p, c = min(rounds["pipeline"]), min(rounds["constant"])
+    print(f"pipeline: {n} images, batch {batch}, {steps} steps, precision {precision}: step from the pipeline "
+          f"{p * 1000:.0f} ms, on a constant batch {c * 1000:.0f} ms, ratio {p / c:.3f} (target <= 1.05); "
+          f"{batch / p:.0f} images/s", flush=True)
+
+
 def naive_fit(x, y, epochs: int, jit: bool | str = "auto") -> float:
     """Plain model.fit on numpy arrays: the baseline."""
     model = convnets.mnist_convnet()
@@ -157,6 +236,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small subsets, 1 epoch")
     parser.add_argument("--only", default=",".join(TASKS), help=f"comma-separated tasks from {TASKS}")
     parser.add_argument("--curves", default=None, metavar="DIR", help="save the CIFAR-10 runs' training curves here")
+    fast = parser.add_argument_group("cifar10-fast and pipeline")
+    fast.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
+    fast.add_argument("--epochs", type=int, default=10, help="epochs of the fast recipe (default: 10)")
+    fast.add_argument("--limit", type=int, default=None, help="train on N images only (subset probes)")
+    fast.add_argument("--precision", choices=("float32", "auto"), default="auto", help="(default: auto)")
+    for part in ("whitening", "ema", "tta", "alt-flip", "label-smoothing"):
+        fast.add_argument(f"--no-{part}", action="store_true", help=f"ablation: no {part}")
     args = parser.parse_args()
     tasks = [t.strip() for t in args.only.split(",") if t.strip()]
     for t in tasks:
@@ -173,6 +259,10 @@ def main() -> None:
     for name in ("chollet", "cookbook", *CIFAR10_VARIANTS):
         if name in tasks:
             accuracy_run(name, args, sample)
+    if "pipeline" in tasks:
+        pipeline_probe(args, sample)
+    if "cifar10-fast" in tasks:
+        fast_run(args, sample)
 
     if "throughput" in tasks or "jit" in tasks:
         (x, y), _ = mnist(sample)

@@ -1,0 +1,231 @@
+"""The fast CIFAR-10 recipe (airbench94 the Keras way): its parts, and the recipe on the sample."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from visionkit import _fast_cifar as F
+from visionkit import convnets, data, training
+from visionkit.errors import InvalidArgumentError, UnexpectedArgumentError
+
+
+@pytest.fixture(scope="module")
+def cifar_sample():
+    return data.load_cifar10(sample=True)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Two short epochs of the recipe on part of the bundled sample."""
+    return convnets.train_cifar10_fast(sample=True, epochs=2, limit=384, batch_size=128, seed=0, progress=False)
+
+
+def test_whitening_layer_whitens_training_patches(cifar_sample):
+    (x, _), _ = cifar_sample
+    images = (x[:300].astype(np.float32) / 255.0 - np.float32(F.CIFAR_MEAN)) / np.float32(F.CIFAR_STD)
+    layer = F.PatchWhitening(2, epsilon=1e-9)
+    layer.adapt(images)
+    out = np.asarray(layer(images))
+    assert out.shape == (300, 31, 31, 24)
+    first = out[..., :12].reshape(-1, 12).astype(np.float64)
+    cov = first.T @ first / len(first)
+    np.testing.assert_allclose(cov, np.eye(12), atol=2e-3)
+    np.testing.assert_allclose(out[..., 12:], -out[..., :12], atol=1e-5)  # the negated half
+    # the recipe's epsilon shrinks only the smallest directions: still uncorrelated, variances <= 1
+    layer = F.PatchWhitening(2)
+    layer.adapt(images)
+    first = np.asarray(layer(images))[..., :12].reshape(-1, 12).astype(np.float64)
+    cov = first.T @ first / len(first)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 2e-3
+    assert np.all(np.diag(cov) <= 1.0 + 1e-3) and np.diag(cov)[0] > 0.99
+
+
+def _flipped(batches, originals):
+    """For each image index (the labels), whether the pipeline showed it mirrored."""
+    seen = {}
+    for xb, idx in batches:
+        for img, i in zip(np.asarray(xb), np.asarray(idx)):
+            if np.array_equal(img, originals[i]):
+                seen[int(i)] = False
+            else:
+                assert np.array_equal(img, originals[i][:, ::-1]), "neither the image nor its mirror"
+                seen[int(i)] = True
+    return seen
+
+
+def test_alternating_flip_flips_each_image_once_every_two_epochs():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 6, 6, 3), dtype=np.uint8)
+    epoch = tf.Variable(0, dtype=tf.int64)
+    ds, steps = F.train_dataset(x, np.arange(64), batch_size=16, seed=3, epoch=epoch, translate=0, num_classes=None)
+    assert steps == 4
+    flips = []
+    for e in range(4):
+        epoch.assign(e)
+        seen = _flipped(ds, x.astype(np.float32))
+        assert sorted(seen) == list(range(64))  # every image once per epoch
+        flips.append(np.array([seen[i] for i in range(64)]))
+    assert 16 < flips[0].sum() < 48  # a random half first
+    for e in range(3):
+        assert np.all(flips[e] != flips[e + 1])  # each image flipped in exactly one of two epochs
+
+
+def test_pipeline_is_seeded_and_translates_within_range():
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    epoch = tf.Variable(0, dtype=tf.int64)
+
+    def batches(seed):
+        ds, _ = F.train_dataset(x, np.zeros(32, int), batch_size=8, seed=seed, epoch=epoch, translate=2)
+        return [np.asarray(b[0]) for b in ds]
+
+    a, b, c = batches(5), batches(5), batches(6)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+    epoch.assign(1)
+    assert not all(np.array_equal(u, v) for u, v in zip(a, batches(5)))  # a new epoch, new shifts
+
+
+def test_tta_is_the_weighted_mean_of_the_explicit_views():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                              keras.layers.Dense(5)])
+    x = np.random.default_rng(0).integers(0, 256, (7, 8, 8, 3)).astype(np.float32)
+
+    def out(v):
+        return model.predict(v, verbose=0)
+
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    up_left, down_right = padded[:, :8, :8], padded[:, 2:, 2:]
+    mirror = 0.5 * out(x) + 0.5 * out(x[:, :, ::-1])
+    shifted = [0.5 * out(v) + 0.5 * out(v[:, :, ::-1]) for v in (up_left, down_right)]
+    np.testing.assert_allclose(convnets.predict_tta(model, x, level=0), out(x), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(convnets.predict_tta(model, x, level=1, batch_size=3), mirror, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(convnets.predict_tta(model, x), 0.5 * mirror + 0.25 * (shifted[0] + shifted[1]),
+                               rtol=1e-5, atol=1e-4)
+    with pytest.raises(InvalidArgumentError, match="level"):
+        convnets.predict_tta(model, x, level=3)
+
+
+def test_model_architecture_and_checks(cifar_sample):
+    (x, _), _ = cifar_sample
+    model = convnets.fast_cifar10_convnet(whitening_images=x[:100], seed=0)
+    assert model.count_params() == 1_973_944
+    assert model.get_layer("whiten").bias.trainable and not model.get_layer("whiten").kernel.trainable
+    bn = model.get_layer("block1_bn1")
+    assert (bn.momentum, bn.epsilon, bn.scale) == (0.6, 1e-12, False)
+    conv = np.asarray(model.get_layer("block2_conv1").kernel)  # identities on the first 64 filters
+    np.testing.assert_array_equal(conv[1, 1, :, :64], np.eye(64))
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    same = convnets.fast_cifar10_convnet(whitening_images=x[:100], seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), same.get_weights()))
+    plain = convnets.fast_cifar10_convnet(whitening=False, widths=(8, 16, 16))
+    assert isinstance(plain.get_layer("whiten"), keras.layers.Conv2D) and plain.get_layer("whiten").trainable
+    for bad in ((64, 256), (64, 0, 3), "64"):
+        with pytest.raises(InvalidArgumentError, match="widths"):
+            convnets.fast_cifar10_convnet(widths=bad)
+    with pytest.raises(InvalidArgumentError, match="whitening_images"):
+        convnets.fast_cifar10_convnet(whitening_images=np.zeros((4, 28, 28, 3)))
+
+
+def test_optimizer_scaling_and_schedule():
+    opt = F.make_optimizer(learning_rate=None, schedule=None, total_steps=100, global_batch=1024)
+    lr = opt._learning_rate
+    assert isinstance(lr, F.TriangleSchedule)
+    assert lr.peak == pytest.approx(1.5)  # 11.5 / (1 + 1/0.15) per 1024 examples, Keras' mean loss
+    assert opt.coupled_decay == pytest.approx(0.0153 / 11.5) and opt.bias_scaler == 64.0 and opt.nesterov
+    rates = [float(lr(s)) for s in (0, 23, 100)]
+    assert rates == pytest.approx([0.2 * 1.5, 1.5, 0.07 * 1.5], rel=1e-5)
+    half = F.make_optimizer(learning_rate=None, schedule="constant", total_steps=10, global_batch=512)
+    assert float(half.learning_rate) == pytest.approx(0.75)
+
+
+def _tiny_whitening_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Activation("gelu")(F.PatchWhitening(2, name="whiten")(inputs))
+    x = keras.layers.BatchNormalization(scale=False, name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def _tiny_run(folder, epochs):
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).integers(0, 256, (64, 6, 6, 3), dtype=np.uint8)
+    y = np.arange(64) % 10
+    model = _tiny_whitening_model()
+    counter = F.EpochVariable()
+    ds, steps = F.train_dataset(x, y, batch_size=16, seed=0, epoch=counter.variable, translate=1)
+    biases = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: biases.append(
+        np.asarray(model.get_layer("whiten").bias).copy()))
+    callbacks = [counter, F.WhiteningBiasFreeze(1), F.Lookahead(steps_per_epoch=steps, total_steps=3 * steps,
+                                                                  start_epoch=1, every=2), record]
+    opt = F.make_optimizer(learning_rate=None, schedule=None, total_steps=3 * steps, global_batch=16)
+    training.train(model, ds, epochs=epochs, optimizer=opt, callbacks=callbacks, checkpoint_dir=folder,
+                   loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2), progress=False)
+    assert tf.executing_eagerly()
+    return model, biases
+
+
+def test_whitening_bias_trains_first_then_freezes_and_resume_is_exact(tmp_path):
+    model, biases = _tiny_run(tmp_path / "once", 3)
+    assert not np.allclose(biases[0], 0.0)  # trained in epoch 0
+    for later in biases[1:]:  # frozen from epoch 1 on (the EMA of a constant moves it by an ulp at most)
+        np.testing.assert_allclose(later, biases[0], rtol=1e-6, atol=1e-12)
+    assert model.get_layer("whiten").bias.trainable  # put back at the end
+    _tiny_run(tmp_path / "twice", 2)
+    resumed, _ = _tiny_run(tmp_path / "twice", 3)  # resumes epoch 3: EMA and whitening come back
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_recipe_learns_and_reports_tta(trained):
+    loss = trained.history.history["loss"]
+    assert loss[-1] < loss[0]
+    assert set(trained.metrics) == {"loss", "accuracy", "accuracy_no_tta"}
+    assert trained.settings["recipe"] == "cifar10_fast" and trained.settings["lr_schedule"] == "triangle"
+    assert trained.settings["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert trained.class_names == data.CIFAR10_CLASSES
+
+
+def test_save_load_round_trip_keeps_predictions_and_class_names(trained, tmp_path, cifar_sample):
+    _, (x_test, _) = cifar_sample
+    saved = trained.save(tmp_path / "out", curves=False)
+    loaded = training.load_model(saved.paths["model"])
+    assert training.class_names(loaded) == list(data.CIFAR10_CLASSES)
+    np.testing.assert_allclose(loaded.predict(x_test[:16], verbose=0), trained.model.predict(x_test[:16], verbose=0),
+                               atol=1e-4)
+
+
+def test_recipe_checks_its_arguments():
+    with pytest.raises(UnexpectedArgumentError, match="did you mean `epochs`"):
+        convnets.train_cifar10_fast(sample=True, epoch=1)
+    with pytest.raises(InvalidArgumentError, match="label_smoothing"):
+        convnets.train_cifar10_fast(sample=True, label_smoothing=1.0)
+    with pytest.raises(InvalidArgumentError, match="`lr_schedule`"):
+        convnets.train_cifar10_fast(sample=True, lr_schedule="triangle")
+    defaults = convnets.RECIPE_DEFAULTS["train_cifar10_fast"]
+    assert (defaults["epochs"], defaults["batch_size"], defaults["optimizer"], defaults["precision"]) == (
+        10, 1024, "sgd", "auto")
+
+
+def test_cli_fast_is_the_default_and_writes_tta_accuracy(tmp_path, capsys):
+    import json
+
+    from visionkit.cli import main
+
+    out = tmp_path / "fast"
+    assert main(["cifar10", "--sample", "--epochs", "1", "--limit", "256", "--batch-size", "128", "--seed", "0",
+                 "-o", str(out), "-q"]) == 0
+    written = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "accuracy_no_tta"} <= set(written["test"])
+    assert written["settings"]["recipe"] == "cifar10_fast" and written["settings"]["batch_size"] == 128
+    assert main(["cifar10", "--sample", "--rotation", "25", "-o", str(tmp_path / "x"), "-q"]) == 2
+    assert "--recipe classic" in capsys.readouterr().err

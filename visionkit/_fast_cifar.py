@@ -1,0 +1,542 @@
+"""The fast CIFAR-10 recipe, airbench94 written the Keras way (private; public through ``convnets``).
+
+Keller Jordan's airbench94 (arXiv 2404.00498) reaches 94 % on CIFAR-10 in about ten
+epochs. Its parts, as Keras pieces:
+
+* ``PatchWhitening``: a frozen 2×2 convolution whose
+  filters are the eigenvectors of the training patches' covariance (``adapt``), plus a
+  bias that trains only for the first epochs (``WhiteningBiasFreeze``);
+* ``DiracUniform``: the convolutions start as identities
+  on their first channels (an implicit residual);
+* ``FastSGD`` and ``TriangleSchedule``:
+  Nesterov SGD with coupled weight decay, a 64× rate on the BatchNorm biases and the
+  paper's warm-up/decay;
+* ``Lookahead``: an EMA of the weights copied back into the
+  model every few steps;
+* ``train_dataset``: whole-batch augmentation in compiled
+  TF (alternating flips, translations with reflection padding), epoch-aware through
+  ``EpochVariable``;
+* ``predict_tta``: test-time augmentation.
+
+Importing this module imports Keras and registers the serialisable classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+__all__ = [
+    "HYPER", "DiracUniform", "EpochVariable", "FastSGD", "Lookahead", "PatchWhitening", "TriangleSchedule",
+    "WhiteningBiasFreeze", "build_model", "predict_tta", "run", "train_dataset",
+]
+
+#: Per-channel mean and standard deviation of CIFAR-10's training images, in [0, 1].
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+#: airbench94's hyperparameters (``hyp`` of ``airbench94.py``), in its decoupled units.
+HYPER: Any = MappingProxyType({
+    "batch_size": 1024,
+    "lr": 11.5,                  # per 1024 examples
+    "momentum": 0.85,
+    "weight_decay": 0.0153,      # per 1024 examples, decoupled from the rate
+    "bias_scaler": 64.0,         # rate multiplier of the BatchNorm biases
+    "label_smoothing": 0.2,
+    "schedule": (0.2, 0.23, 0.07),  # triangle: start, peak position, end (fractions of the peak rate)
+    "ema_start_epochs": 3,
+    "ema_decay_base": 0.95,
+    "ema_decay_pow": 3.0,
+    "ema_every": 5,
+    "whiten_bias_epochs": 3,
+    "whiten_samples": 5000,
+    "whiten_eps": 5e-4,
+    "translate": 2,
+    "batchnorm_momentum": 0.6,   # Keras' convention: moving = 0.6 * moving + 0.4 * batch
+    "batchnorm_epsilon": 1e-12,
+    "widths": (64, 256, 256),
+    "logit_scale": 1 / 9,
+})
+
+# ----------------------------------------------------------------------------- layers
+
+
+@keras.saving.register_keras_serializable(package="visionkit")
+class PatchWhitening(layers.Layer):
+    """A frozen ``patch_size``×``patch_size`` convolution that whitens image patches, plus a bias.
+
+    ``adapt(images)`` sets the ``2·C·p²`` filters to the eigenvectors ``v`` of the
+    patches' (uncentred) covariance scaled by ``1/sqrt(λ + epsilon)``, and their
+    negatives, largest eigenvalue first; the output of the first half on those
+    patches then has close to identity covariance. The kernel never trains; the bias
+    does, unless its variable is made non-trainable (``WhiteningBiasFreeze``).
+    Input ``(batch, H, W, C)``, output ``(batch, H - p + 1, W - p + 1, 2·C·p²)``.
+    """
+
+    def __init__(self, patch_size: int = 2, epsilon: float = 5e-4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.patch_size = int(patch_size)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape: Any) -> None:
+        channels, p = int(input_shape[-1]), self.patch_size
+        filters = 2 * channels * p * p
+        self.kernel = self.add_weight(name="kernel", shape=(p, p, channels, filters),
+                                      initializer="glorot_uniform", trainable=False)
+        self.bias = self.add_weight(name="bias", shape=(filters,), initializer="zeros", trainable=True)
+
+    def call(self, inputs: Any) -> Any:
+        y = ops.conv(inputs, ops.cast(self.kernel, inputs.dtype), strides=1, padding="valid")
+        return y + ops.cast(self.bias, inputs.dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        p = self.patch_size
+        h, w = (None if s is None else s - p + 1 for s in input_shape[1:3])
+        return (input_shape[0], h, w, 2 * int(input_shape[-1]) * p * p)
+
+    def adapt(self, images: Any, *, chunk: int = 500) -> None:
+        """Set the filters from ``images`` ``(N, H, W, C)`` (the layer's inputs, as floats)."""
+        x = np.asarray(images, dtype=np.float32)
+        if not self.built:
+            self.build(x.shape)
+        p = self.patch_size
+        dim = p * p * x.shape[-1]
+        cov, count = np.zeros((dim, dim)), 0
+        for start in range(0, len(x), chunk):  # chunks keep the patch matrix small
+            win = np.lib.stride_tricks.sliding_window_view(x[start:start + chunk], (p, p), axis=(1, 2))
+            flat = np.moveaxis(win, 3, -1).reshape(-1, dim).astype(np.float64)  # (h, w, c) order
+            cov += flat.T @ flat
+            count += len(flat)
+        values, vectors = np.linalg.eigh(cov / max(count, 1))
+        values, vectors = values[::-1], vectors[:, ::-1]  # largest first
+        scaled = vectors / np.sqrt(np.maximum(values, 0.0) + self.epsilon)
+        kernel = np.concatenate([scaled, -scaled], axis=1).reshape(p, p, x.shape[-1], 2 * dim)
+        self.kernel.assign(kernel.astype(np.float32))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "patch_size": self.patch_size, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="visionkit")
+class DiracUniform(keras.initializers.Initializer):
+    """Uniform ``±1/sqrt(fan_in)`` (PyTorch's default), with the first ``min(in, out)`` filters identities."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        kh, kw, cin, cout = (int(s) for s in shape)
+        bound = 1.0 / math.sqrt(kh * kw * cin)
+        w = keras.random.uniform(shape, -bound, bound, dtype=dtype, seed=self.seed)
+        k = min(cin, cout)
+        keep = np.ones(shape, np.float32)
+        keep[..., :k] = 0.0
+        eye = np.zeros(shape, np.float32)
+        eye[kh // 2, kw // 2, np.arange(k), np.arange(k)] = 1.0
+        return w * ops.cast(keep, w.dtype) + ops.cast(eye, w.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
+def build_model(
+    *,
+    whitening_images: Any = None,
+    widths: Sequence[int] = HYPER["widths"],
+    whitening: bool = True,
+    batchnorm_momentum: float = HYPER["batchnorm_momentum"],
+    logit_scale: float = HYPER["logit_scale"],
+    seed: int | None = None,
+) -> keras.Model:
+    """airbench94's network (see ``convnets.fast_cifar10_convnet``); arguments already checked."""
+    def next_seed() -> int | None:
+        nonlocal seed
+        if seed is None:
+            return None
+        seed += 1
+        return seed
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = layers.Normalization(mean=[m * 255 for m in CIFAR_MEAN], variance=[(s * 255) ** 2 for s in CIFAR_STD],
+                             name="normalize")(inputs)
+    if whitening:
+        whiten = PatchWhitening(2, HYPER["whiten_eps"], name="whiten")
+        x = whiten(x)
+        if whitening_images is not None:
+            images = np.asarray(whitening_images, np.float32)
+            whiten.adapt((images / 255.0 - np.float32(CIFAR_MEAN)) / np.float32(CIFAR_STD))
+    else:  # the ablation: a plain trainable 2x2 convolution of the same width
+        x = layers.Conv2D(24, 2, padding="valid", name="whiten",
+                          kernel_initializer=DiracUniform(next_seed()))(x)
+    x = layers.Activation("gelu", name="whiten_gelu")(x)
+    for i, width in enumerate(widths, start=1):
+        for j in (1, 2):
+            x = layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"block{i}_conv{j}",
+                              kernel_initializer=DiracUniform(next_seed()))(x)
+            if j == 1:
+                x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+            x = layers.BatchNormalization(momentum=batchnorm_momentum, epsilon=HYPER["batchnorm_epsilon"],
+                                          scale=False, name=f"block{i}_bn{j}")(x)
+            x = layers.Activation("gelu", name=f"block{i}_gelu{j}")(x)
+    x = layers.MaxPooling2D(3, name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    init = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=next_seed())
+    x = layers.Dense(10, use_bias=False, kernel_initializer=init, name="dense")(x)
+    outputs = layers.Rescaling(logit_scale, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="fast_cifar10_convnet")
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+@keras.saving.register_keras_serializable(package="visionkit")
+class TriangleSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear from ``start·peak`` up to ``peak`` at ``peak_at·total_steps``, then down to ``end·peak``."""
+
+    def __init__(self, peak: float, total_steps: int, start: float = 0.2, peak_at: float = 0.23,
+                 end: float = 0.07) -> None:
+        self.peak, self.total_steps = float(peak), int(total_steps)
+        self.start, self.peak_at, self.end = float(start), float(peak_at), float(end)
+
+    def __call__(self, step: Any) -> Any:
+        step = ops.cast(step, "float32")
+        top = float(max(int(self.peak_at * self.total_steps), 1))
+        total = float(max(self.total_steps, top + 1))
+        up = self.start + (1.0 - self.start) * step / top
+        down = 1.0 + (self.end - 1.0) * (step - top) / (total - top)
+        return self.peak * ops.where(step < top, up, ops.maximum(down, self.end))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "total_steps": self.total_steps, "start": self.start,
+                "peak_at": self.peak_at, "end": self.end}
+
+
+@keras.saving.register_keras_serializable(package="visionkit")
+class FastSGD(keras.optimizers.SGD):
+    """Nesterov SGD with airbench94's coupled weight decay and faster BatchNorm biases.
+
+    Each gradient ``g`` of a variable ``w`` becomes ``s·g + coupled_decay·w`` before
+    Keras' (Nesterov) SGD step, with ``s = bias_scaler`` for the variables named in
+    ``scaled_names`` (the BatchNorm ``beta``) and 1 otherwise: PyTorch's
+    ``SGD(weight_decay=wd/lr)`` with a 64× rate for those biases, in Keras terms.
+    """
+
+    def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.85, nesterov: bool = True, *,
+                 bias_scaler: float = 64.0, coupled_decay: float = 0.0,
+                 scaled_names: Sequence[str] = ("beta",), **kwargs: Any) -> None:
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+        self.bias_scaler = float(bias_scaler)
+        self.coupled_decay = float(coupled_decay)
+        self.scaled_names = tuple(scaled_names)
+        self._scaled: set[Any] = set()
+
+    def build(self, variables: Any) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self._scaled = {self._var_key(v) for v in variables if v.name.split("/")[-1].split(":")[0] in self.scaled_names}
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        gradient = ops.cast(gradient, variable.dtype)
+        if self._var_key(variable) in self._scaled:
+            gradient = gradient * self.bias_scaler
+        if self.coupled_decay:
+            gradient = gradient + self.coupled_decay * variable
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "bias_scaler": self.bias_scaler, "coupled_decay": self.coupled_decay,
+                "scaled_names": list(self.scaled_names)}
+
+
+def make_optimizer(*, learning_rate: float | None, schedule: str | None, total_steps: int,
+                   global_batch: int) -> FastSGD:
+    """The paper's optimizer for a run of ``total_steps`` steps of ``global_batch`` examples.
+
+    ``learning_rate`` is in the paper's units (per 1024 examples, momentum-decoupled);
+    ``schedule`` ``None`` is the paper's triangle, else ``"constant"`` or ``"cosine"``.
+    """
+    lr = float(learning_rate if learning_rate is not None else HYPER["lr"])
+    momentum = HYPER["momentum"]
+    # the reference sums the loss over the batch and divides lr by 1024·(1 + 1/(1 - momentum));
+    # Keras averages it, so its rate is that times the batch
+    peak = lr * global_batch / (1024 * (1 + 1 / (1 - momentum)))
+    if schedule is None:
+        start, peak_at, end = HYPER["schedule"]
+        rate: Any = TriangleSchedule(peak, total_steps, start, peak_at, end)
+    elif schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(peak, decay_steps=max(total_steps, 1))
+    else:
+        rate = peak
+    return FastSGD(learning_rate=rate, momentum=momentum, nesterov=True, bias_scaler=HYPER["bias_scaler"],
+                   coupled_decay=HYPER["weight_decay"] / lr)
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class EpochVariable(keras.callbacks.Callback):
+    """Holds the current epoch in a ``tf.Variable`` that the training pipeline reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import tensorflow as tf
+
+        with tf.init_scope():
+            self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.variable.assign(epoch)
+
+
+class WhiteningBiasFreeze(keras.callbacks.Callback):
+    """Trains the ``PatchWhitening`` bias for the first ``epochs`` epochs only (then retraces the step)."""
+
+    def __init__(self, epochs: int = HYPER["whiten_bias_epochs"], layer_name: str = "whiten") -> None:
+        super().__init__()
+        self.epochs, self.layer_name = int(epochs), layer_name
+
+    def _bias(self) -> Any:
+        layer = next((la for la in self.model.layers if la.name == self.layer_name), None)
+        return layer.bias if isinstance(layer, PatchWhitening) else None
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        bias = self._bias()
+        want = epoch < self.epochs
+        if bias is not None and bias.trainable != want:
+            bias.trainable = want
+            self.model.make_train_function(force=True)  # the step's variable list changed
+
+    def on_train_end(self, logs: Any = None) -> None:
+        bias = self._bias()
+        if bias is not None:
+            bias.trainable = True
+
+
+class Lookahead(keras.callbacks.Callback):
+    """airbench94's lookahead: an EMA of the weights, copied back into the model.
+
+    From epoch ``start_epoch`` on, every ``every`` optimizer steps the EMA moves
+    towards the weights with decay ``base**every · (step / total_steps)**power`` and
+    the weights are set to it; after the last step of each epoch the weights are set
+    to the EMA again, so a checkpoint taken at an epoch's end holds the EMA itself and
+    a resumed run picks it up from the weights.
+    """
+
+    def __init__(self, *, steps_per_epoch: int, total_steps: int, start_epoch: int = HYPER["ema_start_epochs"],
+                 every: int = HYPER["ema_every"], base: float = HYPER["ema_decay_base"],
+                 power: float = HYPER["ema_decay_pow"]) -> None:
+        super().__init__()
+        self.steps_per_epoch, self.total_steps = int(steps_per_epoch), int(total_steps)
+        self.start_epoch, self.every, self.base, self.power = int(start_epoch), int(every), float(base), float(power)
+        self.ema: list[Any] | None = None
+        self._epoch = 0
+        self._update: Any = None
+
+    def _first_step(self) -> int:
+        """The first step that starts the EMA."""
+        first = self.start_epoch * self.steps_per_epoch + 1
+        return first + (-first) % self.every
+
+    def _start(self) -> None:
+        import tensorflow as tf
+
+        weights = [w for w in self.model.weights if "float" in str(w.dtype)]
+        with self.model.distribute_strategy.scope():
+            self.ema = [tf.Variable(w.value, trainable=False) for w in weights]
+
+        @tf.function
+        def update(rho: Any) -> None:
+            for e, w in zip(self.ema, weights):  # type: ignore[arg-type]
+                e.assign(rho * e + (1.0 - rho) * w.value)
+                w.assign(e)
+
+        self._update = update
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.ema = None
+        if int(self.model.optimizer.iterations.numpy()) >= self._first_step():
+            self._start()  # resumed after the EMA started: the weights hold it
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if self._epoch >= self.start_epoch and step % self.every == 0:
+            if self.ema is None:
+                self._start()
+            else:
+                rho = self.base ** self.every * min(step / self.total_steps, 1.0) ** self.power
+                self._update(np.float32(rho))
+        if self.ema is not None and batch == self.steps_per_epoch - 1:
+            self._update(np.float32(1.0))  # the epoch ends on the EMA
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, epoch: Any,
+                  translate: int = HYPER["translate"], flip: str | None = "alternating",
+                  num_classes: int | None = 10) -> tuple[Any, int]:
+    """The training pipeline: whole batches gathered and augmented in compiled TF.
+
+    ``x`` uint8 ``(N, H, W, C)``; ``y`` integer labels ``(N,)`` or ``(N, 1)``.
+    Each epoch (read from the ``tf.Variable`` ``epoch``) is a permutation seeded by
+    ``(seed, epoch)``, cut into ``N // batch_size`` full batches; each batch is
+    translated by up to ``translate`` pixels (reflection padding) and flipped:
+    ``"alternating"`` flips a random half in even epochs and the other half in odd
+    ones, ``"random"`` flips each image with probability 1/2, ``None`` never.
+    Yields float32 images ``(B, H, W, C)`` in [0, 255] and one-hot float32 labels
+    ``(B, num_classes)`` (integer labels when ``num_classes`` is ``None``).
+
+    Returns
+    -------
+    (tf.data.Dataset, int)
+        The dataset (of known cardinality) and its number of batches per epoch.
+    """
+    import tensorflow as tf
+
+    n, (h, w) = len(x), x.shape[1:3]
+    batch = min(int(batch_size), n)
+    steps = n // batch
+    pad = int(translate)
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect") if pad else np.asarray(x)
+    images = tf.constant(padded)
+    labels = tf.constant(np.asarray(y).reshape(-1).astype(np.int64))
+    first_flips = tf.constant(np.random.default_rng(seed).random(n) < 0.5)
+    base = tf.constant([seed, 0], tf.int64)
+
+    def order(_: Any) -> Any:
+        key = base + tf.stack([tf.constant(0, tf.int64), epoch])
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(tf.random.stateless_uniform([n], seed=key)))
+
+    def make(i: Any, idx: Any) -> Any:
+        e = tf.convert_to_tensor(epoch)
+        xb = tf.gather(images, idx)
+        if pad:
+            shift = tf.random.stateless_uniform([batch, 2], seed=tf.stack([seed + 1, e * 1_000_003 + i]),
+                                                minval=0, maxval=2 * pad + 1, dtype=tf.int32)
+            rows = shift[:, :1] + tf.range(h)[None]
+            cols = shift[:, 1:] + tf.range(w)[None]
+            xb = tf.gather(tf.gather(xb, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+        if flip == "alternating":
+            flips = tf.not_equal(tf.gather(first_flips, idx), tf.equal(e % 2, 1))
+        elif flip == "random":
+            flips = tf.random.stateless_uniform([batch], seed=tf.stack([seed + 2, e * 1_000_003 + i])) < 0.5
+        if flip is not None:
+            xb = tf.where(flips[:, None, None, None], tf.reverse(xb, axis=[2]), xb)
+        yb = tf.gather(labels, idx)
+        if num_classes is not None:
+            yb = tf.one_hot(yb, num_classes, dtype=tf.float32)
+        return tf.cast(xb, tf.float32), yb
+
+    ds = tf.data.Dataset.range(1).flat_map(order).batch(batch, drop_remainder=True).enumerate()
+    ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    return ds, steps
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def predict_tta(model: keras.Model, images: Any, *, level: int = 2, batch_size: int = 500) -> np.ndarray:
+    """airbench94's test-time augmentation: weighted mean of the model's outputs over views.
+
+    ``level`` 0: the image; 1: the image and its mirror (½ each); 2: those (¼ each) and
+    the mirrored pair of the image translated one pixel up-left and down-right with
+    reflection padding (⅛ each). Returns float32 ``(N, outputs)``.
+    """
+    import tensorflow as tf
+
+    weights = {0: [1.0], 1: [0.5, 0.5], 2: [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]}[level]
+
+    @tf.function(reduce_retracing=True)
+    def step(xb: Any) -> Any:
+        xb = tf.cast(xb, tf.float32)
+        views = [xb]
+        if level >= 1:
+            views.append(tf.reverse(xb, axis=[2]))
+        if level >= 2:
+            p = tf.pad(xb, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+            for view in (p[:, :-2, :-2], p[:, 2:, 2:]):
+                views += [view, tf.reverse(view, axis=[2])]
+        out = tf.cast(model(tf.concat(views, 0), training=False), tf.float32)
+        out = tf.reshape(out, [len(views), tf.shape(xb)[0], -1])
+        return tf.tensordot(tf.constant(weights, tf.float32), out, axes=1)
+
+    x = np.asarray(images)
+    parts = [step(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """Which of the recipe's parts are on (the ablation switches)."""
+
+    whitening: bool = True
+    ema: bool = True
+    alternating_flip: bool = True
+    label_smoothing: float = HYPER["label_smoothing"]
+    translation: int = HYPER["translate"]
+    tta: bool = True
+
+
+def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray] | None,
+        test: tuple[np.ndarray, np.ndarray], *, options: Any, parts: Parts, paper_schedule: bool,
+        settings: dict[str, Any], started: float) -> Any:
+    """Train the recipe on arrays (already loaded, subset and split); return the ``TrainResult``."""
+    from .data import CIFAR10_CLASSES
+    from .device import global_batch_size, resolve_precision, resolve_strategy, strategy_scope
+    from .training import run_recipe
+
+    strat = resolve_strategy(options.strategy)
+    seed = options.seed if options.seed is not None else int(np.random.default_rng().integers(2**31))
+    batch = global_batch_size(options.batch_size, strat)
+    counter = EpochVariable()
+    ds, steps = train_dataset(train[0], train[1], batch_size=batch, seed=seed, epoch=counter.variable,
+                              translate=parts.translation, flip="alternating" if parts.alternating_flip else "random")
+    total = steps * options.epochs
+    own: list[Any] = [counter, WhiteningBiasFreeze()]
+    if parts.ema:
+        own.append(Lookahead(steps_per_epoch=steps, total_steps=total))
+    changes: dict[str, Any] = {"strategy": strat, "precision": resolve_precision(options.precision),
+                               "callbacks": (*own, *options.callbacks)}
+    paper_optimizer = isinstance(options.optimizer, str) and options.optimizer.lower() == "sgd"
+    if paper_optimizer:
+        with strategy_scope(strat):
+            opt = make_optimizer(learning_rate=options.learning_rate, total_steps=total, global_batch=min(batch, len(train[0])),
+                                 schedule=None if paper_schedule else options.lr_schedule)
+        changes.update(optimizer=opt, learning_rate=None, lr_schedule="constant")
+    opts = options.replace(**changes)
+
+    def build() -> keras.Model:
+        images = train[0][:HYPER["whiten_samples"]] if parts.whitening else None
+        return build_model(whitening_images=images, whitening=parts.whitening, seed=options.seed)
+
+    def onehot(data: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return data[0], np.eye(10, dtype=np.float32)[np.asarray(data[1]).reshape(-1)]
+
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=parts.label_smoothing)
+    lr = options.learning_rate if options.learning_rate is not None else (HYPER["lr"] if paper_optimizer else None)
+    recorded = {**settings, **dataclasses.asdict(parts), "optimizer": options.to_dict()["optimizer"],
+                "learning_rate": lr, "seed": options.seed,
+                "lr_schedule": "triangle" if paper_optimizer and paper_schedule else options.lr_schedule}
+    result = run_recipe(build, ds, options=opts, validation_data=onehot(validation) if validation else None,
+                        test_data=onehot(test), class_names=CIFAR10_CLASSES, settings=recorded, loss=loss)
+    metrics = {**result.metrics, "accuracy_no_tta": result.metrics["accuracy"]}
+    if parts.tta:
+        logits = predict_tta(result.model, test[0], level=2)
+        metrics["accuracy"] = float(np.mean(logits.argmax(axis=1) == np.asarray(test[1]).reshape(-1)))
+    return dataclasses.replace(result, metrics=metrics, seconds=time.perf_counter() - started)
