@@ -51,7 +51,7 @@ def test_mnist_and_train_sample(tmp_path):
 
 def test_cifar10_sample_options(tmp_path):
     out = tmp_path / "cifar"
-    argv = ["cifar10", "--sample", "--epochs", "1", "--limit", "300", "--translation", "0", "--rotation", "25",
+    argv = ["cifar10", "--recipe", "classic", "--sample", "--epochs", "1", "--limit", "300", "--translation", "0", "--rotation", "25",
             "-o", str(out), "-q"]
     assert main(argv) == 0
     settings = _outputs(out)["settings"]
@@ -69,8 +69,8 @@ def test_cifar10_sample_options(tmp_path):
         ["mnist", "--variant", "lenet"],
         ["cifar10", "--batch-size", "x"],
         ["cifar10", "--strategy", "warp"],
-        ["cifar10", "--translation", "2"],
-        ["cifar10", "--rotation", "-5"],
+        ["cifar10", "--recipe", "classic", "--translation", "2"],
+        ["cifar10", "--recipe", "classic", "--rotation", "-5"],
         ["mnist", "--lr-schedule", "step"],
         ["train", "--image-size", "20"],
         ["demo", "--epochs", "-1"],

@@ -576,7 +576,7 @@ def load_model(path: str | os.PathLike[str], *, compile: bool = False, safe_mode
     file = Path(path)
     if not file.is_file():
         raise DataNotFoundError(f"Model file not found: '{file}' (argument `path`).")
-    from . import transfer  # noqa: F401  (registers the backbone preprocessing layer)
+    from . import _fast_cifar, transfer  # noqa: F401  (register their layers for deserialisation)
 
     try:
         return keras.saving.load_model(file, safe_mode=safe_mode, compile=compile)
