@@ -137,6 +137,23 @@ def test_exif_orientation_of_a_jpeg(tmp_path):
     assert np.abs(x.numpy()[0] - expected).mean() < 2.0
 
 
+def test_xmp_orientation_and_exif_without_orientation(tmp_path):
+    from PIL import PngImagePlugin
+
+    array = np.random.default_rng(3).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="8"/></x:xmpmeta>')
+    _save(tmp_path / "ds" / "a" / "xmp.png", array, "PNG", pnginfo=info)
+    exif = Image.Exif()
+    exif[0x010F] = "camera maker"  # EXIF, but no orientation
+    _save(tmp_path / "ds" / "b" / "plain.png", array, "PNG", exif=exif)
+    for path, shape in ((tmp_path / "ds" / "a" / "xmp.png", (6, 4, 3)), (tmp_path / "ds" / "b" / "plain.png", (4, 6, 3))):
+        expected = data.load_image(path)
+        assert expected.shape == shape
+        x = next(iter(data.image_folder(path.parent, labels=None, image_size=shape[:2], batch_size=1)))
+        np.testing.assert_array_equal(x.numpy()[0], expected)
+
+
 # ----------------------------------------------------------------------------- odd folders
 
 

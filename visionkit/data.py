@@ -950,8 +950,9 @@ def image_folder(
     -----
     UserWarning
         A class folder holds no (readable) image: it stays a label with no examples
-        (the warning names it; pass ``class_names`` to leave it out); or
-        ``follow_links`` skipped links that lead back into the tree.
+        (the warning names it; pass ``class_names`` to leave it out); or folder links
+        that lead back to ``directory``, into another class or to a folder already
+        read were not followed (the warning names them).
     RuntimeWarning
         ``on_error="skip"`` skipped unreadable files (one warning listing them).
 
@@ -1231,47 +1232,81 @@ def _warn_empty_classes(root: Path, class_names: list[str], labels: list[int]) -
         )
 
 
-def _read_header(path: str) -> tuple[int, str | None]:
-    """The EXIF orientation of ``path`` (1 to 8; 1 without one) and, if PIL objects, why.
+def _orientation(path: str) -> int:
+    """The EXIF orientation of ``path`` as ``load_image`` applies it (1 to 8; 1 without one).
 
-    Reads the header only (for a PNG, its chunk list), never the pixels.
+    Cheap: a JPEG's or PNG's segment list is scanned first, and PIL reads the orientation
+    (EXIF, or XMP as PIL falls back to) only from files whose header holds such metadata;
+    only then does a PNG get decoded (PIL reads its late chunks on load only).
     """
     try:
-        with Image.open(path) as img:
-            fmt, exif = img.format, img.info.get("exif")
-    except UnidentifiedImageError:
-        return 1, "not an image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return 1, _first_line(exc) or type(exc).__name__
-    note = None if fmt in _TF_FORMATS or fmt == "MPO" else f"format {fmt} is not one TensorFlow decodes"
-    if exif is None and fmt == "PNG":
-        exif = _png_exif(path)
-    if not exif:
-        return 1, note
-    try:
-        parsed = Image.Exif()
-        parsed.load(exif)
-        orientation = int(parsed.get(_ORIENTATION_TAG, 1))
-    except Exception:  # as load_image: a broken EXIF block must not lose the image
-        orientation = 1
-    return (orientation if 1 <= orientation <= 8 else 1), note
-
-
-def _png_exif(path: str) -> bytes | None:
-    """The ``eXIf`` chunk of a PNG (PIL reads one after the pixel data only on load)."""
-    try:
         with open(path, "rb") as fh:
-            fh.seek(8)
-            while True:
-                head = fh.read(8)
-                if len(head) < 8 or head[4:] == b"IEND":
-                    return None
-                size = int.from_bytes(head[:4], "big")
-                if head[4:] == b"eXIf":
-                    return fh.read(size)
-                fh.seek(size + 4, os.SEEK_CUR)
-    except OSError:
-        return None
+            magic = fh.read(8)
+            if magic[:2] == b"\xff\xd8":
+                fh.seek(2)
+                if not _jpeg_has_app1(fh):
+                    return 1
+            elif magic == b"\x89PNG\r\n\x1a\n" and not _png_has_orientation_chunk(fh):
+                return 1
+        with Image.open(path) as img:
+            if img.format == "PNG":
+                img.load()  # late eXIf / text chunks
+            orientation = int(img.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # as load_image: unreadable metadata must not lose the image (bad files are the decode check's)
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+def _orientations(files: list[str]) -> list[int]:
+    return [_orientation(f) for f in files]
+
+
+def _jpeg_has_app1(fh: Any) -> bool:
+    """Whether a JPEG (read past its SOI marker) has an APP1 (EXIF or XMP) segment before its pixels."""
+    while True:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return False
+        if head[1] == 0xFF:  # fill byte
+            fh.seek(-3, os.SEEK_CUR)
+            continue
+        if head[1] == 0xE1:
+            return True
+        if head[1] in (0xDA, 0xD9):  # start of scan, end of image
+            return False
+        fh.seek(int.from_bytes(head[2:], "big") - 2, os.SEEK_CUR)
+
+
+def _png_has_orientation_chunk(fh: Any) -> bool:
+    """Whether a PNG (read past its signature) has an ``eXIf`` chunk, or text that PIL reads EXIF or XMP from."""
+    while True:
+        head = fh.read(8)
+        if len(head) < 8 or head[4:] == b"IEND":
+            return False
+        size, kind = int.from_bytes(head[:4], "big"), head[4:]
+        if kind == b"eXIf":
+            return True
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            keyword = fh.read(min(size, 80)).split(b"\0", 1)[0]
+            if keyword in (b"Raw profile type exif", b"XML:com.adobe.xmp"):
+                return True
+            fh.seek(size + 4 - min(size, 80), os.SEEK_CUR)
+        else:
+            fh.seek(size + 4, os.SEEK_CUR)
+
+
+def _bad_reason(path: str) -> str:
+    """Why the dataset cannot read ``path``: PIL's view of the format, else TensorFlow's words."""
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+    except UnidentifiedImageError:
+        return "not an image"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        fmt = None
+    if fmt is not None and fmt not in _TF_FORMATS | {"MPO", "WEBP"}:
+        return f"format {fmt} is not one TensorFlow decodes"
+    return _tf_reason(path)
 
 
 def _tf_unreadable(files: list[str]) -> list[int]:
@@ -1320,13 +1355,16 @@ def _drop_unreadable(
     Returns the files TensorFlow decodes, their labels and orientations. Raises on the
     others, or drops them with one warning.
     """
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        headers = list(pool.map(_read_header, files, chunksize=64))
-    orientations = [h[0] for h in headers]
-    bad = _tf_unreadable(files)
+    n = _workers()
+    with ThreadPoolExecutor(max_workers=n) as pool:  # headers in threads while tf.data decodes
+        chunks = [pool.submit(_orientations, files[i::n]) for i in range(n)]
+        bad = _tf_unreadable(files)
+        orientations = [0] * len(files)
+        for i, chunk in enumerate(chunks):
+            orientations[i::n] = chunk.result()
     if not bad:
         return files, labels, orientations
-    listing = "\n".join(f"  {files[i]}: {headers[i][1] or _tf_reason(files[i])}" for i in bad[:20])
+    listing = "\n".join(f"  {files[i]}: {_bad_reason(files[i])}" for i in bad[:20])
     more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
     if on_error == "raise":
         raise ImageReadError(
