@@ -184,6 +184,7 @@ def test_class_folder_linking_to_the_root_is_not_read(tmp_path):
 @pytest.mark.parametrize("follow_links", [False, True])
 def test_links_inside_a_class_never_loop_nor_relabel(tmp_path, follow_links):
     root = _tree(tmp_path / "ds", {"a": 2, "b": 2})
+    _save(root / "a" / "deep" / "x.png", np.zeros((6, 6, 3), np.uint8))  # a real sub-folder: always read
     outside = _tree(tmp_path / "more", {"x": 3})
     os.symlink(root, root / "a" / "back_to_root", target_is_directory=True)
     os.symlink(root / "b", root / "a" / "into_b", target_is_directory=True)
@@ -194,11 +195,11 @@ def test_links_inside_a_class_never_loop_nor_relabel(tmp_path, follow_links):
         ds = data.image_folder(root, image_size=4, batch_size=20, shuffle=False, follow_links=follow_links)
     paths = _rel(ds, root)
     if follow_links:  # the outside folder is read once, under b; the links back into the tree are not
-        assert paths == ["a/00.png", "a/01.png", "b/00.png", "b/01.png", "b/extra/00.png", "b/extra/01.png", "b/extra/02.png"]
-        assert _labels(ds).tolist() == [0, 0, 1, 1, 1, 1, 1]
+        assert paths == ["a/00.png", "a/01.png", "a/deep/x.png", "b/00.png", "b/01.png", "b/extra/00.png", "b/extra/01.png", "b/extra/02.png"]
+        assert _labels(ds).tolist() == [0, 0, 0, 1, 1, 1, 1, 1]
         assert any("back_to_root" in str(w.message) and "into_b" in str(w.message) for w in caught)
     else:  # as Keras: links to folders are not entered
-        assert paths == ["a/00.png", "a/01.png", "b/00.png", "b/01.png"]
+        assert paths == ["a/00.png", "a/01.png", "a/deep/x.png", "b/00.png", "b/01.png"]
         assert not caught
 
 
@@ -230,9 +231,10 @@ def test_explicit_labels_follow_the_file_order(tmp_path):
     ds = data.image_folder(root, labels=[1, 0, 2, 1], label_mode="categorical", image_size=4, shuffle=False)
     assert ds.class_names == ["0", "1", "2"]
     np.testing.assert_array_equal(_labels(ds), np.eye(3)[[1, 0, 2, 1]])
-    shuffled = data.image_folder(root, labels=(1, 0, 2, 1), image_size=4, seed=3)
-    order = [_rel(ds, root).index(p) for p in _rel(shuffled, root)]
-    assert sorted(_labels(shuffled).tolist()) == [0, 1, 1, 2] and len(order) == 4
+    given = dict(zip(_rel(ds, root), (1, 0, 2, 1)))
+    val = data.image_folder(root, labels=(1, 0, 2, 1), image_size=4, validation_split=0.5, subset="validation",
+                            seed=3, shuffle=False)
+    assert _labels(val).tolist() == [given[p] for p in _rel(val, root)]  # each label stays with its file
 
 
 @pytest.mark.parametrize(

@@ -1140,7 +1140,7 @@ def _list_images(settings: _FolderSettings) -> tuple[list[str], list[int], list[
     files: list[str] = []
     labels: list[int] = []
     if settings.labels != "inferred":
-        files = _walk_images(str(root), follow_links=follow, avoid=frozenset(), skipped=skipped)
+        files = _walk_images(str(root), follow_links=follow, avoid=frozenset(), root=str(root), skipped=skipped)
         labels, class_names = _explicit_labels(settings, len(files))
     else:
         class_names = _class_names(root, settings.class_names)
@@ -1152,8 +1152,8 @@ def _list_images(settings: _FolderSettings) -> tuple[list[str], list[int], list[
             if real == root_real or root_real.startswith(real.rstrip(os.sep) + os.sep):
                 skipped.append(str(root / cls))  # a class folder that is the root or holds it: a loop
                 continue
-            others = frozenset(t for c, t in trees.items() if c != cls) | {root_real}
-            found = _walk_images(str(root / cls), follow_links=follow, avoid=others, skipped=skipped)
+            others = frozenset(t for c, t in trees.items() if c != cls)
+            found = _walk_images(str(root / cls), follow_links=follow, avoid=others, root=str(root), skipped=skipped)
             files.extend(found)
             labels.extend([label] * len(found))
     if skipped:
@@ -1182,14 +1182,15 @@ def _explicit_labels(settings: _FolderSettings, n_files: int) -> tuple[list[int]
     return labels, [str(i) for i in range(max(labels, default=0) + 1)]
 
 
-def _walk_images(top: str, *, follow_links: bool, avoid: frozenset[str], skipped: list[str]) -> list[str]:
+def _walk_images(top: str, *, follow_links: bool, avoid: frozenset[str], root: str, skipped: list[str]) -> list[str]:
     """The image files under ``top``: folders sorted by path, then files by name (as Keras).
 
     Hidden files and folders are skipped. Links to folders are entered only with
-    ``follow_links``, and then never into a folder already read (no loops) nor into or
-    below a folder in ``avoid`` (real paths); those links are added to ``skipped``.
+    ``follow_links``, and then never into a folder already read (no loops), ``root``
+    itself, nor into or below a folder in ``avoid`` (real paths of the other classes);
+    those links are added to ``skipped``.
     """
-    seen = {os.path.realpath(top)}
+    seen = {os.path.realpath(top), os.path.realpath(root)}
     folders: list[tuple[str, list[str]]] = []
     stack = [top]
     while stack:
