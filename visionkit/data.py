@@ -23,9 +23,10 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import tarfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -1012,75 +1013,120 @@ def _first_line(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- tf.data
 
-
-def _check_file(path: str) -> str | None:
-    """Return ``None`` if ``path`` decodes as an image TensorFlow reads, else a reason."""
-    try:
-        with Image.open(path) as img:
-            if img.format not in _TF_FORMATS:
-                return f"format {img.format} is not one TensorFlow decodes"
-            if img.format == "JPEG":
-                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
-            img.load()
-    except UnidentifiedImageError:
-        return "not an image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return str(exc) or type(exc).__name__
-    return None
+_ORIENTATION_TAG = 0x0112
+#: Channels of each ``color_mode`` of [`image_folder`][visionkit.data.image_folder].
+_COLOR_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
 def image_folder(
     directory: str | os.PathLike[str],
     *,
+    labels: str | Sequence[int] | None = "inferred",
+    label_mode: str | None = "int",
+    class_names: Sequence[str] | None = None,
+    color_mode: str = "rgb",
     image_size: int | tuple[int, int] = (150, 150),
     batch_size: int | None = 32,
-    label_mode: str | None = "int",
+    shuffle: bool = True,
+    seed: int | None = None,
     validation_split: float | None = None,
     subset: str | None = None,
-    seed: int | None = None,
-    shuffle: bool = True,
+    follow_links: bool = False,
+    crop_to_aspect_ratio: bool = False,
+    pad_to_aspect_ratio: bool = False,
     on_error: str = "raise",
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Build a prefetched ``tf.data.Dataset`` from a class-per-folder image tree.
+    """Build a prefetched ``tf.data.Dataset`` from a folder of images.
 
-    Follows the semantics of ``keras.utils.image_dataset_from_directory``: each
-    sub-folder of ``directory`` is a class (in alphanumeric order), and the images in
-    it (``.bmp``, ``.gif``, ``.jpeg``, ``.jpg``, ``.png``, searched recursively) are its
-    examples. Every file is checked once up front, so a bad file is reported by name
-    instead of crashing an epoch half-way.
+    Follows the semantics of ``keras.utils.image_dataset_from_directory``: with
+    ``labels="inferred"`` each sub-folder of ``directory`` is a class (in alphanumeric
+    order, or the order of ``class_names``), and the images in it (``.bmp``, ``.gif``,
+    ``.jpeg``, ``.jpg``, ``.png``, searched recursively; hidden files and folders
+    skipped) are its examples. Files are listed folder by folder in alphanumeric order
+    of their paths, as ``os.walk`` sorted gives them.
+
+    What training reads is what [`load_image`][visionkit.data.load_image] reads:
+
+    * every file is decoded once up front, in parallel, by the TensorFlow decoder the
+      dataset uses (JPEGs at 1/8 scale), so a file TensorFlow cannot decode (a PNG
+      without its end chunk, a cut GIF, a truncated JPEG, another format under an
+      image extension) is named before training instead of failing an epoch half-way;
+    * the EXIF orientation of each file (read from its header during that check) is
+      applied, so a photo taken on its side is upright, as ``load_image`` shows it;
+    * transparent images are composited on white (``"rgb"``, ``"grayscale"``).
 
     Parameters
     ----------
     directory : str or os.PathLike
-        The root folder, ``directory/<class>/<image>``.
+        The root folder: ``directory/<class>/<image>`` with ``labels="inferred"``; any
+        tree of images otherwise (read recursively from ``directory`` itself).
+    labels : "inferred", None or sequence of int, default "inferred"
+        ``"inferred"``: the label of an image is its class sub-folder; ``None``: no
+        labels (the dataset yields images only); or one integer label ``>= 0`` per
+        image file, in the alphanumeric order of the file paths (the order of
+        ``file_paths`` with ``shuffle=False``). Explicit labels name their classes
+        ``"0"``, ``"1"``, ... up to the largest label.
+    label_mode : {"int", "categorical", "binary", None}, default "int"
+        ``"int"``: int32 ``(batch,)``; ``"categorical"``: one-hot float32
+        ``(batch, num_classes)``; ``"binary"``: float32 ``(batch, 1)``, exactly two
+        classes (labels 0 and 1); ``None``: images only.
+    class_names : sequence of str, optional
+        With ``labels="inferred"`` only: the class sub-folders to read, in label order
+        (others are left out). Default: every visible sub-folder, sorted.
+    color_mode : {"rgb", "grayscale", "rgba"}, default "rgb"
+        Channels of the images: 3, 1 or 4. ``"rgb"`` and ``"grayscale"`` composite a
+        transparent image on white; ``"rgba"`` keeps the alpha (255 where the file has
+        none).
     image_size : int or (height, width), default (150, 150)
         Images are resized (bilinear) to this size.
     batch_size : int or None, default 32
         Batch size; ``None`` yields single images. The last batch may be smaller.
-    label_mode : {"int", "categorical", "binary", None}, default "int"
-        ``"int"``: int32 ``(batch,)``; ``"categorical"``: one-hot float32
-        ``(batch, num_classes)``; ``"binary"``: float32 ``(batch, 1)``, exactly two
-        classes; ``None``: images only.
+    shuffle : bool, default True
+        Shuffle the files, again every epoch (both subsets with ``subset="training"`` or
+        ``"validation"``; the training one only with ``"both"``, as Keras). With
+        ``False`` every dataset reads its files in alphanumeric order.
+    seed : int, optional
+        Seed of the shuffle and of the split.
     validation_split : float, optional
-        Fraction in ``(0, 1)`` held out for validation; needs ``subset``.
+        Fraction in ``(0, 1)`` held out for validation; needs ``subset``. The split is
+        deterministic (files are permuted with ``seed``, 0 when it is None, whatever
+        ``shuffle`` is), so separate ``"training"`` and ``"validation"`` calls with the
+        same ``seed`` never overlap.
     subset : {"training", "validation", "both"}, optional
         Which side of the split to return; ``"both"`` returns ``(train, val)``.
-    seed : int, optional
-        Seed of the shuffle. The split is always deterministic (files are shuffled with
-        ``seed``, or 0 when it is None), so separate ``"training"`` and
-        ``"validation"`` calls never overlap.
-    shuffle : bool, default True
-        Reshuffle the files every epoch.
+    follow_links : bool, default False
+        Enter symbolic links to folders met inside the tree (class folders that are
+        links are always read, as Keras). A folder is never read twice and a link back
+        to ``directory`` or into another class's folder is skipped (with a warning):
+        no loops, no image under two labels.
+    crop_to_aspect_ratio : bool, default False
+        Crop the centre of each image to the aspect ratio of ``image_size`` before
+        resizing, instead of distorting it.
+    pad_to_aspect_ratio : bool, default False
+        Pad each image with zeros (black) to the aspect ratio of ``image_size``, as
+        Keras. Not with ``crop_to_aspect_ratio``.
     on_error : {"raise", "skip"}, default "raise"
-        For unreadable files: ``"raise"`` an [`ImageReadError`][visionkit.errors.ImageReadError] naming them, or
-        ``"skip"`` them with one warning that lists them.
+        For files TensorFlow cannot decode: ``"raise"`` an
+        [`ImageReadError`][visionkit.errors.ImageReadError] naming them, or ``"skip"``
+        them with one warning that lists them.
 
     Returns
     -------
     tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
-        Batches of ``(images, labels)`` (images float32 ``(batch, h, w, 3)`` in
-        ``[0, 255]``), or images alone with ``label_mode=None``. The dataset has
-        ``class_names`` and ``file_paths`` attributes.
+        Batches of ``(images, labels)`` (images float32 ``(batch, h, w, channels)`` in
+        ``[0, 255]``), or images alone with ``labels=None`` or ``label_mode=None``. The
+        dataset has ``class_names`` (``None`` with ``labels=None``) and ``file_paths``
+        attributes.
+
+    Warns
+    -----
+    UserWarning
+        A class folder holds no (readable) image: it stays a label with no examples
+        (the warning names it; pass ``class_names`` to leave it out); or folder links
+        that lead back to ``directory``, into another class or to a folder already
+        read were not followed (the warning names them).
+    RuntimeWarning
+        ``on_error="skip"`` skipped unreadable files (one warning listing them).
 
     Raises
     ------
@@ -1089,8 +1135,8 @@ def image_folder(
     ImageReadError
         Unreadable files with ``on_error="raise"``; the message lists them.
     InvalidArgumentError
-        A bad argument, a folder without class sub-folders or images, or a split that
-        leaves a subset empty.
+        A bad argument, a folder without class sub-folders or images, ``labels`` of
+        the wrong length, or a split that leaves a subset empty.
 
     Examples
     --------
@@ -1107,24 +1153,18 @@ def image_folder(
     >>> images, labels = next(iter(train))
     >>> images.shape, images.dtype.name, labels.dtype.name
     (TensorShape([4, 8, 8, 3]), 'float32', 'int32')
+    >>> gray = image_folder(root, labels=None, color_mode="grayscale", image_size=8, shuffle=False)
+    >>> gray.class_names, [p[len(root):] for p in gray.file_paths[:2]], next(iter(gray)).shape
+    (None, ['/painting/0.png', '/painting/1.png'], TensorShape([10, 8, 8, 1]))
     >>> import shutil; shutil.rmtree(root)
     """
     settings = _FolderSettings.check(
-        directory, image_size=image_size, batch_size=batch_size, label_mode=label_mode,
-        validation_split=validation_split, subset=subset, seed=seed, shuffle=shuffle, on_error=on_error,
+        directory, labels=labels, label_mode=label_mode, class_names=class_names, color_mode=color_mode,
+        image_size=image_size, batch_size=batch_size, shuffle=shuffle, seed=seed,
+        validation_split=validation_split, subset=subset, follow_links=follow_links,
+        crop_to_aspect_ratio=crop_to_aspect_ratio, pad_to_aspect_ratio=pad_to_aspect_ratio, on_error=on_error,
     )
-    class_names = _class_names(settings.root)
-    _resolve_label_mode(settings.label_mode, class_names, settings.root)
-    files, labels = _list_images(settings.root, class_names)
-    files, labels = _drop_unreadable(settings.root, files, labels, on_error=settings.on_error)
-    parts = _split_files(settings, files, labels)
-    datasets = tuple(
-        _files_dataset(
-            sub_files, sub_labels, class_names, image_size=settings.image_size, batch_size=settings.batch_size,
-            label_mode=settings.label_mode, shuffle=settings.shuffle and name == "training", seed=settings.seed,
-        )
-        for name, (sub_files, sub_labels) in parts.items()
-    )
+    datasets = _folder_datasets(settings)
     return datasets if settings.subset == "both" else datasets[0]
 
 
@@ -1133,45 +1173,85 @@ class _FolderSettings:
     """The arguments of [`image_folder`][visionkit.data.image_folder], validated once."""
 
     root: Path
+    labels: str | tuple[int, ...] | None
+    label_mode: str | None
+    class_names: tuple[str, ...] | None
+    color_mode: str
     image_size: tuple[int, int]
     batch_size: int | None
-    label_mode: str | None
+    shuffle: bool
+    seed: int | None
     validation_split: float | None
     subset: str | None
-    seed: int | None
-    shuffle: bool
+    follow_links: bool
+    crop_to_aspect_ratio: bool
+    pad_to_aspect_ratio: bool
     on_error: str
 
     @classmethod
-    def check(
-        cls, directory: Any, *, image_size: Any, batch_size: Any, label_mode: Any, validation_split: Any,
-        subset: Any, seed: Any, shuffle: Any, on_error: Any,
-    ) -> _FolderSettings:
-        """Validate every argument and the folder; raise the standard errors."""
-        V.one_of("label_mode", label_mode, ("int", "categorical", "binary", None))
-        V.one_of("on_error", on_error, ("raise", "skip"))
-        V.one_of("subset", subset, ("training", "validation", "both", None))
-        V.one_of("shuffle", shuffle, (True, False))
-        settings = cls(
-            image_size=V.size2d("image_size", image_size),
-            batch_size=V.integer("batch_size", batch_size, minimum=1, allow_none=True),
-            label_mode=label_mode,
-            validation_split=V.number(
-                "validation_split", validation_split, minimum=0.0, maximum=1.0,
-                exclusive_minimum=True, exclusive_maximum=True, allow_none=True,
-            ),
-            subset=subset,
-            seed=V.integer("seed", seed, minimum=0, allow_none=True),
-            shuffle=bool(shuffle),
-            on_error=on_error,
-            root=_existing_folder(directory),  # after the arguments: their errors come first
+    def check(cls, directory: Any, **kwargs: Any) -> _FolderSettings:
+        """Validate every argument, then the folder; raise the standard errors."""
+        V.one_of("label_mode", kwargs["label_mode"], ("int", "categorical", "binary", None))
+        V.one_of("color_mode", kwargs["color_mode"], tuple(_COLOR_CHANNELS))
+        V.one_of("on_error", kwargs["on_error"], ("raise", "skip"))
+        V.one_of("subset", kwargs["subset"], ("training", "validation", "both", None))
+        for name in ("shuffle", "follow_links", "crop_to_aspect_ratio", "pad_to_aspect_ratio"):
+            kwargs[name] = V.boolean(name, kwargs[name])
+        if kwargs["crop_to_aspect_ratio"] and kwargs["pad_to_aspect_ratio"]:
+            raise InvalidArgumentError(
+                "Pass either `crop_to_aspect_ratio` or `pad_to_aspect_ratio`, not both. "
+                "Received: crop_to_aspect_ratio=True, pad_to_aspect_ratio=True"
+            )
+        kwargs["labels"] = _check_labels(kwargs["labels"])
+        kwargs["class_names"] = _check_class_names(kwargs["class_names"], kwargs["labels"])
+        if kwargs["labels"] is None:
+            kwargs["label_mode"] = None  # as Keras: no labels, images only
+        kwargs["image_size"] = V.size2d("image_size", kwargs["image_size"])
+        kwargs["batch_size"] = V.integer("batch_size", kwargs["batch_size"], minimum=1, allow_none=True)
+        kwargs["seed"] = V.integer("seed", kwargs["seed"], minimum=0, allow_none=True)
+        split = kwargs["validation_split"] = V.number(
+            "validation_split", kwargs["validation_split"], minimum=0.0, maximum=1.0,
+            exclusive_minimum=True, exclusive_maximum=True, allow_none=True,
         )
-        if (settings.validation_split is None) != (subset is None):
+        if (split is None) != (kwargs["subset"] is None):
             raise InvalidArgumentError(
                 "Arguments `validation_split` and `subset` go together: pass both or neither. "
-                f"Received: validation_split={validation_split!r}, subset={subset!r}"
+                f"Received: validation_split={split!r}, subset={kwargs['subset']!r}"
             )
-        return settings
+        return cls(root=_existing_folder(directory), **kwargs)  # the folder after the arguments
+
+
+def _check_labels(labels: Any) -> str | tuple[int, ...] | None:
+    """``"inferred"``, ``None``, or the explicit labels as a tuple of ints >= 0."""
+    if labels is None or (isinstance(labels, str) and labels == "inferred"):
+        return labels
+    allowed = '"inferred", None, or a list or tuple of integer labels >= 0, one per image file'
+    if isinstance(labels, np.ndarray) and labels.ndim == 1:
+        labels = labels.tolist()
+    if not isinstance(labels, (list, tuple)):
+        raise V.fail("labels", allowed, labels)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in labels):
+        raise V.fail("labels", allowed, labels)
+    return tuple(int(v) for v in labels)
+
+
+def _check_class_names(class_names: Any, labels: Any) -> tuple[str, ...] | None:
+    """``class_names`` as a tuple of distinct folder names; only with ``labels="inferred"``."""
+    if class_names is None:
+        return None
+    if labels != "inferred":
+        raise InvalidArgumentError(
+            'Argument `class_names` can only be passed with labels="inferred" (explicit labels name '
+            f'their classes "0", "1", ...). Received: class_names={class_names!r}, '
+            f"labels={'None' if labels is None else 'a list of labels'}"
+        )
+    if (
+        isinstance(class_names, str) or not isinstance(class_names, (list, tuple))
+        or not class_names or not all(isinstance(c, str) and c for c in class_names)
+        or len(set(class_names)) != len(class_names)
+    ):
+        raise V.fail("class_names", "a non-empty list of distinct class sub-folder names", class_names)
+    return tuple(class_names)
 
 
 def _existing_folder(directory: Any, name: str = "directory") -> Path:
@@ -1189,78 +1269,310 @@ def _subfolders(root: Path) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _class_names(root: Path) -> list[str]:
-    """The class sub-folders of ``root``; raise if there are none."""
-    class_names = _subfolders(root)
-    if not class_names:
+def _class_names(root: Path, chosen: Sequence[str] | None = None) -> list[str]:
+    """The class sub-folders of ``root`` (``chosen`` ones, in that order); raise if there are none."""
+    found = _subfolders(root)
+    if chosen is not None:
+        missing = [c for c in chosen if c not in found]
+        if missing:
+            raise V.fail("class_names", f"names of sub-folders of '{root}' ({found}); {missing} are not", list(chosen))
+        return list(chosen)
+    if not found:
         raise V.fail("directory", "a folder with one sub-folder of images per class; it has no sub-folders", str(root))
-    return class_names
+    return found
 
 
-def _list_images(root: Path, class_names: list[str]) -> tuple[list[str], list[int]]:
-    """Every image file under ``root/<class>`` (recursively, sorted) and its label."""
+def _folder_datasets(settings: _FolderSettings) -> tuple[tf.data.Dataset, ...]:
+    """The datasets of ``settings.subset`` (two for ``"both"``): list, check, split, build.
+
+    As Keras, ``shuffle`` shuffles a lone subset, but only the training side of ``"both"``.
+    """
+    files, labels, class_names = _list_images(settings)
+    files, labels, orientations = _drop_unreadable(settings.root, files, labels, on_error=settings.on_error)
+    if settings.labels == "inferred" and class_names is not None:
+        _warn_empty_classes(settings.root, class_names, labels)
+    parts = _split_files(settings, len(files))
+    return tuple(
+        _files_dataset(
+            settings, [files[i] for i in idx], [labels[i] for i in idx], [orientations[i] for i in idx], class_names,
+            shuffle=settings.shuffle and (name == "training" or settings.subset != "both"),
+        )
+        for name, idx in parts.items()
+    )
+
+
+def _list_images(settings: _FolderSettings) -> tuple[list[str], list[int], list[str] | None]:
+    """Every image file, its label and the class names, as Keras indexes a folder.
+
+    Inferred labels: the files of each class folder, class by class. Otherwise every
+    image under the root. Within a folder tree: folders by path, then files by name.
+    """
+    root, follow = settings.root, settings.follow_links
+    skipped: list[str] = []
     files: list[str] = []
     labels: list[int] = []
-    for label, cls in enumerate(class_names):
-        found = sorted(
-            str(f) for f in (root / cls).rglob("*")
-            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+    if settings.labels != "inferred":
+        files = _walk_images(str(root), follow_links=follow, avoid=frozenset(), root=str(root), skipped=skipped)
+        labels, class_names = _explicit_labels(settings, len(files))
+    else:
+        class_names = _class_names(root, settings.class_names)
+        _resolve_label_mode(settings.label_mode, class_names, root)
+        root_real = os.path.realpath(root)
+        trees = {c: os.path.realpath(root / c) for c in _subfolders(root)}
+        for label, cls in enumerate(class_names):
+            real = trees[cls]
+            if real == root_real or root_real.startswith(real.rstrip(os.sep) + os.sep):
+                skipped.append(str(root / cls))  # a class folder that is the root or holds it: a loop
+                continue
+            others = frozenset(t for c, t in trees.items() if c != cls)
+            found = _walk_images(str(root / cls), follow_links=follow, avoid=others, root=str(root), skipped=skipped)
+            files.extend(found)
+            labels.extend([label] * len(found))
+    if skipped:
+        warnings.warn(
+            f"image_folder did not read {len(skipped)} folder link(s) that lead back to '{root}', into another "
+            "class's folder or to a folder already read:\n" + "\n".join(f"  {s}" for s in skipped[:20]),
+            UserWarning, stacklevel=4,
         )
-        files.extend(found)
-        labels.extend([label] * len(found))
     if not files:
-        raise V.fail("directory", f"a folder whose class sub-folders hold images with extensions {list(IMAGE_EXTENSIONS)}; none found", str(root))
-    return files, labels
+        raise V.fail("directory", f"a folder holding images with extensions {list(IMAGE_EXTENSIONS)}; none found", str(root))
+    return files, labels, class_names
 
 
-def _drop_unreadable(root: Path, files: list[str], labels: list[int], *, on_error: str) -> tuple[list[str], list[int]]:
-    """Check every file once; raise on unreadable ones, or drop them with one warning."""
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        problems = [(f, r) for f, r in zip(files, pool.map(_check_file, files, chunksize=64)) if r is not None]
-    if not problems:
-        return files, labels
-    listing = "\n".join(f"  {f}: {r}" for f, r in problems[:20])
-    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+def _explicit_labels(settings: _FolderSettings, n_files: int) -> tuple[list[int], list[str] | None]:
+    """The labels and class names for ``labels=None`` or an explicit list of labels."""
+    if settings.labels is None:
+        return [0] * n_files, None
+    labels = list(settings.labels)
+    if len(labels) != n_files:
+        raise InvalidArgumentError(
+            f"Argument `labels` must hold one label per image file: '{settings.root}' has {n_files} image "
+            f"files (in alphanumeric order of their paths). Received: labels of length {len(labels)}"
+        )
+    if settings.label_mode == "binary" and not set(labels) <= {0, 1}:
+        raise V.fail("labels", 'labels 0 and 1 with label_mode="binary"', sorted(set(labels)))
+    return labels, [str(i) for i in range(max(labels, default=0) + 1)]
+
+
+def _walk_images(top: str, *, follow_links: bool, avoid: frozenset[str], root: str, skipped: list[str]) -> list[str]:
+    """The image files under ``top``: folders sorted by path, then files by name (as Keras).
+
+    Hidden files and folders are skipped. Links to folders are entered only with
+    ``follow_links``, and then never into a folder already read (no loops), ``root``
+    itself, nor into or below a folder in ``avoid`` (real paths of the other classes);
+    those links are added to ``skipped``.
+    """
+    seen = {os.path.realpath(top), os.path.realpath(root)}
+    folders: list[tuple[str, list[str]]] = []
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        names: list[str] = []
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise ImageReadError(f"Cannot list the image folder '{folder}': {_first_line(exc)}.") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if follow_links:
+                    real = os.path.realpath(entry.path)
+                    if real in seen or any(real == a or real.startswith(a.rstrip(os.sep) + os.sep) for a in avoid):
+                        skipped.append(entry.path)
+                        continue
+                    seen.add(real)
+                elif entry.is_symlink():
+                    continue  # as Keras: links to folders are read only with follow_links=True
+                stack.append(entry.path)
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
+                names.append(entry.name)
+        folders.append((folder, names))
+    folders.sort(key=lambda f: f[0])
+    return [os.path.join(folder, name) for folder, names in folders for name in names]
+
+
+def _warn_empty_classes(root: Path, class_names: list[str], labels: list[int]) -> None:
+    """Warn, naming them, about class folders left without a single image."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+    empty = [c for c, n in zip(class_names, counts) if n == 0]
+    if empty:
+        kept = [c for c, n in zip(class_names, counts) if n > 0]
+        warnings.warn(
+            f"image_folder: the class folder(s) {empty} of '{root}' hold no readable image; they remain "
+            f"classes (labels) with no examples. To leave them out, pass class_names={kept!r}.",
+            UserWarning, stacklevel=4,
+        )
+
+
+def _orientation(path: str) -> int:
+    """The EXIF orientation of ``path`` as ``load_image`` applies it (1 to 8; 1 without one).
+
+    Cheap: a JPEG's or PNG's segment list is scanned first, and PIL reads the orientation
+    (EXIF, or XMP as PIL falls back to) only from files whose header holds such metadata;
+    only then does a PNG get decoded (PIL reads its late chunks on load only).
+    """
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(8)
+            if magic[:2] == b"\xff\xd8":
+                fh.seek(2)
+                if not _jpeg_has_app1(fh):
+                    return 1
+            elif magic == b"\x89PNG\r\n\x1a\n" and not _png_has_orientation_chunk(fh):
+                return 1
+        with Image.open(path) as img:
+            if img.format == "PNG":
+                img.load()  # late eXIf / text chunks
+            orientation = int(img.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # as load_image: unreadable metadata must not lose the image (bad files are the decode check's)
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+def _orientations(files: list[str]) -> list[int]:
+    return [_orientation(f) for f in files]
+
+
+def _jpeg_has_app1(fh: Any) -> bool:
+    """Whether a JPEG (read past its SOI marker) has an APP1 (EXIF or XMP) segment before its pixels."""
+    while True:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return False
+        if head[1] == 0xFF:  # fill byte
+            fh.seek(-3, os.SEEK_CUR)
+            continue
+        if head[1] == 0xE1:
+            return True
+        if head[1] in (0xDA, 0xD9):  # start of scan, end of image
+            return False
+        fh.seek(int.from_bytes(head[2:], "big") - 2, os.SEEK_CUR)
+
+
+def _png_has_orientation_chunk(fh: Any) -> bool:
+    """Whether a PNG (read past its signature) has an ``eXIf`` chunk, or text that PIL reads EXIF or XMP from."""
+    while True:
+        head = fh.read(8)
+        if len(head) < 8 or head[4:] == b"IEND":
+            return False
+        size, kind = int.from_bytes(head[:4], "big"), head[4:]
+        if kind == b"eXIf":
+            return True
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            keyword = fh.read(min(size, 80)).split(b"\0", 1)[0]
+            if keyword in (b"Raw profile type exif", b"XML:com.adobe.xmp"):
+                return True
+            fh.seek(size + 4 - min(size, 80), os.SEEK_CUR)
+        else:
+            fh.seek(size + 4, os.SEEK_CUR)
+
+
+def _bad_reason(path: str) -> str:
+    """Why the dataset cannot read ``path``: PIL's view of the format, else TensorFlow's words."""
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+    except UnidentifiedImageError:
+        return "not an image"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        fmt = None
+    if fmt is not None and fmt not in _TF_FORMATS | {"MPO", "WEBP"}:
+        return f"format {fmt} is not one TensorFlow decodes"
+    return _tf_reason(path)
+
+
+def _tf_unreadable(files: list[str]) -> list[int]:
+    """Indices of the files TensorFlow cannot decode: one parallel ``tf.data`` pass.
+
+    The decode is the dataset's own (``tf.io.decode_image``); JPEGs are decoded at 1/8
+    scale (the same decoder and checks, an eighth of the work).
+    """
+    import tensorflow as tf
+
+    def decode(index: tf.Tensor, path: tf.Tensor) -> Any:
+        raw = tf.io.read_file(path)
+        shape = tf.cond(
+            tf.io.is_jpeg(raw),
+            lambda: tf.shape(tf.io.decode_jpeg(raw, ratio=8)),
+            lambda: tf.shape(tf.io.decode_image(raw, channels=0, expand_animations=False, dtype=tf.uint8)),
+        )
+        return index, shape  # the shape makes the decode part of the result
+
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(files), dtype=np.int64), files))
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.ignore_errors(log_warning=False).batch(4096)
+    readable = np.zeros(len(files), dtype=bool)
+    for index, _ in ds:
+        readable[index.numpy()] = True
+    return np.flatnonzero(~readable).tolist()
+
+
+def _tf_reason(path: str) -> str:
+    """TensorFlow's own words on why it cannot decode ``path``."""
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
+    except tf.errors.OpError as exc:
+        lines = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*", "", exc.message).strip().splitlines()
+        return lines[0][:200] if lines else type(exc).__name__
+    return "TensorFlow cannot decode it"
+
+
+def _drop_unreadable(
+    root: Path, files: list[str], labels: list[int], *, on_error: str
+) -> tuple[list[str], list[int], list[int]]:
+    """Check every file once, as the dataset decodes it; read the EXIF orientations.
+
+    Returns the files TensorFlow decodes, their labels and orientations. Raises on the
+    others, or drops them with one warning.
+    """
+    n = _workers()
+    with ThreadPoolExecutor(max_workers=n) as pool:  # headers in threads while tf.data decodes
+        chunks = [pool.submit(_orientations, files[i::n]) for i in range(n)]
+        bad = _tf_unreadable(files)
+        orientations = [0] * len(files)
+        for i, chunk in enumerate(chunks):
+            orientations[i::n] = chunk.result()
+    if not bad:
+        return files, labels, orientations
+    listing = "\n".join(f"  {files[i]}: {_bad_reason(files[i])}" for i in bad[:20])
+    more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
     if on_error == "raise":
         raise ImageReadError(
-            f"{len(problems)} unreadable image file(s) in '{root}':\n{listing}{more}\n"
+            f"{len(bad)} image file(s) in '{root}' that TensorFlow cannot decode:\n{listing}{more}\n"
             "Remove or fix them, or pass on_error='skip'."
         )
-    warnings.warn(f"image_folder skipped {len(problems)} unreadable file(s):\n{listing}{more}", RuntimeWarning, stacklevel=3)
-    bad = {f for f, _ in problems}
-    kept = [(f, y) for f, y in zip(files, labels) if f not in bad]
-    if not kept:
+    warnings.warn(f"image_folder skipped {len(bad)} unreadable file(s):\n{listing}{more}", RuntimeWarning, stacklevel=4)
+    keep = sorted(set(range(len(files))) - set(bad))
+    if not keep:
         raise V.fail("directory", "a folder with at least one readable image", str(root))
-    return [f for f, _ in kept], [y for _, y in kept]
+    return [files[i] for i in keep], [labels[i] for i in keep], [orientations[i] for i in keep]
 
 
-def _split_files(
-    settings: _FolderSettings, files: list[str], labels: list[int]
-) -> dict[str, tuple[list[str], list[int]]]:
-    """The subsets asked for, ``{"training": ..., "validation": ...}``, in that order.
+def _split_files(settings: _FolderSettings, n: int) -> dict[str, list[int]]:
+    """Indices of the subsets asked for, ``{"training": ..., "validation": ...}``, in that order.
 
     Files are permuted with ``seed`` (0 when None) before the split, so the split is
-    deterministic and the two subsets never overlap.
+    deterministic and the two subsets never overlap; with ``shuffle=False`` each subset
+    is then put back in listing order.
     """
-    order = np.random.default_rng(0 if settings.seed is None else settings.seed).permutation(len(files))
-    files = [files[i] for i in order]
-    labels = [labels[i] for i in order]
+    order = np.random.default_rng(0 if settings.seed is None else settings.seed).permutation(n)
     if settings.validation_split is None:
-        return {"training": (files, labels)}
-    n_train = len(files) - int(settings.validation_split * len(files))
-    parts = {
-        "training": (files[:n_train], labels[:n_train]),
-        "validation": (files[n_train:], labels[n_train:]),
-    }
-    wanted = ("training", "validation") if settings.subset == "both" else (settings.subset,)
+        parts = {"training": order if settings.shuffle else np.arange(n)}
+    else:
+        n_train = n - int(settings.validation_split * n)
+        parts = {"training": order[:n_train], "validation": order[n_train:]}
+    wanted = ("training", "validation") if settings.subset == "both" else (settings.subset or "training",)
     for name in wanted:
-        if not parts[name][0]:
+        if not len(parts[name]):
             raise InvalidArgumentError(
                 f"`validation_split={settings.validation_split}` leaves the {name} subset of '{settings.root}' "
-                f"empty ({len(files)} images in all). Use a split closer to 0.5 or add images. "
+                f"empty ({n} images in all). Use a split closer to 0.5 or add images. "
                 f"Received: validation_split={settings.validation_split!r}"
             )
-    return {name: parts[name] for name in wanted}
+    return {name: (parts[name] if settings.shuffle else np.sort(parts[name])).tolist() for name in wanted}
 
 
 # ----------------------------------------------------------------------------- folder splits
@@ -1276,8 +1588,9 @@ class FolderSplits:
     Attributes
     ----------
     train : tf.data.Dataset
-        Shuffled batches of ``(images, labels)``; images float32 ``(batch, h, w, 3)``
-        in ``[0, 255]``.
+        Shuffled batches of ``(images, labels)``; images float32
+        ``(batch, h, w, channels)`` in ``[0, 255]`` (3 channels unless another
+        ``color_mode``).
     validation : tf.data.Dataset or None
         Unshuffled batches like ``train``; ``None`` when there is no validation split.
     test : tf.data.Dataset or None
@@ -1308,7 +1621,9 @@ def folder_splits(
     validation_split: float | None = 0.2,
     test_directory: str | os.PathLike[str] | None = None,
     label_mode: str = "auto",
+    color_mode: str = "rgb",
     seed: int | None = None,
+    follow_links: bool = False,
     on_error: str = "raise",
 ) -> FolderSplits:
     """Build the train / validation / test datasets of an image folder, one rule for all.
@@ -1341,17 +1656,25 @@ def folder_splits(
         for a one-unit sigmoid head), else ``"int"`` (int32 ``(batch,)``).
         ``"binary"`` needs exactly 2 classes; ``"categorical"`` gives one-hot float32
         ``(batch, num_classes)``.
+    color_mode : {"rgb", "grayscale", "rgba"}, default "rgb"
+        Channels of the images (3, 1 or 4), as in
+        [`image_folder`][visionkit.data.image_folder].
     seed : int, optional
         Seed of the training shuffle. The validation hold-out uses ``seed`` (0 when
         ``None``), so it is reproducible and never overlaps the training split.
         Validation and test are not shuffled.
+    follow_links : bool, default False
+        Enter links to folders inside the class folders, as in
+        [`image_folder`][visionkit.data.image_folder] (never in a loop).
     on_error : {"raise", "skip"}, default "raise"
-        For unreadable images, as in [`image_folder`][visionkit.data.image_folder].
+        For images TensorFlow cannot decode, as in
+        [`image_folder`][visionkit.data.image_folder]: every file is decoded once
+        before training, so none fails an epoch half-way.
 
     Returns
     -------
     FolderSplits
-        The datasets (images float32 ``(batch, h, w, 3)`` in ``[0, 255]``), the class
+        The datasets (images float32 ``(batch, h, w, channels)`` in ``[0, 255]``), the class
         names, the label mode used and the folders read.
 
     Raises
@@ -1393,7 +1716,9 @@ def folder_splits(
     common: dict[str, Any] = {
         "image_size": V.size2d("image_size", image_size),
         "batch_size": V.integer("batch_size", batch_size, minimum=1),
+        "color_mode": V.one_of("color_mode", color_mode, tuple(_COLOR_CHANNELS)),
         "seed": V.integer("seed", seed, minimum=0, allow_none=True),
+        "follow_links": V.boolean("follow_links", follow_links),
         "on_error": on_error,
     }
     split = V.number("validation_split", validation_split, minimum=0.0, maximum=1.0, exclusive_maximum=True, allow_none=True)
@@ -1472,35 +1797,33 @@ def _resolve_label_mode(label_mode: str | None, class_names: list[str], root: Pa
 
 
 def _files_dataset(
+    settings: _FolderSettings,
     files: list[str],
     labels: list[int],
-    class_names: list[str],
+    orientations: list[int],
+    class_names: list[str] | None,
     *,
-    image_size: tuple[int, int],
-    batch_size: int | None,
-    label_mode: str | None,
     shuffle: bool,
-    seed: int | None,
 ) -> tf.data.Dataset:
+    """Decode, orient, convert and resize ``files`` into a batched, prefetched dataset."""
     import tensorflow as tf
 
-    num_classes = len(class_names)
-    paths = tf.data.Dataset.from_tensor_slices(files)
-    ds = tf.data.Dataset.zip((paths, tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32))))
+    num_classes = len(class_names or ())
+    label_mode, image_size = settings.label_mode, settings.image_size
+    oriented = any(o != 1 for o in orientations)  # the orientation ops only where a file needs them
+    ds = tf.data.Dataset.from_tensor_slices(
+        (files, np.asarray(labels, np.int32), np.asarray(orientations, np.int32))
+    )
     if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(files), seed=settings.seed, reshuffle_each_iteration=True)
 
-    def load(path: tf.Tensor, label: tf.Tensor) -> Any:
-        raw = tf.io.read_file(path)
-        img = tf.cast(tf.io.decode_image(raw, channels=0, expand_animations=False, dtype=tf.uint8), tf.float32)
-        # as load_image does: alpha (LA, RGBA) composited on white, gray repeated to RGB
-        channels = tf.shape(img)[-1]
-        alpha = tf.cond(channels % 2 == 0, lambda: img[..., -1:] / 255.0, lambda: tf.ones_like(img[..., :1]))
-        color = tf.cond(channels % 2 == 0, lambda: img[..., :-1], lambda: img)
-        color = color * alpha + 255.0 * (1.0 - alpha)
-        img = tf.tile(color, [1, 1, 3 // tf.shape(color)[-1]])
-        img = tf.image.resize(img, image_size, method="bilinear")
-        img.set_shape((*image_size, 3))
+    def load(path: tf.Tensor, label: tf.Tensor, orientation: tf.Tensor) -> Any:
+        img = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False, dtype=tf.uint8)
+        img = _tf_color(tf.cast(img, tf.float32), settings.color_mode)
+        if oriented:
+            img = _tf_orient(img, orientation)
+        img = _tf_fit(img, settings)
+        img.set_shape((*image_size, _COLOR_CHANNELS[settings.color_mode]))
         if label_mode is None:
             return img
         if label_mode == "categorical":
@@ -1510,12 +1833,72 @@ def _files_dataset(
         return img, label
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if batch_size is not None:
-        ds = ds.batch(batch_size)
+    if settings.batch_size is not None:
+        ds = ds.batch(settings.batch_size)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    ds.class_names = list(class_names)
+    ds.class_names = None if class_names is None else list(class_names)
     ds.file_paths = list(files)
     return ds
+
+
+def _tf_color(img: tf.Tensor, color_mode: str) -> tf.Tensor:
+    """A decoded float image (1 to 4 channels) in ``color_mode``, as ``load_image`` converts.
+
+    Alpha (LA, RGBA) is composited on white for ``"rgb"`` and ``"grayscale"``; gray is
+    repeated to RGB; ``"rgba"`` keeps the alpha (255 where there is none).
+    """
+    import tensorflow as tf
+
+    has_alpha = tf.shape(img)[-1] % 2 == 0
+    color = tf.cond(has_alpha, lambda: img[..., :-1], lambda: img)
+    alpha = tf.cond(has_alpha, lambda: img[..., -1:], lambda: tf.fill(tf.shape(img[..., :1]), 255.0))
+    if color_mode == "rgba":
+        return tf.concat([tf.tile(color, [1, 1, 3 // tf.shape(color)[-1]]), alpha], axis=-1)
+    color = color * (alpha / 255.0) + 255.0 * (1.0 - alpha / 255.0)
+    if color_mode == "rgb":
+        return tf.tile(color, [1, 1, 3 // tf.shape(color)[-1]])
+    luma = tf.constant([0.299, 0.587, 0.114])  # ITU-R 601-2, as PIL's convert("L")
+    return tf.cond(
+        tf.shape(color)[-1] == 3,
+        lambda: tf.clip_by_value(tf.reduce_sum(color * luma, axis=-1, keepdims=True), 0.0, 255.0),
+        lambda: color,
+    )
+
+
+def _tf_orient(img: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """Apply an EXIF orientation (1 to 8) as PIL's ``ImageOps.exif_transpose`` does."""
+    import tensorflow as tf
+
+    def transverse() -> tf.Tensor:
+        return tf.image.rot90(tf.image.transpose(img), 2)
+
+    return tf.switch_case(orientation - 1, [
+        lambda: img,
+        lambda: tf.image.flip_left_right(img),
+        lambda: tf.image.rot90(img, 2),
+        lambda: tf.image.flip_up_down(img),
+        lambda: tf.image.transpose(img),
+        lambda: tf.image.rot90(img, 3),
+        transverse,
+        lambda: tf.image.rot90(img, 1),
+    ])
+
+
+def _tf_fit(img: tf.Tensor, settings: _FolderSettings) -> tf.Tensor:
+    """Resize to ``image_size`` (bilinear): distorted, centre-cropped or padded, as Keras."""
+    import tensorflow as tf
+
+    height, width = settings.image_size
+    if settings.pad_to_aspect_ratio:
+        return tf.image.resize_with_pad(img, height, width, method="bilinear")
+    if settings.crop_to_aspect_ratio:  # keras.utils.smart_resize
+        h, w = tf.shape(img)[0], tf.shape(img)[1]
+        crop_h = tf.clip_by_value(tf.cast(tf.cast(w * height, tf.float32) / width, tf.int32), 1, h)
+        crop_w = tf.clip_by_value(tf.cast(tf.cast(h * width, tf.float32) / height, tf.int32), 1, w)
+        top = tf.cast(tf.cast(h - crop_h, tf.float32) / 2, tf.int32)
+        left = tf.cast(tf.cast(w - crop_w, tf.float32) / 2, tf.int32)
+        img = img[top:top + crop_h, left:left + crop_w]
+    return tf.image.resize(img, (height, width), method="bilinear")
 
 
 def from_arrays(
