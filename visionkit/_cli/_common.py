@@ -93,6 +93,23 @@ def stderr_line(command: str, kind: str, message: str) -> None:
     print(f"visionkit {command}: {kind}: {text}", file=sys.stderr)
 
 
+def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """Report a usage error found after parsing as argparse does (usage line, then the error); return 2."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_image_output(parser: argparse.ArgumentParser, output: str) -> int:
+    """0 when ``output`` ends like an image file visionkit writes, else a usage error (2)."""
+    from ..data import SAVE_FORMATS
+
+    if Path(output).suffix.lower() in SAVE_FORMATS:
+        return 0
+    return usage_error(parser, f"argument -o/--output: expected a file name ending in one of "
+                       f"{sorted(SAVE_FORMATS)}, got {output!r}")
+
+
 def add_progress(parser: argparse.ArgumentParser) -> None:
     """Add ``--quiet`` (no progress bars)."""
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

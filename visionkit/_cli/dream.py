@@ -12,6 +12,7 @@ from pathlib import Path
 from ..dream import INCEPTION_V3_LAYERS, deep_dream
 from ._common import (
     add_progress,
+    check_image_output,
     defaults_of,
     positive_float,
     positive_int,
@@ -70,11 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import SAVE_FORMATS, load_image, save_image
+    from ..data import load_image, save_image
 
-    if Path(args.output).suffix.lower() not in SAVE_FORMATS:  # a usage error, before the long dream
-        args.parser.error(f"argument -o/--output: expected a file name ending in one of {sorted(SAVE_FORMATS)}, "
-                          f"got {args.output!r}")
+    if check_image_output(args.parser, args.output):  # a usage error, found before the long dream
+        return 2
     require_inputs(("IMAGE", args.image, "file"), ("--weights", args.weights, "file"))
     image = load_image(args.image, max_dim=args.max_dim)
     out = deep_dream(

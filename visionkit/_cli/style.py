@@ -14,6 +14,7 @@ from pathlib import Path
 from ..style import INIT_MODES, OPTIMIZERS, POOLINGS, style_transfer
 from ._common import (
     add_progress,
+    check_image_output,
     defaults_of,
     number_in,
     positive_float,
@@ -93,11 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import SAVE_FORMATS, save_image
+    from ..data import save_image
 
-    if Path(args.output).suffix.lower() not in SAVE_FORMATS:  # a usage error, before the long optimisation
-        args.parser.error(f"argument -o/--output: expected a file name ending in one of {sorted(SAVE_FORMATS)}, "
-                          f"got {args.output!r}")
+    if check_image_output(args.parser, args.output):  # a usage error, found before the long optimisation
+        return 2
     require_inputs(("CONTENT", args.content, "file"), *(("STYLE", s, "file") for s in args.style),
                    ("--weights", args.weights, "file"))
     out = Path(args.output)
