@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from visionkit import data, style
     from visionkit._applications import application
     from visionkit._style_model import build_extractor
-    from visionkit._style_optim import make_adam_step
+    from visionkit._style_optim import ADAM_EPSILON, make_adam_step
     from visionkit.errors import WeightsUnavailableError
     from visionkit.preprocess import IMAGENET_MEAN_RGB, vgg_preprocess
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     naive_content = tf.constant(x0[None])
     naive_style = tf.constant(style_same[None])
     naive_x = tf.Variable(x0[None])
-    naive_opt = keras.optimizers.Adam(learning_rate=5.0, beta_1=0.99, epsilon=0.1)
+    naive_opt = keras.optimizers.Adam(learning_rate=5.0, beta_1=0.99, epsilon=ADAM_EPSILON)  # visionkit's steps
 
     def naive_gram(f: tf.Tensor) -> tf.Tensor:
         f = tf.reshape(f, (-1, f.shape[-1]))

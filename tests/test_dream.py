@@ -216,7 +216,7 @@ def test_cli(tmp_path, image):
     src = save_image(tmp_path / "in.png", np.tile(image, (2, 2, 1))[:80, :96])
     out = tmp_path / "out.png"
     base = ["dream", str(src), "-o", str(out), "--octaves", "1", "--steps", "1", "--weights", "none", "-q"]
-    assert main([*base, "--layers", "nope=1"]) == 2
+    assert main([*base, "--layers", "nope=1"]) == 1  # an unknown layer is not a usage error: exit 1
     assert not out.exists()
     assert main([*base, "--layers", "mixed2=1,mixed3", "--tile-size", "96", "--seed", "0"]) == 0
     from visionkit.data import load_image

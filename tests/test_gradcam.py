@@ -402,9 +402,9 @@ def test_cli_gradcam(tmp_path, nested, capsys):
     assert np.asarray(Image.open(out / "img0_gradcam.png")).shape == (24, 24, 3)
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a model")
-    assert cli.main(["gradcam", str(bad), paths[0], "-o", str(out)]) == 2
+    assert cli.main(["gradcam", str(bad), paths[0], "-o", str(out)]) == 1  # not a usage error: exit 1 (docs/cli.md)
     assert "bad.keras" in capsys.readouterr().err
-    assert cli.main(["gradcam", str(tmp_path / "m.keras"), paths[0], "--layer", "zz"]) == 2
+    assert cli.main(["gradcam", str(tmp_path / "m.keras"), paths[0], "--layer", "zz"]) == 1
     assert "base/b2" in capsys.readouterr().err
 
 

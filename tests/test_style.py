@@ -94,6 +94,49 @@ def test_offline_weights_error(monkeypatch, tmp_path) -> None:
 # ----------------------------------------------------------------------------- the recipe
 
 
+def _tutorial_adam_trajectory(loss, u0, low, high, steps):
+    """Keras' Adam as the TensorFlow tutorial sets it, on an image ``u`` in [0, 1] units."""
+    import tensorflow as tf
+
+    opt = keras.optimizers.Adam(learning_rate=0.02, beta_1=0.99, epsilon=1e-1)
+    u = keras.Variable(u0)
+    out = []
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            value = loss(u.value)
+        opt.apply_gradients([(tape.gradient(value, u.value), u)])
+        u.assign(tf.clip_by_value(u.value, low, high))
+        out.append(np.array(u.numpy()))
+    return np.stack(out)
+
+
+def test_adam_takes_the_tutorials_steps_in_pixel_units() -> None:
+    """visionkit's Adam on [0, 255] pixels moves as the tutorial's Adam on [0, 1] images, times 255."""
+    import tensorflow as tf
+
+    from visionkit._style_optim import make_adam_step
+
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-100, 100, (6, 7, 3)).astype(np.float32)  # VGG units: pixels minus the mean
+    target = rng.uniform(-120, 120, (6, 7, 3)).astype(np.float32)
+    scale = np.geomspace(1e-9, 1e-3, 6 * 7 * 3).reshape(6, 7, 3).astype(np.float32)  # tiny to large gradients
+    low, high = np.float32([-103.9, -116.8, -123.7]), np.float32([151.1, 138.2, 131.3])
+
+    def loss_pixels(x):
+        return tf.reduce_sum(scale * tf.square(x - target))
+
+    step, x = make_adam_step(lambda x: (loss_pixels(x), {}), x0, low, high, learning_rate=0.02 * 255)
+    ours = []
+    for _ in range(12):
+        step()
+        ours.append(x.numpy())
+    tutorial = _tutorial_adam_trajectory(lambda u: loss_pixels(255.0 * u), x0 / 255.0, low / 255.0, high / 255.0, 12)
+    moved = np.abs(tutorial[-1] * 255.0 - x0)
+    assert moved.max() > 1.0 and moved.min() < 1e-3  # large and tiny gradients: epsilon matters
+    np.testing.assert_allclose(np.stack(ours), tutorial * 255.0, rtol=1e-4, atol=2e-3)
+
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_total_loss_falls(photo: np.ndarray, painting: np.ndarray, optimizer: str) -> None:
     hist: list[dict[str, float]] = []

@@ -33,6 +33,16 @@ def _nonfinite(step: int, losses: dict[str, float]) -> str:
     )
 
 
+#: Adam's settings of the TensorFlow style-transfer tutorial, which optimises an image in
+#: ``[0, 1]``: ``Adam(learning_rate=0.02, beta_1=0.99, epsilon=1e-1)``.
+TUTORIAL_ADAM = {"learning_rate": 0.02, "beta_1": 0.99, "beta_2": 0.999, "epsilon": 1e-1}
+
+#: visionkit optimises pixels in ``[0, 255]``: the same steps need the rate times 255
+#: and the epsilon divided by 255 (the gradients are 255 times smaller; see ``make_adam_step``).
+PIXEL_SCALE = 255.0
+ADAM_EPSILON = TUTORIAL_ADAM["epsilon"] / PIXEL_SCALE
+
+
 def make_adam_step(
     loss_fn: Callable[[tf.Tensor], tuple[tf.Tensor, dict[str, tf.Tensor]]],
     x0: np.ndarray,
@@ -40,12 +50,18 @@ def make_adam_step(
     high: np.ndarray,
     *,
     learning_rate: float,
-    beta_1: float = 0.99,
-    beta_2: float = 0.999,
-    epsilon: float = 0.1,
+    beta_1: float = TUTORIAL_ADAM["beta_1"],
+    beta_2: float = TUTORIAL_ADAM["beta_2"],
+    epsilon: float = ADAM_EPSILON,
     jit_compile: bool = False,
 ) -> tuple[Callable[[], tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]], tf.Variable]:
     """A compiled Adam step on the pixels (clipped to ``[low, high]``) and its image variable.
+
+    The update is Keras' ``Adam`` (epsilon added to ``sqrt(v)`` before the bias
+    correction of the rate). Pixels here are ``[0, 255]`` units, the tutorial's are
+    ``[0, 1]``: with ``x = 255 u`` the gradient in ``x`` is the gradient in ``u`` over
+    255, so Keras' Adam on ``u`` with rate ``r`` and epsilon ``e`` moves ``x`` exactly
+    as this step with rate ``255 r`` and epsilon ``e / 255`` (the default).
 
     ``step()`` returns ``(total, parts, ok)`` for the image before the update; when the
     loss or the gradient is not finite (``ok`` false) the image is left unchanged.
@@ -67,11 +83,10 @@ def make_adam_step(
         ok = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(grad))
         if ok:  # autograph: a NaN/Inf step leaves x at its last finite value
             t.assign_add(1.0)
-            m.assign(beta_1 * m + (1.0 - beta_1) * grad)
-            v.assign(beta_2 * v + (1.0 - beta_2) * tf.square(grad))
-            m_hat = m / (1.0 - tf.pow(beta_1, t))
-            v_hat = v / (1.0 - tf.pow(beta_2, t))
-            x.assign(tf.clip_by_value(x - lr * m_hat / (tf.sqrt(v_hat) + epsilon), lo, hi))
+            m.assign_add((grad - m) * (1.0 - beta_1))
+            v.assign_add((tf.square(grad) - v) * (1.0 - beta_2))
+            alpha = lr * tf.sqrt(1.0 - tf.pow(beta_2, t)) / (1.0 - tf.pow(beta_1, t))
+            x.assign(tf.clip_by_value(x - alpha * m / (tf.sqrt(v) + epsilon), lo, hi))
         return total, parts, ok
 
     return step, x

@@ -381,6 +381,9 @@ def style_transfer(
         L-BFGS reaches a given loss in far fewer steps.
     learning_rate : float, default 5.0
         Adam's step size in pixel units (``[0, 255]``); ignored by L-BFGS (line search).
+        Adam is Keras' update with ``beta_1=0.99`` and ``epsilon=0.1 / 255``: the
+        TensorFlow tutorial's ``Adam(0.02, beta_1=0.99, epsilon=0.1)`` for images in
+        ``[0, 1]``, rescaled to pixels (5.0 is about ``0.02 * 255``).
     init : "content", "noise" or float, default "content"
         Start from the content image, from uniform noise, or from
         ``ratio * noise + (1 - ratio) * content`` (``0.6`` in the classic recipe).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,19 +51,63 @@ def number_in(low: float, high: float, *, open_low: bool = False, open_high: boo
 
 
 def weights_arg(text: str) -> str | None:
-    """argparse type for --weights: 'imagenet', 'none' or a path."""
+    """argparse type for --weights: 'imagenet', 'none' or a path.
+
+    A path is not checked here: a missing file is a missing input (exit 1, see
+    ``require_inputs``), not a usage error.
+    """
     if text.lower() == "none":
         return None
-    if text == "imagenet":
-        return text
-    if not Path(text).is_file():
-        raise argparse.ArgumentTypeError(f"expected 'imagenet', 'none' or an existing weights file, got {text!r}")
     return text
+
+
+def require_inputs(*inputs: tuple[str, str | None, str]) -> None:
+    """Check input paths before any work: ``(label, path, kind)`` with kind ``file``, ``folder`` or ``any``.
+
+    ``path`` None is skipped, and so is ``--weights imagenet``. Raises
+    [`DataNotFoundError`][visionkit.errors.DataNotFoundError] naming the first path that
+    is missing (or of the wrong kind) and the argument it came from.
+    """
+    from ..errors import DataNotFoundError
+
+    for label, path, kind in inputs:
+        if path is None or (label == "--weights" and path == "imagenet"):
+            continue
+        p = Path(path)
+        if not p.exists():
+            raise DataNotFoundError(f"{label}: no such {'file or folder' if kind == 'any' else kind}: '{p}'")
+        if kind == "file" and not p.is_file():
+            raise DataNotFoundError(f"{label}: expected a file, '{p}' is a folder")
+        if kind == "folder" and not p.is_dir():
+            raise DataNotFoundError(f"{label}: expected a folder, '{p}' is a file")
 
 
 def add_output(parser: argparse.ArgumentParser, default: str) -> None:
     """Add ``-o/--output``."""
     parser.add_argument("-o", "--output", default=default, help=f"output folder or file (default: {default})")
+
+
+def stderr_line(command: str, kind: str, message: str) -> None:
+    """Print ``visionkit COMMAND: KIND: MESSAGE`` on one line of stderr (the command line's own channel)."""
+    text = " ".join(str(message).split())
+    print(f"visionkit {command}: {kind}: {text}", file=sys.stderr)
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """Report a usage error found after parsing as argparse does (usage line, then the error); return 2."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_image_output(parser: argparse.ArgumentParser, output: str) -> int:
+    """0 when ``output`` ends like an image file visionkit writes, else a usage error (2)."""
+    from ..data import SAVE_FORMATS
+
+    if Path(output).suffix.lower() in SAVE_FORMATS:
+        return 0
+    return usage_error(parser, f"argument -o/--output: expected a file name ending in one of "
+                       f"{sorted(SAVE_FORMATS)}, got {output!r}")
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

@@ -32,6 +32,9 @@ def add_model_command(
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("model", metavar="MODEL", help="a .keras model file")
     p.add_argument("-o", "--output", default=output, help=f"{output_help} (default: %(default)s)")
+    p.add_argument("--unsafe-load", action="store_true",
+                   help="load a model holding Python code (Lambda layers): that code runs, so only for files "
+                   "you trust (default: refuse such models)")
     if rescale:
         add_model_options(p)
     p.set_defaults(func=run)
@@ -43,15 +46,31 @@ def default_of(function: Callable[..., Any], parameter: str) -> Any:
     return defaults_of(function)[parameter]
 
 
-def load_model(path: str) -> Any:
-    """Load a ``.keras`` model with [`training.load_model`][visionkit.training.load_model] (safe mode).
+def load_model(path: str, *, unsafe: bool = False, command: str = "") -> Any:
+    """Load a ``.keras`` model with [`training.load_model`][visionkit.training.load_model].
 
-    Raises [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] naming the file when it
-    cannot be loaded, and [`DataNotFoundError`][visionkit.errors.DataNotFoundError] when it is missing.
+    Safe mode unless ``unsafe`` (``--unsafe-load``), which warns on stderr first. Raises
+    [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] naming the file when it
+    cannot be loaded (a refusal of Python code names ``--unsafe-load``), and
+    [`DataNotFoundError`][visionkit.errors.DataNotFoundError] when it is missing.
     """
+    from ..errors import InvalidArgumentError
     from ..training import load_model as load
+    from ._common import stderr_line
 
-    return load(path)
+    if unsafe:
+        stderr_line(command, "warning", f"--unsafe-load: '{path}' may run Python code stored in it "
+                    "(Lambda layers); use it only with files you trust.")
+        return load(path, safe_mode=False)
+    try:
+        return load(path)
+    except InvalidArgumentError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise InvalidArgumentError(
+            f"Refused to load '{path}': it holds Python code (a Lambda layer or a custom function), which "
+            "could run anything. If you trust the file, rerun with --unsafe-load."
+        ) from None
 
 
 def load_images(model: Any, paths: list[str], *, rescale: float) -> np.ndarray:

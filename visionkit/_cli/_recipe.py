@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .._options import LR_SCHEDULES, OPTIMIZERS, TrainOptions
 from ..device import PRECISIONS, STRATEGIES
+from ..errors import VisionkitError
 from ._common import add_output, add_progress, positive_float, positive_int
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
@@ -76,12 +80,66 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write_outputs(output: str, result: Any) -> Any:
-    """Write ``model.keras``, ``curves.png`` and ``metrics.json`` into ``output``; print them."""
-    saved = result.save(output)
+def prepare_output(output: str) -> Path:
+    """Check, before any training, that the output folder can be written; create it.
+
+    A file in the way (at ``output`` or above it), a folder that cannot be created or
+    one that refuses a probe file is an
+    [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] naming ``--output``,
+    so a command never trains for nothing.
+    """
+    from ..errors import InvalidArgumentError
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--output: '{out}' is a file, not a folder; nothing was trained.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".visionkit-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"--output: cannot write into '{out}' ({type(exc).__name__}: {exc.strerror or exc}); nothing was trained."
+        ) from None
+    return out
+
+
+class OutputWriteError(VisionkitError, OSError):
+    """The outputs could not be written where asked (they may have been saved elsewhere)."""
+
+
+def write_outputs(output: str, result: Any, *, checkpoint_dir: str | None = None) -> Any:
+    """Write ``model.keras``, ``curves.png`` and ``metrics.json`` into ``output``; print them.
+
+    When that fails (a full disk, a folder made read-only during training), the
+    outputs are saved to a fallback folder instead, ``checkpoint_dir`` when given, else
+    a new temporary folder, and ``OutputWriteError`` says where (the command exits 1).
+    """
+    try:
+        saved = result.save(output)
+    except OSError as exc:
+        raise OutputWriteError(_save_elsewhere(output, result, exc, checkpoint_dir)) from None
     shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     print(f"test: {shown}")
     for name in ("model", "curves", "metrics"):
         if name in saved.paths:
             print(f"{name:<8} {saved.paths[name]}")
     return saved
+
+
+def _save_elsewhere(output: str, result: Any, error: OSError, checkpoint_dir: str | None) -> str:
+    """Save ``result`` to the first fallback folder that takes it; return the message to show."""
+    reason = f"{type(error).__name__}: {error.strerror or error}"
+    tried = []
+    for folder in ([checkpoint_dir] if checkpoint_dir else []) + [None]:  # None: a new temporary folder
+        try:
+            saved = result.save(folder or tempfile.mkdtemp(prefix="visionkit-output-"))
+        except OSError as exc:
+            tried.append(f"{type(exc).__name__}: {exc.strerror or exc}")
+            continue
+        return (f"could not write the outputs into '{output}' ({reason}); the trained model was saved to "
+                f"'{saved.paths['model']}' instead, with curves.png and metrics.json beside it.")
+    return (f"could not write the outputs into '{output}' ({reason}), nor into a fallback folder "
+            f"({'; '.join(tried)}); the trained model is lost" +
+            (f" (the checkpoints in '{checkpoint_dir}' remain)." if checkpoint_dir else "."))

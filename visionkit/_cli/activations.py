@@ -31,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import save_figure
+    from ._common import require_inputs
     from ._model import load_images, load_model
 
-    model = load_model(args.model)
+    require_inputs(("MODEL", args.model, "file"), ("IMAGE", args.image, "file"))
+    model = load_model(args.model, unsafe=args.unsafe_load, command=args.command)
     image = load_images(model, [args.image], rescale=args.rescale)[0]
     figures = plot_activations(activations(model, image, layers=args.layers), images_per_row=args.images_per_row)
     out = Path(args.output)

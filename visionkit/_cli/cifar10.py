@@ -50,13 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                 shown[0] = "fast the paper's triangle with sgd"
             base = (action.help or "").split("(default:")[0].strip()
             action.help = f"{base} (default: {', '.join(shown)})".replace("%", "%%").strip()
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import convnets
-    from ..errors import InvalidArgumentError
-    from ._recipe import training_options, write_outputs
+    from ._common import require_inputs, usage_error
+    from ._recipe import prepare_output, training_options, write_outputs
 
     options = training_options(args)
     for name in _PER_RECIPE:  # unset: the recipe's own default
@@ -67,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
     if args.recipe == "fast":
         given = [f"--{k.replace('_', '-')}" if k != "augment" else "--no-augment"
                  for k, v in classic.items() if v is not None]
-        if given:
-            raise InvalidArgumentError(
-                f"{', '.join(given)}: option(s) of --recipe classic only (the fast recipe has its own augmentation). "
-                f"Received: --recipe fast with {' '.join(given)}"
-            )
+        if given:  # a usage error: these options belong to the other recipe
+            return usage_error(args.parser, f"{', '.join(given)}: option(s) of --recipe classic only "
+                               "(the fast recipe has its own augmentation)")
+    require_inputs(("--data", args.data, "any"))
+    prepare_output(args.output)
+    if args.recipe == "fast":
         result = convnets.train_cifar10_fast(tta=args.tta, **common, **options)
     else:
         result = convnets.train_cifar10(**{k: v for k, v in classic.items() if v is not None}, **common, **options)
-    write_outputs(args.output, result)
+    write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
     return 0

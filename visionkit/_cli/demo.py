@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..convnets import train_mnist
-    from ._recipe import write_outputs
+    from ._recipe import prepare_output, write_outputs
 
+    prepare_output(args.output)
     print(f"visionkit demo: training the MNIST convnet on the bundled sample for {args.epochs} epoch(s)")
     # Adam: on the 4,500 training digits of the sample it is steadier than the book's RMSprop.
     result = train_mnist(sample=True, epochs=args.epochs, optimizer="adam", progress=not args.quiet, seed=0)

@@ -10,7 +10,15 @@ import argparse
 from pathlib import Path
 
 from ..dream import INCEPTION_V3_LAYERS, deep_dream
-from ._common import add_progress, defaults_of, positive_float, positive_int, weights_arg
+from ._common import (
+    add_progress,
+    check_image_output,
+    defaults_of,
+    positive_float,
+    positive_int,
+    require_inputs,
+    weights_arg,
+)
 
 
 def parse_layers(text: str) -> dict[str, float]:
@@ -59,15 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=weights_arg, default=d["weights"],
                    help="'imagenet' (default), 'none' (random) or a weights file")
     add_progress(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import _validate as V
-    from ..data import SAVE_FORMATS, load_image, save_image
+    from ..data import load_image, save_image
 
-    if Path(args.output).suffix.lower() not in SAVE_FORMATS:  # fail before the long dream
-        raise V.fail("--output", f"a file name ending in one of {sorted(SAVE_FORMATS)}", args.output)
+    if check_image_output(args.parser, args.output):  # a usage error, found before the long dream
+        return 2
+    require_inputs(("IMAGE", args.image, "file"), ("--weights", args.weights, "file"))
     image = load_image(args.image, max_dim=args.max_dim)
     out = deep_dream(
         image,

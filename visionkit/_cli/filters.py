@@ -40,9 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import save_image
+    from ._common import require_inputs
     from ._model import load_model
 
-    model = load_model(args.model)
+    require_inputs(("MODEL", args.model, "file"))
+    model = load_model(args.model, unsafe=args.unsafe_load, command=args.command)
     grid = filter_grid(model, args.layer, filters=args.filters, size=args.size, margin=args.margin,
                        steps=args.steps, seed=args.seed, value_range=tuple(args.value_range),
                        progress=not args.quiet)

@@ -45,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from .._heads import is_logits
     from .._labels import class_names
     from ..data import save_image
+    from ._common import require_inputs
     from ._model import load_images, load_model
 
-    model = load_model(args.model)
+    require_inputs(("MODEL", args.model, "file"), *(("IMAGE", image, "file") for image in args.images))
+    model = load_model(args.model, unsafe=args.unsafe_load, command=args.command)
     names = class_names(model)
     threshold = 0.0 if is_logits(model) else 0.5  # one-unit head: its decision threshold
 

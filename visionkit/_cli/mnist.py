@@ -26,9 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..convnets import train_mnist
-    from ._recipe import training_options, write_outputs
+    from ._common import require_inputs
+    from ._recipe import prepare_output, training_options, write_outputs
 
+    require_inputs(("--data", args.data, "any"))
+    prepare_output(args.output)
     result = train_mnist(variant=args.variant, limit=args.limit, sample=args.sample, path=args.data,
                          **training_options(args))
-    write_outputs(args.output, result)
+    write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
     return 0

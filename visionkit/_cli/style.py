@@ -12,7 +12,16 @@ import math
 from pathlib import Path
 
 from ..style import INIT_MODES, OPTIMIZERS, POOLINGS, style_transfer
-from ._common import add_progress, defaults_of, number_in, positive_float, positive_int, weights_arg
+from ._common import (
+    add_progress,
+    check_image_output,
+    defaults_of,
+    number_in,
+    positive_float,
+    positive_int,
+    require_inputs,
+    weights_arg,
+)
 
 _non_negative = number_in(0.0, math.inf)
 _noise_ratio = number_in(0.0, 1.0)
@@ -81,12 +90,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="VGG-19 weights: imagenet (default), none (random), or a weights file")
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of the initial noise")
     add_progress(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import save_image
 
+    if check_image_output(args.parser, args.output):  # a usage error, found before the long optimisation
+        return 2
+    require_inputs(("CONTENT", args.content, "file"), *(("STYLE", s, "file") for s in args.style),
+                   ("--weights", args.weights, "file"))
     out = Path(args.output)
     output_dir = args.output_dir
     if args.save_every and output_dir is None:

@@ -27,13 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..convnets import train_image_folder
-    from ._recipe import training_options, write_outputs
+    from ._common import require_inputs
+    from ._recipe import prepare_output, training_options, write_outputs
 
     if (args.directory is None) == (not args.sample):
         args.parser.error("give DIR or --sample (exactly one)")
+    require_inputs(("DIR", args.directory, "folder"), ("--test-dir", args.test_dir, "folder"))
+    prepare_output(args.output)
     result = train_image_folder(
         args.directory, image_size=args.image_size, validation_split=args.validation_split,
         test_directory=args.test_dir, augment=args.augment, sample=args.sample, **training_options(args),
     )
-    write_outputs(args.output, result)
+    write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
     return 0

@@ -60,13 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..transfer import train_transfer
-    from ._recipe import training_options, write_outputs
+    from ._common import require_inputs
+    from ._recipe import prepare_output, training_options, write_outputs
 
+    require_inputs(("DIR", args.directory, "folder"), ("--test-dir", args.test_dir, "folder"),
+                   ("--weights", args.weights, "file"))
+    prepare_output(args.output)
     result = train_transfer(
         args.directory, base=args.base, method=args.method, weights=args.weights, image_size=args.image_size,
         head_epochs=args.head_epochs, head_learning_rate=args.head_learning_rate, from_layer=args.from_layer,
         last_n=args.last_n, augment=args.augment, validation_split=args.validation_split,
         test_directory=args.test_dir, **training_options(args),
     )
-    write_outputs(args.output, result)
+    write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
     return 0
