@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from . import _fast_cifar  # noqa: F401  (registers the fast recipe's layers for keras.models.load_model)
 from . import _validate as V
 from ._checkpoint import Checkpoint, fingerprint
 from ._heads import head_kind, output_layer
@@ -576,7 +577,7 @@ def load_model(path: str | os.PathLike[str], *, compile: bool = False, safe_mode
     file = Path(path)
     if not file.is_file():
         raise DataNotFoundError(f"Model file not found: '{file}' (argument `path`).")
-    from . import _fast_cifar, transfer  # noqa: F401  (register their layers for deserialisation)
+    from . import transfer  # noqa: F401  (registers the backbone preprocessing layer)
 
     try:
         return keras.saving.load_model(file, safe_mode=safe_mode, compile=compile)
