@@ -32,18 +32,21 @@ def _calls(tmp_path):
         "train_mnist": lambda **o: convnets.train_mnist(sample=True, **o),
         "train_cifar10": lambda **o: convnets.train_cifar10(sample=True, **o),
         "train_image_folder": lambda **o: convnets.train_image_folder(sample=True, **o),
+        "train_cifar10_fast": lambda **o: convnets.train_cifar10_fast(sample=True, **o),
         "fine_tune": lambda **o: transfer.fine_tune(_tiny(), (x, y), **o),
         "train_transfer": lambda **o: transfer.train_transfer(folder, weights=None, **o),
     }
 
 
-RECIPES = ["train", "train_mnist", "train_cifar10", "train_image_folder", "fine_tune", "train_transfer"]
+RECIPES = ["train", "train_mnist", "train_cifar10", "train_image_folder", "train_cifar10_fast", "fine_tune",
+           "train_transfer"]
 
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_every_training_function_takes_the_shared_options(name):
     fn = {"train": training.train, "fine_tune": transfer.fine_tune, "train_transfer": transfer.train_transfer,
-          **{n: getattr(convnets, n) for n in ("train_mnist", "train_cifar10", "train_image_folder")}}[name]
+          **{n: getattr(convnets, n) for n in ("train_mnist", "train_cifar10", "train_image_folder",
+                                                 "train_cifar10_fast")}}[name]
     params = inspect.signature(fn).parameters
     # the shared options are forwarded, not re-declared one by one
     assert any(p.kind is p.VAR_KEYWORD for p in params.values()), name
