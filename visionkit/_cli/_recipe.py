@@ -19,7 +19,7 @@ from typing import Any
 from .._options import LR_SCHEDULES, OPTIMIZERS, TrainOptions
 from ..device import PRECISIONS, STRATEGIES
 from ..errors import VisionkitError
-from ._common import add_output, add_progress, positive_float, positive_int
+from ._common import add_output, add_progress, non_negative_int, positive_float, positive_int
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
@@ -55,18 +55,8 @@ def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, A
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="Keras dtype policy to build the model under; auto picks the fastest for this machine "
                    "(default: the global policy, float32)")
-    p.add_argument("--seed", type=_seed, default=None, help="seed of the data shuffling, splits and augmentation")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the data shuffling, splits and augmentation")
     add_progress(p)
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:

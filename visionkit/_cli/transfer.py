@@ -10,18 +10,15 @@ import argparse
 
 from .._applications import APPLICATIONS
 from .._transfer_defaults import METHODS, RECIPE_DEFAULTS
-from ._common import image_size, number_in, positive_float, positive_int, weights_arg
+from ._common import (
+    image_size,
+    non_negative_int,
+    number_in,
+    positive_float,
+    positive_int,
+    weights_arg,
+)
 from ._recipe import add_training_options
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="base weights: ImageNet (download, cached), none (random) or a weights file")
     p.add_argument("--image-size", default=(150, 150), type=image_size(), metavar="HxW",
                    help="resize images to this (default: 150x150)")
-    p.add_argument("--head-epochs", type=_non_negative_int, default=10,
+    p.add_argument("--head-epochs", type=non_negative_int, default=10,
                    help="fine_tune: how many of --epochs train the head alone, the base frozen (default: 10)")
     p.add_argument("--head-learning-rate", type=positive_float, default=None,
                    help="learning rate while only the head trains (default: the optimizer's)")
