@@ -467,9 +467,9 @@ def train_transfer(
                            validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
     run: Callable[[_Recipe, FolderSplits, TrainOptions], TrainResult] = _METHODS[recipe.method]
     result = run(recipe, splits, opts)
-    # the policy the model was built under (its class-names wrapper is built outside the scope)
-    precision = opts.precision or keras.config.dtype_policy().name
-    settings = {**result.settings, **opts.to_dict(), "precision": precision,
+    # the recipe's options over the phases' (which train the head with its own rate), but the
+    # precision as recorded by the phases: the policy the model was built under
+    settings = {**result.settings, **opts.to_dict(), "precision": result.settings["precision"],
                 **recipe.settings(), "directory": str(directory), "validation_split": validation_split,
                 "test_directory": None if test_directory is None else str(test_directory)}
     return dataclasses.replace(result, settings=settings, seconds=time.perf_counter() - started)
