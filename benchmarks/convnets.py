@@ -163,12 +163,29 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
         print(f"  seed {seed}: test_acc={m['accuracy']:.4f} (no TTA {m['accuracy_no_tta']:.4f}) wall={wall:7.1f}s "
               f"train {rate:6.0f} images/s ({later:6.0f} after the first epoch) precision={result.settings['precision']}",
               flush=True)
+        if args.curves:
+            save_fast_curves(result, Path(args.curves), f"cifar10-fast-ep{args.epochs}-{args.precision}"
+                             f"{''.join('-no-' + k for k in off)}-seed{seed}", timer.times, wall)
 
     def stats(v):
         return f"mean {statistics.mean(v):.4f} std {statistics.stdev(v) if len(v) > 1 else 0.0:.4f} min {min(v):.4f}"
 
     print(f"  accuracy (TTA)    {stats(accs)}\n  accuracy (no TTA) {stats(plain)}\n"
           f"  wall {statistics.mean(walls):.1f}s mean, train {statistics.mean(rates):.0f} images/s mean", flush=True)
+
+
+def save_fast_curves(result, folder: Path, stem: str, epoch_times: list[float], wall: float) -> None:
+    """The run's curves (PNG) and its history, epoch times and metrics (JSON), for the docs."""
+    from visionkit._io import save_figure, write_json
+    from visionkit.visualize import plot_history
+
+    save_figure(plot_history(result.history), folder / f"{stem}.png")
+    record = {"history": {k: [float(v) for v in vs] for k, vs in result.history.history.items()},
+              "epoch_seconds": [float(t) for t in epoch_times], "wall_seconds": wall, "metrics": dict(result.metrics),
+              "load_average": os.getloadavg(),
+              "settings": {k: v for k, v in result.settings.items() if isinstance(v, (int, float, str, bool))}}
+    write_json(folder / f"{stem}.json", record)
+    print(f"    curves: {folder / stem}.png and .json", flush=True)
 
 
 def pipeline_probe(args: argparse.Namespace, sample: bool) -> None:

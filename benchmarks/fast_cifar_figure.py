@@ -1,0 +1,67 @@
+"""The fast CIFAR-10 docs figure, from the runs ``convnets.py --curves DIR`` recorded.
+
+    python benchmarks/convnets.py --only cifar10-fast --epochs 5 --curves runs/
+    python benchmarks/convnets.py --only cifar10-fast --epochs 15 --curves runs/
+    python benchmarks/fast_cifar_figure.py runs/ docs/img/fast-cifar10-budget.png
+
+Left: training accuracy per epoch of each recorded run. Right: test accuracy (with and
+without test-time augmentation) against training time (the sum of the epoch times),
+one point per run. Only what the JSON files hold is drawn; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def label(stem: str) -> str:
+    """``cifar10-fast-ep15-auto-seed0`` -> ``15 epochs, auto, seed 0``."""
+    parts = stem.removeprefix("cifar10-fast-").split("-")
+    epochs, precision, rest = parts[0].removeprefix("ep"), parts[1], parts[2:]
+    off = "-".join(p for p in rest if not p.startswith("seed"))
+    seed = next((p.removeprefix("seed") for p in rest if p.startswith("seed")), "?")
+    return f"{epochs} epochs, {precision}{', ' + off.replace('no-', 'no ') if off else ''}, seed {seed}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, help="the --curves folder")
+    parser.add_argument("output", type=Path, help="PNG to write")
+    parser.add_argument("--include", default="", help="only runs whose file name contains this")
+    args = parser.parse_args()
+    files = sorted(p for p in args.runs.glob("cifar10-fast-*.json") if args.include in p.name)
+    if not files:
+        parser.error(f"no cifar10-fast-*.json files in {args.runs}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for path in files:
+        record = json.loads(path.read_text())
+        accuracy = record["history"]["accuracy"]
+        minutes = sum(record["epoch_seconds"]) / 60
+        name = label(path.stem)
+        left.plot(range(1, len(accuracy) + 1), accuracy, marker=".", label=name)
+        tta, plain = record["metrics"]["accuracy"], record["metrics"]["accuracy_no_tta"]
+        (point,) = right.plot([minutes], [tta], marker="o", linestyle="none", label=name)
+        right.plot([minutes], [plain], marker="x", linestyle="none", color=point.get_color())
+        right.annotate(f"{tta:.4f}", (minutes, tta), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    left.set(title="training accuracy (augmented batches)", xlabel="epoch", ylabel="accuracy")
+    right.set(title="test accuracy (o with TTA, x without)", xlabel="training time, minutes (sum of epoch times)",
+              ylabel="test accuracy")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.output, dpi=100)
+    print(f"wrote {args.output} from {len(files)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
