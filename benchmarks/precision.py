@@ -36,24 +36,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/transfer.py's helpers
 
-import numpy as np
 
 TASKS = ("mnist", "cifar10", "folder", "features")
-CAT, DOG = 3, 5
-
-
-def write_cats_dogs(root: Path, x: np.ndarray, y: np.ndarray, per_class: int) -> None:
-    from visionkit.data import save_image
-
-    for label, name in ((CAT, "cat"), (DOG, "dog")):
-        for i, img in enumerate(x[y == label][:per_class]):
-            save_image(root / name / f"{i:05d}.png", img)
 
 
 def pretrained_base(folder: Path, x, y, xt, yt, quick: bool):
     """(builder, weights file) of benchmarks/transfer.py's small VGG, pretrained on 8 classes."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from transfer import pretrain, small_vgg
 
     weights = pretrain(folder.parent, x, y, xt, yt, 8000 if quick else 16000, 2 if quick else 3)
@@ -98,6 +88,7 @@ def main() -> int:
 
     import keras
     import tensorflow as tf
+    from transfer import write_cats_dogs
 
     from visionkit import device
     from visionkit.data import folder_splits, load_cifar10
