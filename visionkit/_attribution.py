@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._images import as_batch
 
 # TensorFlow is imported inside the functions (the command line imports this module).
 
@@ -36,7 +35,7 @@ def _prepare(model: Any, images: Any, class_index: Any, raw: Any, batch_size: An
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     if model.inputs and not model.inputs[0].dtype.startswith(("float", "bfloat")):
         raise V.fail("model", f"a model with a floating-point input (gradients w.r.t. pixels); model '{model.name}' takes {model.inputs[0].dtype}", model.name)
-    x, _single = as_batch(model, images)
+    x, _single = V.model_images(model, images)
     x = np.asarray(x, np.float32)
     classes = class_array(class_index, len(x))
     core = _cam_core.input_gradients(model, guided=guided)

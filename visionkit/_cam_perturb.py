@@ -3,7 +3,10 @@
 Both need one forward pass per (image, channel) pair: Score-CAM on the image masked by
 the channel's upsampled, min-max scaled activation map; Ablation-CAM with the channel
 set to zero at the layer. The pairs of a whole batch are flattened and run in chunks
-of ``chunk`` forward passes, so memory stays bounded whatever the number of channels.
+of ``chunk`` forward passes, so memory stays bounded whatever the number of channels:
+a chunk holds ``chunk`` images and ``chunk`` single-channel maps (Score-CAM) or
+``chunk x C`` mask values (Ablation-CAM), never a copy of the whole activation tensor
+per pair.
 Both return per-channel weights ``(N, C)`` (0 for channels not evaluated).
 """
 
@@ -39,7 +42,8 @@ def score_weights(ex: Any, x: np.ndarray, acts: np.ndarray, chosen: np.ndarray, 
 
     weights = np.zeros((acts.shape[0], acts.shape[-1]), np.float64)
     for ii, kk in _pairs(keep, chunk):
-        maps = np.ascontiguousarray(np.moveaxis(acts[ii], -1, 1)[np.arange(len(ii)), kk])
+        # one (h, w) map per pair, gathered directly: never a copy of A per pair
+        maps = np.ascontiguousarray(acts[ii, :, :, kk], dtype=np.float32)
         probs = ex.masked(
             tf.convert_to_tensor(x[ii], dtype=ex.dtype),
             tf.convert_to_tensor(maps, tf.float32),

@@ -88,8 +88,10 @@ def predictor(model: Any, *, batch_size: int) -> Callable[[np.ndarray], np.ndarr
             step(tf.convert_to_tensor(x[start : start + batch_size], dtype=dtype)).numpy()
             for start in range(0, len(x), batch_size)
         ]
-        if not chunks:
-            return np.zeros((0, 0))
+        if not chunks:  # no images: no rows, one column per class
+            outputs = getattr(model, "outputs", None)
+            k = int(np.prod(outputs[0].shape[1:])) if outputs else 0
+            return np.zeros((0, 2 if k == 1 else k))
         p = np.concatenate(chunks).astype(np.float64)
         if logits:
             if p.shape[1] == 1:
@@ -152,7 +154,7 @@ def ranks(maps: np.ndarray) -> np.ndarray:
     that flat regions (often all zero) are not removed top-left first.
     """
     n = len(maps)
-    flat = maps.reshape(n, -1)
+    flat = maps.reshape(n, int(np.prod(maps.shape[1:])))
     tiebreak = np.random.default_rng(0).permutation(flat.shape[1])
     out = np.empty(flat.shape, np.int64)
     for i in range(n):

@@ -118,3 +118,67 @@ def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool) and type(value).__name__ != "bool_":
         raise fail(name, "True or False", value)
     return bool(value)
+
+
+def model_images(model: Any, images: Any, *, argument: str = "images", first: int = 0) -> tuple[Any, bool]:
+    """``images`` as a batch the model can take, or an error that says why not.
+
+    The one check every explanation entry point (Grad-CAM and its methods, the
+    attributions, the faithfulness metrics, ``interpret``) runs before the model
+    sees the images: the model has one output, the images fit its input spec
+    (``model.inputs[0].shape``: channels and any fixed height/width) and every value
+    is finite. A batch of 0 images is returned as is (callers answer with an empty
+    result of the right shape).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Not modified.
+    images : array-like
+        One image or a batch, as ``visionkit._images.as_batch`` takes them.
+    argument : str, default "images"
+        The argument name used in error messages.
+    first : int, default 0
+        The index of ``images[0]`` in the caller's data (for streamed batches), so
+        that the error names the caller's image indices.
+
+    Returns
+    -------
+    batch : numpy.ndarray
+        ``(N, *shape)``, values untouched (a view where possible: do not write to it).
+    single : bool
+        True when ``images`` was one image.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A model with several outputs, images of the wrong shape, channels or size
+        (the message gives the model's expected shape and the array's), or images
+        with NaN or infinite values (the message names their indices).
+    """
+    import numpy as np
+
+    from ._images import as_batch
+
+    outputs = list(getattr(model, "outputs", None) or [])
+    if len(outputs) > 1:
+        names = [getattr(o, "name", str(i)) for i, o in enumerate(outputs)]
+        raise fail("model", f"a model with one output (the class scores); model '{model.name}' has "
+                   f"{len(outputs)} outputs {names}: wrap the output to explain in its own "
+                   "keras.Model(model.inputs, model.outputs[i])", model.name)
+    x, single = as_batch(model, images, argument=argument)
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        spec = tuple(inputs[0].shape[1:])
+        if len(spec) != x.ndim - 1 or any(s is not None and s != d for s, d in zip(spec, x.shape[1:])):
+            expected = "(N, " + ", ".join("any" if s is None else str(s) for s in spec) + ")"
+            axes = " (height, width, channels)" if len(spec) == 3 else ""
+            raise fail(argument, f"images of shape {expected}{axes} for model "
+                       f"'{model.name}', whose input is {(None, *spec)}", f"array of shape {x.shape}")
+    if x.size and np.issubdtype(x.dtype, np.inexact):
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        if bad.size:
+            shown = ", ".join(str(first + int(i)) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+            raise fail(argument, f"finite (no NaN or infinite values); {bad.size} of {len(x)} images are not: "
+                       f"index {shown}", f"array of shape {x.shape} with non-finite values")
+    return x, single

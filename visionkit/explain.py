@@ -35,7 +35,6 @@ import numpy as np
 
 from . import _explain_core as core
 from . import _validate as V
-from ._images import as_batch
 from .errors import InvalidArgumentError
 
 __all__ = [
@@ -78,7 +77,7 @@ def _png(figure: Any) -> bytes:
 def _prepare(model: Any, images: Any, maps: Any, class_index: Any, batch_size: Any) -> tuple[Any, ...]:
     """Images as a float64 batch, maps at their size, the predictor and the classes."""
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    x, _single = as_batch(model, images)
+    x, _single = V.model_images(model, images)
     x = x.astype(np.float64)
     m = core.resize_maps(maps, x)
     predict = core.predictor(model, batch_size=batch_size)
@@ -607,7 +606,7 @@ def heatmaps(
     >>> heatmaps(model, x, method=lambda model, images, class_index=None: np.ones((2, 4, 4))).shape
     (2, 16, 16)
     """
-    x, _single = as_batch(model, images)
+    x, _single = V.model_images(model, images)
     name, fn = _method(method)
     if fn is None:
         from .gradcam import grad_cam
@@ -783,6 +782,11 @@ def _score(metric: str, x: np.ndarray, m: np.ndarray, predict: Callable[[np.ndar
     return change.drop if metric == "average_drop" else (change.explained > change.original).astype(np.float64)
 
 
+def _mean(scores: np.ndarray) -> float:
+    """The mean score, NaN (without a warning) for no images."""
+    return float(scores.mean()) if scores.size else float("nan")
+
+
 def compare_methods(
     model: Any,
     images: Any,
@@ -865,7 +869,7 @@ def compare_methods(
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     if metric.startswith("road"):
         core.require_scipy()
-    x, _single = as_batch(model, images)
+    x, _single = V.model_images(model, images)
     x = x.astype(np.float64)
     predict = core.predictor(model, batch_size=batch_size)
     classes = core.class_array(class_index, predict(x))
@@ -876,7 +880,7 @@ def compare_methods(
     scores = {name: _score(metric, x, m.astype(np.float64), predict, classes, steps=steps,
                            batch_size=batch_size, seed=seed) for name, m in maps.items()}
     sign = 1.0 if METRICS[metric] == "lower" else -1.0
-    order = sorted(scores, key=lambda k: (sign * float(scores[k].mean()), k))
-    rows = [{"rank": i + 1, "method": k, "score": float(scores[k].mean()), "std": float(scores[k].std()),
+    order = sorted(scores, key=lambda k: (sign * _mean(scores[k]), k))
+    rows = [{"rank": i + 1, "method": k, "score": _mean(scores[k]), "std": float(scores[k].std()) if len(x) else float("nan"),
              "images": len(x)} for i, k in enumerate(order)]
     return MethodComparison(metric, METRICS[metric], rows, scores, maps, x, classes)

@@ -50,7 +50,7 @@ import numpy as np
 from . import _validate as V
 from ._attribution import guided_grad_cam, integrated_gradients, saliency, smoothgrad
 from ._cam_methods import METHODS
-from ._images import as_batch, display, to_uint8
+from ._images import display, to_uint8
 
 # TensorFlow, Keras and the modules that import them (_layers, _heads, _labels) are
 # imported inside the functions, so that reading METHODS (the command line's
@@ -263,24 +263,23 @@ def grad_cam(
         raise V.fail("eigen_smooth", "False for method='fullgrad' (its terms come from several layers)", eigen_smooth)
     if scorecam_channels is not None and method != "scorecam":
         raise V.fail("scorecam_channels", "None unless method='scorecam'", scorecam_channels)
+    x, _single = V.model_images(model, images)
     layer = _resolve_layer(model, layer)
-    x, _single = as_batch(model, images)
     classes = class_array(class_index, len(x))
     explainer = _explainer(model, layer)
     from ._cam_core import check_classes, resize_maps
 
     check_classes(classes, explainer.n_units, explainer.binary, class_index)
+    size = tuple(x.shape[1:3]) if upsample else _layer_size(explainer, x)
+    if not len(x):  # no images: no maps, of the size they would have
+        return np.zeros((0, *size), np.float32)
     options = {"layer": layer, "method": TABLE[method], "name": method, "batch_size": batch_size,
                "eigen": eigen_smooth, "channels": scorecam_channels, "chunk": perturbation_batch_size}
     if aug_smooth:
         maps = _augmented(model, x, classes, options)
     else:
         maps = _raw(model, x, classes, **options)
-        if upsample or method == "fullgrad":
-            maps = resize_maps(maps, x.shape[1:3])
-    if not upsample:
-        maps = resize_maps(maps, tuple(explainer.graph.output[layer].shape[1:3]))
-    maps, n_zero = normalise(maps)
+    maps, n_zero = normalise(resize_maps(maps, size))
     if n_zero:
         warnings.warn(
             f"{n_zero} of {len(maps)} {method} maps have no positive value for layer '{layer}' "
@@ -289,6 +288,22 @@ def grad_cam(
             stacklevel=2,
         )
     return maps
+
+
+def _layer_size(explainer: Any, x: np.ndarray) -> tuple[int, int]:
+    """The (height, width) of the explainer's layer for images like ``x``.
+
+    Read from the graph when it is fixed, else (a fully convolutional model) from one
+    forward pass of a blank image of ``x``'s size.
+    """
+    import tensorflow as tf
+
+    static = tuple(explainer.graph.output[explainer.layer].shape[1:3])
+    if None not in static:
+        return static
+    blank = tf.zeros((1, *x.shape[1:]), explainer.dtype)
+    acts = explainer.forward(blank, tf.constant([-1], tf.int32))[0]
+    return tuple(int(d) for d in acts.shape[1:3])
 
 
 def _batches(x: np.ndarray, classes: np.ndarray, batch_size: int, dtype: Any) -> Iterable[tuple[Any, Any]]:
@@ -554,7 +569,7 @@ def explain_errors(
     best: list[tuple[float, int, np.ndarray, int, int]] = []
     seen = 0
     for xb, yb in _iter_data(data):
-        xb_model, _ = as_batch(model, xb, argument="data") if xb.ndim else (xb, False)
+        xb_model, _ = V.model_images(model, xb, argument="data", first=seen) if xb.ndim else (xb, False)
         probs = np.asarray(model(tf.convert_to_tensor(xb_model, dtype=model.inputs[0].dtype), training=False), np.float32)
         probs = probs.reshape(len(probs), -1)
         if logits:  # a model returning logits: confidences from softmax / sigmoid

@@ -30,7 +30,6 @@ import numpy as np
 
 from . import _explain_core as core
 from . import _validate as V
-from ._images import as_batch
 
 __all__ = ["ClassificationReport", "Interpretation", "TopLosses", "interpret"]
 
@@ -457,7 +456,7 @@ def interpret(
     kept_loss, kept_idx, kept_img = np.zeros(0), np.zeros(0, np.int64), None
     seen = 0
     for xb, yb in _batches(data, batch_size):
-        xb, _single = as_batch(model, xb, argument="data")
+        xb, _single = V.model_images(model, xb, argument="data", first=seen)
         pb = predict(xb)
         lb = _label_ints(yb, pb.shape[1])
         if len(lb) != len(xb):
