@@ -6,6 +6,7 @@ arrived, and answers an empty batch with an empty result of the right shape."""
 
 from __future__ import annotations
 
+import functools
 import tracemalloc
 import warnings
 
@@ -62,8 +63,8 @@ def _maps(x):
 
 # entry point -> (model, images) -> its main array
 ENTRY = {
-    **{f"grad_cam[{m}]": (lambda m: lambda model, x: grad_cam(model, x, method=m))(m) for m in METHODS},
-    **{a: (lambda a: lambda model, x: getattr(gradcam, a)(model, x))(a) for a in ATTRIBUTIONS},
+    **{f"grad_cam[{m}]": functools.partial(grad_cam, method=m) for m in METHODS},
+    **{a: getattr(gradcam, a) for a in ATTRIBUTIONS},
     "deletion": lambda model, x: explain.deletion(model, x, _maps(x), steps=4).auc,
     "insertion": lambda model, x: explain.insertion(model, x, _maps(x), steps=4).auc,
     "road": lambda model, x: explain.road(model, x, _maps(x), percentiles=(50,)).scores,

@@ -212,7 +212,8 @@ def grad_cam(
     numpy.ndarray
         float32 ``(N, H, W)`` heatmaps in ``[0, 1]`` (``(N, h, w)`` at the layer's
         resolution with ``upsample=False``); ``N = 1`` for a single image. Each map
-        is scaled by its own maximum (after upsampling), so its peak is 1.
+        is scaled by its own maximum (after upsampling), so its peak is 1. No images
+        give ``(0, H, W)`` (``(0, h, w)``).
 
     Warns
     -----
@@ -224,7 +225,9 @@ def grad_cam(
     ------
     InvalidArgumentError
         An unknown layer or one without a 4-D output (the message lists the valid
-        names), a bad method, option, class index or image shape; ``"fullgrad"`` on
+        names), a bad method, option or class index; images the model cannot take
+        (channels or size other than ``model.inputs[0].shape``) or with NaN/infinite
+        values (the message names them); a model with several outputs; ``"fullgrad"`` on
         a model whose biased layers it cannot read (the message names the layer).
 
     Notes
