@@ -71,6 +71,7 @@ ENTRY = {
     "confidence_change": lambda model, x: explain.confidence_change(model, x, _maps(x)).drop,
     "heatmaps": lambda model, x: explain.heatmaps(model, x),
     "compare_methods": lambda model, x: explain.compare_methods(model, x, methods=["gradcam", "saliency"], steps=4).scores["gradcam"],
+    "explain_errors": lambda model, x: gradcam.explain_errors(model, (x, np.zeros(len(x), "int64"))).errors,
     "interpret": lambda model, x: interpret(model, (x, np.zeros(len(x), "int64"))).probabilities,
 }
 #: the shape of each entry point's answer for no images

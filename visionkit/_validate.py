@@ -120,6 +120,16 @@ def boolean(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def one_output(model: Any) -> None:
+    """Raise, naming the model and its outputs, unless ``model`` has one output."""
+    outputs = list(getattr(model, "outputs", None) or [])
+    if len(outputs) > 1:
+        names = [getattr(o, "name", str(i)) for i, o in enumerate(outputs)]
+        raise fail("model", f"a model with one output (the class scores); model '{model.name}' has "
+                   f"{len(outputs)} outputs {names}: wrap the output to explain in its own "
+                   "keras.Model(model.inputs, model.outputs[i])", model.name)
+
+
 def model_images(model: Any, images: Any, *, argument: str = "images", first: int = 0) -> tuple[Any, bool]:
     """``images`` as a batch the model can take, or an error that says why not.
 
@@ -160,12 +170,7 @@ def model_images(model: Any, images: Any, *, argument: str = "images", first: in
 
     from ._images import as_batch
 
-    outputs = list(getattr(model, "outputs", None) or [])
-    if len(outputs) > 1:
-        names = [getattr(o, "name", str(i)) for i, o in enumerate(outputs)]
-        raise fail("model", f"a model with one output (the class scores); model '{model.name}' has "
-                   f"{len(outputs)} outputs {names}: wrap the output to explain in its own "
-                   "keras.Model(model.inputs, model.outputs[i])", model.name)
+    one_output(model)
     x, single = as_batch(model, images, argument=argument)
     inputs = getattr(model, "inputs", None)
     if inputs:

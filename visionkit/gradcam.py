@@ -564,6 +564,7 @@ def explain_errors(
     k = V.integer("k", k, minimum=1)
     ncols = V.integer("ncols", ncols, minimum=1, allow_none=True)
     V.one_of("method", method, METHODS)
+    V.one_output(model)
     layer = _resolve_layer(model, layer)
     if class_names is None:
         class_names = _labels.class_names(model)
