@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 
 import keras
@@ -259,3 +260,62 @@ def test_old_state_without_hashes_resumes_and_a_bad_file_is_named(arrays, tmp_pa
     _truncate(ckpt / "epoch-0004.weights.h5")  # no hash to check: the load itself fails, by name
     with pytest.raises(ResumeMismatchError, match=r"Cannot load the checkpoint '.*epoch-0004\.weights\.h5'"):
         training.train(tiny_model(), arrays, epochs=5, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+
+
+# ----------------------------------------------------------------------------- nothing outside the folder
+
+
+def _write_state(ckpt, **changes) -> None:
+    state = json.loads((ckpt / "state.json").read_text())
+    for key, value in changes.items():
+        if key == "previous_weights":
+            state["previous"]["weights"] = value
+        else:
+            state[key] = value
+    (ckpt / "state.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize("kind", ["relative", "absolute"])
+def test_state_naming_a_file_outside_the_folder_never_touches_it(arrays, tmp_path, kind):
+    ckpt = tmp_path / "run" / "c"
+    victim = tmp_path / "run" / "victim"
+    victim.parent.mkdir()
+    victim.write_bytes(b"precious")
+    name = "../victim" if kind == "relative" else str(victim)
+    _three_epochs(arrays, ckpt)
+    # the previous entry names it: the old code deleted it as a stale weights file
+    _write_state(ckpt, previous_weights=name)
+    rec = Recorder()
+    with pytest.warns(RuntimeWarning, match=r"(?s)previous checkpoint .*victim.*not a weights file name.*ignored"):
+        training.train(tiny_model(), arrays, epochs=5, batch_size=BATCH, progress=False, checkpoint_dir=ckpt,
+                       callbacks=[rec])
+    assert rec.epochs == [3, 4] and victim.read_bytes() == b"precious"
+    # the current entry names it (with its true hash): damaged, so the previous epoch's file is used
+    _write_state(ckpt, weights=name, sha256=hashlib.sha256(b"precious").hexdigest())
+    rec = Recorder()
+    with pytest.warns(RuntimeWarning, match=r"(?s)victim.*not a weights file name.*previous one.*epoch-0004"):
+        training.train(tiny_model(), arrays, epochs=6, batch_size=BATCH, progress=False, checkpoint_dir=ckpt,
+                       callbacks=[rec])
+    assert rec.epochs == [4, 5] and victim.read_bytes() == b"precious"
+    # both: nothing to fall back to, so the error names both entries
+    _write_state(ckpt, weights=name, previous_weights=name)
+    with pytest.raises(ResumeMismatchError, match=r"(?s)victim.*not a weights file name.*victim.*not a weights"):
+        training.train(tiny_model(), arrays, epochs=7, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+    assert victim.read_bytes() == b"precious"
+
+
+def test_weights_file_linking_out_of_the_folder_is_not_read(arrays, tmp_path):
+    ckpt = tmp_path / "c"
+    after = _three_epochs(arrays, ckpt)
+    outside = tmp_path / "outside.weights.h5"
+    data = (ckpt / "epoch-0003.weights.h5").read_bytes()
+    outside.write_bytes(data)  # the very same bytes, so its recorded hash matches
+    (ckpt / "epoch-0003.weights.h5").unlink()
+    (ckpt / "epoch-0003.weights.h5").symlink_to(outside)
+    rec = Recorder()
+    with pytest.warns(RuntimeWarning, match=r"epoch-0003\.weights\.h5.*link to a file outside.*epoch-0002"):
+        training.train(tiny_model(), arrays, epochs=4, batch_size=BATCH, progress=False, checkpoint_dir=ckpt,
+                       callbacks=[rec])
+    assert rec.epochs == [2, 3] and _same(rec.start_weights, after[2])
+    assert outside.read_bytes() == data  # the link was replaced, not the file it pointed to
+    assert not (ckpt / "epoch-0003.weights.h5").is_symlink()

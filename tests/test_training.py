@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,12 @@ import numpy as np
 import pytest
 
 from visionkit import training
-from visionkit.errors import InvalidArgumentError, ResumeMismatchError
+from visionkit.errors import (
+    CheckpointLockedError,
+    InvalidArgumentError,
+    ResumeMismatchError,
+    VisionkitError,
+)
 
 N, FEATURES, CLASSES, BATCH = 64, 8, 3, 16
 STEPS = N // BATCH
@@ -228,8 +234,11 @@ def test_resume_after_kill_signal(arrays, tmp_path, repo_root):
 
     model = tiny_model()
     recorder = EpochRecorder()
-    history = training.train(model, (x, y), epochs=done + 2, batch_size=BATCH, checkpoint_dir=ckpt,
-                             progress=False, optimizer="adam", callbacks=[recorder])
+    assert json.loads((ckpt / "lock.json").read_text())["pid"] == proc.pid  # left behind by the kill
+    with pytest.warns(RuntimeWarning, match=rf"took over the lock left by pid {proc.pid}\b"):
+        history = training.train(model, (x, y), epochs=done + 2, batch_size=BATCH, checkpoint_dir=ckpt,
+                                 progress=False, optimizer="adam", callbacks=[recorder])
+    assert not (ckpt / "lock.json").exists()
     assert recorder.iterations_at_start == done * STEPS
     assert recorder.epochs == [done, done + 1]
     assert len(history.history["loss"]) == done + 2
@@ -418,3 +427,135 @@ def test_one_hot_labels_of_the_wrong_width(arrays):
         training.train(tiny_model(), (x, np.eye(5)[y]), epochs=1, progress=False)
     with pytest.raises(InvalidArgumentError, match=r"one-hot rows of 3 values in \[0, 1\].*found values in \[0, 2\]"):
         training.train(tiny_model(), (x, 2 * np.eye(3)[y]), epochs=1, progress=False)
+
+
+# ----------------------------------------------------------------------------- one run per folder
+
+_HOLDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from visionkit._lock import RunLock
+with RunLock({ckpt!r}):
+    print("held", flush=True)
+    sys.stdin.read()  # until the parent closes it (or kills this process)
+"""
+
+
+def test_a_second_process_is_refused_with_the_holder_named_and_a_killed_one_taken_over(arrays, tmp_path,
+                                                                                       repo_root):
+    ckpt = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER.format(root=str(repo_root), ckpt=str(ckpt))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held", proc.stderr.read()[-2000:]
+        with pytest.raises(CheckpointLockedError, match=rf"(?s)'{ckpt}' is in use by another run \(pid {proc.pid} "
+                                                        rf"on host '.+', started .*lock\.json") as info:
+            training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+        assert isinstance(info.value, VisionkitError) and isinstance(info.value, RuntimeError)
+        assert sorted(p.name for p in ckpt.iterdir()) == ["lock.json"]  # the refused run wrote nothing
+        proc.kill()  # SIGKILL: the lock file stays, the kernel drops the file lock
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    assert (ckpt / "lock.json").exists()
+    with pytest.warns(RuntimeWarning, match=rf"took over the lock left by pid {proc.pid}\b"):
+        training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+    assert not (ckpt / "lock.json").exists()
+
+
+def _lock_file(ckpt, pid: int) -> None:
+    from visionkit._lock import _process_start
+
+    ckpt.mkdir(parents=True, exist_ok=True)
+    holder = {"pid": pid, "host": socket.gethostname(), "started": "2024-01-01T00:00:00+0000",
+              "process_start": _process_start(pid)}
+    (ckpt / "lock.json").write_text(json.dumps(holder))
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getppid()}/stat"), reason="needs /proc to prove a pid is its holder")
+def test_lock_file_naming_a_live_process_is_refused(arrays, tmp_path):
+    ckpt = tmp_path / "c"
+    _lock_file(ckpt, os.getppid())  # a live process on this host (e.g. a filesystem where flock does nothing)
+    with pytest.raises(CheckpointLockedError, match=rf"pid {os.getppid()} on host .*its process is running"):
+        training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+    assert (ckpt / "lock.json").exists()
+
+
+def test_lock_file_naming_a_dead_pid_is_taken_over(arrays, tmp_path):
+    ckpt = tmp_path / "c"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    _lock_file(ckpt, gone.pid)
+    with pytest.warns(RuntimeWarning, match=rf"took over the lock left by pid {gone.pid}\b"):
+        training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+    assert not (ckpt / "lock.json").exists()
+
+
+def test_lock_is_released_after_a_run_an_exception_and_ctrl_c(arrays, tmp_path):
+    from visionkit._lock import RunLock
+
+    ckpt = tmp_path / "c"
+    training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+    assert not (ckpt / "lock.json").exists()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, progress=False, checkpoint_dir=ckpt,
+                       callbacks=[Crash(at_epoch=1)])
+    assert not (ckpt / "lock.json").exists()
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            raise KeyboardInterrupt  # what SIGINT raises in the main thread
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, progress=False, checkpoint_dir=ckpt,
+                       callbacks=[CtrlC()])
+    assert not (ckpt / "lock.json").exists()
+    # held in this process: a second run here is refused too
+    with RunLock(ckpt), pytest.raises(CheckpointLockedError, match="this process is already training into it"):
+        training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, progress=False, checkpoint_dir=ckpt)
+    rec = EpochRecorder()
+    training.train(tiny_model(), arrays, epochs=3, batch_size=BATCH, progress=False, checkpoint_dir=ckpt,
+                   callbacks=[rec])
+    assert rec.epochs == [1, 2] and not (ckpt / "lock.json").exists()
+
+
+def test_without_flock_the_pid_decides_and_another_host_is_refused(tmp_path, monkeypatch):
+    from visionkit import _lock
+
+    monkeypatch.setattr(_lock, "fcntl", None)  # Windows, or a filesystem without file locks: O_EXCL and the pid
+    ckpt = tmp_path / "c"
+    with _lock.RunLock(ckpt):
+        assert json.loads((ckpt / "lock.json").read_text())["pid"] == os.getpid()
+        with pytest.raises(CheckpointLockedError, match="this process is already training into it"):
+            _lock.RunLock(ckpt).acquire()
+    assert not (ckpt / "lock.json").exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    _lock_file(ckpt, gone.pid)
+    with pytest.warns(RuntimeWarning, match=rf"took over the lock left by pid {gone.pid}\b"), _lock.RunLock(ckpt):
+        assert json.loads((ckpt / "lock.json").read_text())["pid"] == os.getpid()
+    (ckpt / "lock.json").write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "started": "then"}))
+    with pytest.raises(CheckpointLockedError, match=r"(?s)pid 1 on host 'elsewhere\.example'.*cannot be checked"
+                                                    r".*delete the lock file '.*lock\.json'"):
+        _lock.RunLock(ckpt).acquire()
+    if os.path.exists(f"/proc/{os.getppid()}/stat"):
+        _lock_file(ckpt, os.getppid())
+        with pytest.raises(CheckpointLockedError, match=rf"pid {os.getppid()} .*its process is running"):
+            _lock.RunLock(ckpt).acquire()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="flock is POSIX")
+def test_with_flock_a_released_lock_from_another_host_is_taken_over(tmp_path):
+    from visionkit import _lock
+
+    ckpt = tmp_path / "c"
+    ckpt.mkdir()
+    (ckpt / "lock.json").write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "started": "then"}))
+    # nobody holds its file lock (that host's run ended or was killed): a preempted run resumes elsewhere
+    with pytest.warns(RuntimeWarning, match=r"pid 1 on host 'elsewhere\.example'.*file lock was released"):
+        with _lock.RunLock(ckpt):
+            assert json.loads((ckpt / "lock.json").read_text())["host"] == socket.gethostname()
+    assert not (ckpt / "lock.json").exists()

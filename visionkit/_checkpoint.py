@@ -13,6 +13,9 @@ for Keras, plus what a long run needs on top:
   missing one falls back to the previous epoch's file (with a ``RuntimeWarning`` naming
   both), and with none to fall back to
   [`ResumeMismatchError`][visionkit.errors.ResumeMismatchError] names the file;
+* ``state.json`` may only name plain ``epoch-NNNN.weights.h5`` files inside the folder
+  (symlinks resolved): any other name is damage, handled as above, so nothing outside
+  the folder is ever read or deleted;
 * ``best.keras``: the whole model at its best epoch;
 * ``settings.json``: a fingerprint of the run's settings, so a folder is never
   resumed by a different model, input size, number of classes, optimizer or loss
@@ -37,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,8 @@ PREVIOUS_SETTINGS_FILE = "settings.previous.json"
 STATE_FILE = "state.json"
 BEST_FILE = "best.keras"
 _FORMAT = 1
+#: The only names ``state.json`` may give a weights file: a plain file name in the folder.
+_WEIGHTS_NAME = re.compile(r"epoch-[0-9]{4,}\.weights\.h5")
 #: Settings a ``resume="weights"`` restart cannot change (the weights must fit the model).
 _MODEL_KEYS = ("format", "model", "input_shape", "output_shape", "num_classes")
 _WEIGHTS_HINT = ('pass resume="weights" (command line: --resume weights) to continue from its last good '
@@ -333,7 +339,7 @@ class Checkpoint(keras.callbacks.Callback):
         write_json(self.directory / STATE_FILE, self.state)
         keep = {name, self.state.get("previous", {}).get("weights")}
         for stale in (old.get("weights"), old.get("previous", {}).get("weights")):
-            if stale and stale not in keep:
+            if stale and stale not in keep and _plain_name(stale):  # never a path out of the folder
                 with contextlib.suppress(FileNotFoundError):
                     (self.directory / stale).unlink()
 
@@ -425,10 +431,20 @@ def _prepare(folder: Path, resume: str) -> tuple[dict[str, Any] | None, dict[str
 def _verified(folder: Path, state: dict[str, Any]) -> dict[str, Any]:
     """``state``, or its ``previous`` entry when the current weights file is missing or damaged."""
     problem = _problem(folder, state)
-    if problem is None:
-        return state
-    file = folder / str(state.get("weights"))
     prev = state.get("previous")
+    if problem is None:
+        outside = _outside(folder, prev.get("weights")) if isinstance(prev, dict) else None
+        if outside is None:
+            return state
+        warnings.warn(  # only its fallback is damaged: drop it, so nothing it names is ever touched
+            f"The previous checkpoint '{folder / str(prev.get('weights'))}' named by '{folder / STATE_FILE}' "
+            f"{outside}; it is ignored (nothing outside the folder is read or deleted), and the run resumes "
+            f"from '{folder / state['weights']}'.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return {k: v for k, v in state.items() if k != "previous"}
+    file = folder / str(state.get("weights"))
     prev_problem = _problem(folder, prev) if isinstance(prev, dict) else None
     if isinstance(prev, dict) and prev_problem is None:
         warnings.warn(
@@ -451,12 +467,29 @@ def _problem(folder: Path, entry: dict[str, Any]) -> str | None:
     name = entry.get("weights")
     if not isinstance(name, str) or not name:
         return "is not named"
+    outside = _outside(folder, name)
+    if outside is not None:
+        return outside
     file = folder / name
     if not file.is_file():
         return "is missing"
     digest = entry.get("sha256")
     if digest is not None and _sha256(file) != digest:  # no digest: written by an older visionkit
         return "is damaged (its SHA-256 differs from the one recorded when it was written)"
+    return None
+
+
+def _plain_name(name: Any) -> bool:
+    """Whether ``name`` is a weights file name as ``Checkpoint`` writes them (no folder, no ``..``)."""
+    return isinstance(name, str) and _WEIGHTS_NAME.fullmatch(name) is not None
+
+
+def _outside(folder: Path, name: Any) -> str | None:
+    """Why ``name``, read from ``state.json``, is not a weights file inside ``folder``; ``None`` if it is."""
+    if not _plain_name(name):
+        return "is not a weights file name of the form epoch-NNNN.weights.h5 inside the checkpoint folder"
+    if (folder / name).resolve().parent != folder.resolve():
+        return "is a link to a file outside the checkpoint folder"
     return None
 
 

@@ -13,6 +13,7 @@ allowed and what arrived (``Received: x=...``).
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointLockedError",
     "DataNotFoundError",
     "ImageReadError",
     "InvalidArgumentError",
@@ -85,3 +86,11 @@ class NonFiniteLossError(VisionkitError, FloatingPointError):
     def __init__(self, message: str, *, last_finite: object = None) -> None:
         super().__init__(message)
         self.last_finite = last_finite
+
+
+class CheckpointLockedError(VisionkitError, RuntimeError):
+    """A checkpoint folder is in use by another run.
+
+    The message names the folder, the run that holds it (pid, host, start time) and the
+    lock file to delete if that run is gone.
+    """

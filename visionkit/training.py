@@ -35,6 +35,11 @@ Files in ``checkpoint_dir``
 ``best.keras``
     The whole model at its best epoch (lowest ``val_loss``, or ``loss`` without
     validation data); ``keras.models.load_model`` reads it.
+``lock.json``
+    Present while a run trains into the folder: who holds it (pid, host, start
+    time). A second run on the folder stops at once with
+    [`CheckpointLockedError`][visionkit.errors.CheckpointLockedError]; the lock of a killed run is
+    recognised as stale and taken over (with a ``RuntimeWarning``).
 
 Every file is written to a temporary name and renamed into place, and
 ``state.json`` is replaced only after the weights it names are complete: a kill at
@@ -75,6 +80,7 @@ from ._heads import head_kind, output_layer
 from ._heads import is_logits as _is_logits
 from ._io import atomic_save, save_figure, write_json
 from ._labels import ClassNames, class_names, with_class_names
+from ._lock import RunLock
 from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainingOptions, TrainOptions
 from .device import (
     global_batch_size,
@@ -319,38 +325,41 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     folder = options.checkpoint_dir
     if folder is not None and not chief:
         folder = folder / f"worker-{task_info(strat)[1]}"
-    guard = Checkpoint(folder, monitor=monitor, save_best=chief, resume=options.resume)
-    loss_obj = _compile(model, train_ds, guard, options=options, strategy=strat, loss=loss, metrics=metrics,
-                        label_info=label_info, batch_size=options.batch_size if _is_arrays(train_data) else None)
-    initial_epoch = guard.restore(model)
-    previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
-    if initial_epoch > options.epochs:
-        warnings.warn(
-            f"Checkpoint folder '{folder}' already holds {initial_epoch} epochs, more than "
-            f"epochs={options.epochs}: nothing was trained and the model has the weights of epoch {initial_epoch}.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    own = [keras.callbacks.TerminateOnNaN(), guard]
-    if options.log_dir is not None and chief:
-        own += _log_callbacks(options.log_dir, resumed=initial_epoch > 0)
-
-    verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
-    start = min(initial_epoch, options.epochs)
-    callbacks = own + list(options.callbacks)
-    with _reraise_label_errors():
-        if custom:
-            history = distributed_fit(
-                model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
-                validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
-                from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
+    # one run per folder, held until the run ends (an exception or Ctrl-C included); a killed
+    # run's lock is recognised as stale and taken over, so it resumes
+    with RunLock(folder) if folder is not None else contextlib.nullcontext():
+        guard = Checkpoint(folder, monitor=monitor, save_best=chief, resume=options.resume)
+        loss_obj = _compile(model, train_ds, guard, options=options, strategy=strat, loss=loss, metrics=metrics,
+                            label_info=label_info, batch_size=options.batch_size if _is_arrays(train_data) else None)
+        initial_epoch = guard.restore(model)
+        previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
+        if initial_epoch > options.epochs:
+            warnings.warn(
+                f"Checkpoint folder '{folder}' already holds {initial_epoch} epochs, more than "
+                f"epochs={options.epochs}: nothing was trained and the model has the weights of epoch {initial_epoch}.",
+                RuntimeWarning,
+                stacklevel=3,
             )
-        else:
-            history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
-                                callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
-    if guard.diverged:
-        _warn_diverged(guard, guard.restore_last_good(model), options)
-    return _merge_history(history, previous, model)
+        own = [keras.callbacks.TerminateOnNaN(), guard]
+        if options.log_dir is not None and chief:
+            own += _log_callbacks(options.log_dir, resumed=initial_epoch > 0)
+
+        verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
+        start = min(initial_epoch, options.epochs)
+        callbacks = own + list(options.callbacks)
+        with _reraise_label_errors():
+            if custom:
+                history = distributed_fit(
+                    model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
+                    validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
+                    from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
+                )
+            else:
+                history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
+                                    callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+        if guard.diverged:
+            _warn_diverged(guard, guard.restore_last_good(model), options)
+        return _merge_history(history, previous, model)
 
 
 def _compile(model: Any, train_ds: Any, guard: Checkpoint, *, options: TrainOptions, strategy: Any, loss: Any,
