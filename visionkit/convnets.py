@@ -646,7 +646,7 @@ def train_cifar10_fast(
     limit = V.integer("limit", limit, minimum=1, allow_none=True)
     sample = V.boolean("sample", sample)
     opts = TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS["train_cifar10_fast"])
-    from ._fast_cifar import Parts, run
+    from ._fast_cifar_recipe import Parts, run
     from .data import load_cifar10
 
     (x_train, y_train), test = load_cifar10(path, sample=sample)

@@ -59,10 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
 import os
-import re
 import sys
 import time
 import warnings
@@ -71,16 +68,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
-import numpy as np
 
-from . import _fast_cifar  # noqa: F401  (registers the fast recipe's layers for keras.models.load_model)
+from . import _registered  # noqa: F401  (registers visionkit's layers for keras.models.load_model)
 from . import _validate as V
 from ._checkpoint import Checkpoint, fingerprint
-from ._heads import head_kind, output_layer
-from ._heads import is_logits as _is_logits
+from ._datasets import as_dataset, is_arrays
+from ._heads import is_logits
 from ._io import atomic_save, save_figure, write_json
+from ._label_checks import reraise_label_errors
 from ._labels import ClassNames, class_names, with_class_names
 from ._lock import RunLock
+from ._logs import log_callbacks
+from ._losses import default_loss_for, make_optimizer, resolve_loss, steps_per_epoch
 from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainingOptions, TrainOptions
 from .device import (
     global_batch_size,
@@ -92,7 +91,6 @@ from .device import (
 from .errors import DataNotFoundError, InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import tensorflow as tf
     from typing_extensions import Unpack
 
 __all__ = [
@@ -314,11 +312,11 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     chief = is_chief(strat) if custom else True
     seed = 0 if custom and options.seed is None else options.seed  # every worker must shuffle alike
     batch = global_batch_size(options.batch_size, strat)
-    train_ds, label_info = _as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed,
+    train_ds, label_info = as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed,
                                        loss=loss)
     val_ds = None
     if validation_data is not None:
-        val_ds, _ = _as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False,
+        val_ds, _ = as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False,
                                 seed=None, loss=loss)
 
     monitor = "val_loss" if val_ds is not None else "loss"
@@ -330,7 +328,7 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     with RunLock(folder) if folder is not None else contextlib.nullcontext():
         guard = Checkpoint(folder, monitor=monitor, save_best=chief, resume=options.resume)
         loss_obj = _compile(model, train_ds, guard, options=options, strategy=strat, loss=loss, metrics=metrics,
-                            label_info=label_info, batch_size=options.batch_size if _is_arrays(train_data) else None)
+                            label_info=label_info, batch_size=options.batch_size if is_arrays(train_data) else None)
         initial_epoch = guard.restore(model)
         previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
         if initial_epoch > options.epochs:
@@ -342,17 +340,17 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
             )
         own = [keras.callbacks.TerminateOnNaN(), guard]
         if options.log_dir is not None and chief:
-            own += _log_callbacks(options.log_dir, resumed=initial_epoch > 0)
+            own += log_callbacks(options.log_dir, resumed=initial_epoch > 0)
 
         verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
         start = min(initial_epoch, options.epochs)
         callbacks = own + list(options.callbacks)
-        with _reraise_label_errors():
+        with reraise_label_errors():
             if custom:
                 history = distributed_fit(
                     model, train_ds, strategy=strat, loss=loss_obj, epochs=options.epochs, initial_epoch=start,
                     validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
-                    from_logits=_is_logits(model), callbacks=callbacks, verbose=verbose,
+                    from_logits=is_logits(model), callbacks=callbacks, verbose=verbose,
                 )
             else:
                 history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
@@ -371,14 +369,14 @@ def _compile(model: Any, train_ds: Any, guard: Checkpoint, *, options: TrainOpti
     """
     steps = None
     if options.lr_schedule != "constant":
-        steps = _steps_per_epoch(train_ds, "train_data", options.lr_schedule)
+        steps = steps_per_epoch(train_ds, "train_data", options.lr_schedule)
 
     def build(first_epoch: int) -> tuple[Any, Any, Any, dict[str, Any] | None]:
         span = max(options.epochs - first_epoch, 1)
         with strategy_scope(strategy):
-            opt = _make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
+            opt = make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
                                   total_steps=None if steps is None else span * steps)
-            loss_obj, metric_objs, loss_desc = _resolve_loss(model, loss, metrics, label_info)
+            loss_obj, metric_objs, loss_desc = resolve_loss(model, loss, metrics, label_info)
         if guard.directory is None:
             return opt, loss_obj, metric_objs, None
         # no schedule entry for "constant", so older checkpoint folders still resume
@@ -412,20 +410,6 @@ def _warn_diverged(guard: Checkpoint, restored: str | None, options: TrainOption
         RuntimeWarning,
         stacklevel=4,
     )
-
-
-def _log_callbacks(log_dir: Path, *, resumed: bool) -> list[Any]:
-    """TensorBoard logs and Keras' own ``CSVLogger``.
-
-    ``CSVLogger`` appends on a resumed run so the rows of earlier epochs stay (it
-    writes one line per epoch and flushes it, so a crash loses at most the line being
-    written), and starts a new file otherwise.
-    """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        _tensorboard(log_dir),
-        keras.callbacks.CSVLogger(str(log_dir / "metrics.csv"), append=resumed),
-    ]
 
 
 def run_recipe(
@@ -536,19 +520,19 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
     _check_model(model)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     compiled_loss = getattr(model, "loss", None) if getattr(model, "compiled", False) else None
-    ds, label_info = _as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None,
+    ds, label_info = as_dataset(model, data, "data", batch_size=batch_size, shuffle=False, seed=None,
                                  loss=compiled_loss)
     from ._distributed import evaluate_local, needs_custom_loop
 
     if needs_custom_loop(model.distribute_strategy):
         # Keras' evaluate() fails under MultiWorkerMirroredStrategy: evaluate locally.
-        loss_obj = getattr(model, "loss", None) or _resolve_loss(model, None, (), label_info)[0]
-        with _reraise_label_errors():
-            return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=_is_logits(model))
+        loss_obj = getattr(model, "loss", None) or resolve_loss(model, None, (), label_info)[0]
+        with reraise_label_errors():
+            return evaluate_local(model, ds, loss=loss_obj, accuracy=True, from_logits=is_logits(model))
     if not getattr(model, "compiled", False) or model.optimizer is None:
-        loss_obj, metric_objs, _ = _resolve_loss(model, None, ("accuracy",), label_info)
+        loss_obj, metric_objs, _ = resolve_loss(model, None, ("accuracy",), label_info)
         model.compile(optimizer="rmsprop", loss=loss_obj, metrics=metric_objs)
-    with _reraise_label_errors():
+    with reraise_label_errors():
         results = model.evaluate(ds, verbose=0, return_dict=True)
     return {str(k): float(v) for k, v in results.items()}
 
@@ -586,8 +570,6 @@ def load_model(path: str | os.PathLike[str], *, compile: bool = False, safe_mode
     file = Path(path)
     if not file.is_file():
         raise DataNotFoundError(f"Model file not found: '{file}' (argument `path`).")
-    from . import transfer  # noqa: F401  (registers the backbone preprocessing layer)
-
     try:
         return keras.saving.load_model(file, safe_mode=safe_mode, compile=compile)
     except Exception as exc:  # Keras raises many kinds; report them all the same way
@@ -622,7 +604,7 @@ def default_loss(model: keras.Model, *, one_hot: bool = False) -> keras.losses.L
     'SparseCategoricalCrossentropy'
     """
     _check_model(model)
-    loss, _, _ = _default_loss(model, one_hot=one_hot)
+    loss, _, _ = default_loss_for(model, one_hot=one_hot)
     return loss
 
 
@@ -654,269 +636,6 @@ def _check_scope(model: Any, strat: Any) -> None:
         )
 
 
-def _is_arrays(data: Any) -> bool:
-    return isinstance(data, (tuple, list)) and len(data) == 2
-
-
-def _as_dataset(
-    model: keras.Model, data: Any, name: str, *, batch_size: int, shuffle: bool, seed: int | None, loss: Any = None
-) -> tuple[tf.data.Dataset, dict[str, Any]]:
-    """Return a batched dataset of ``data`` and what its labels look like.
-
-    The labels (all of them for arrays, the first batch of a dataset) are checked
-    against the model's head for the loss ``loss`` (``None``: the default loss).
-    """
-    import tensorflow as tf
-
-    from .data import from_arrays
-
-    want = tuple(model.inputs[0].shape[1:])
-    if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec
-        if not isinstance(spec, tuple) or len(spec) < 2:
-            raise V.fail(name, "a dataset of (inputs, labels) pairs", f"dataset with element_spec {spec}")
-        x_shape = tuple(spec[0].shape)
-        if len(x_shape) < 1 or not _shape_fits(x_shape[1:], want):
-            raise V.fail(name, f"a batched dataset whose inputs have shape (batch, {_fmt(want)})", f"dataset of inputs {x_shape}")
-        y_shape = tuple(spec[1].shape)
-        info = {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
-        return _guard_labels(model, data, _label_kind(model, loss, info["label_shape"]), name), info
-    if not _is_arrays(data):
-        raise V.fail(name, "an (x, y) tuple of arrays or a tf.data.Dataset", type(data).__name__)
-    x, y = np.asarray(data[0]), np.asarray(data[1])
-    if x.ndim == len(want) and len(want) >= 2 and want[-1] == 1 and _shape_fits((*x.shape[1:], 1), want):
-        x = x[..., None]  # (N, H, W) grayscale for an (H, W, 1) model
-    if x.ndim < 1 or not _shape_fits(x.shape[1:], want):
-        raise V.fail(name, f"inputs of shape (N, {_fmt(want)}) for model '{model.name}'", f"x of shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise V.fail(name, "numeric inputs", f"x of dtype {x.dtype}")
-    if len(y) != len(x):
-        raise InvalidArgumentError(
-            f"Argument `{name}` has {len(x)} inputs but {len(y)} labels; they must match. "
-            f"Received: x of shape {x.shape}, y of shape {y.shape}"
-        )
-    _check_labels(model, y, _label_kind(model, loss, tuple(y.shape[1:])), name)
-    ds = from_arrays(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    return ds, {"label_shape": tuple(y.shape[1:]), "source": "arrays", "input_shape": tuple(x.shape[1:])}
-
-
-_LOSS_KINDS = {"binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary",
-               "sparsecategoricalcrossentropy": "sparse", "categoricalcrossentropy": "categorical",
-               "categoricalfocalcrossentropy": "categorical"}
-
-
-def _label_kind(model: Any, loss: Any, label_shape: tuple[Any, ...]) -> str | None:
-    """``"binary"``, ``"sparse"`` or ``"categorical"``: the labels ``loss`` takes (``None``: unknown)."""
-    if loss is None:
-        shape = tuple(model.outputs[0].shape) if model.outputs else ()
-        if len(shape) != 2 or shape[-1] is None:
-            return None
-        units = int(shape[-1])
-        if units == 1:
-            return "binary"
-        return "categorical" if len(label_shape) == 1 and label_shape[0] == units else "sparse"
-    name = loss if isinstance(loss, str) else getattr(loss, "__name__", type(loss).__name__)
-    return _LOSS_KINDS.get(str(name).replace("_", "").lower())
-
-
-def _label_rule(model: Any, kind: str, name: str) -> dict[str, Any]:
-    """What labels the model's head takes for a loss kind: bounds, and the words for a message."""
-    units = int(model.outputs[0].shape[-1])
-    kind_name = head_kind(output_layer(model))
-    head = f"{units}-unit {'logits' if kind_name == 'linear' else kind_name} head".replace(" other head", " head")
-    if kind == "sparse":
-        allowed, high, integers = f"integers in [0, {units - 1}]", units - 1, True
-        width = f"class indices of shape (N,) or (N, 1), or one-hot labels of shape (N, {units})"
-    else:
-        allowed = "0 or 1 (or floats in [0, 1])" if kind == "binary" else f"one-hot rows of {units} values in [0, 1]"
-        high, integers = 1, False
-        width = f"labels of shape (N, {units})" if units > 1 else "labels of shape (N,) or (N, 1)"
-    return {"units": units, "high": high, "integers": integers, "width": width,
-            "text": f"Argument `{name}` has labels outside what model '{model.name}' can learn: labels must be "
-                    f"{allowed} for a {head}", "head": head}
-
-
-def _check_label_shape(model: Any, label_shape: tuple[Any, ...], kind: str, rule: dict[str, Any], name: str) -> None:
-    units = rule["units"]
-    if len(model.outputs[0].shape) != 2 or any(d is None for d in label_shape):
-        return
-    shape = tuple(int(d) for d in label_shape)
-    if kind == "sparse" or units == 1:
-        ok = shape in ((), (1,))
-    else:
-        ok = shape == (units,)
-    if not ok:
-        raise InvalidArgumentError(
-            f"Argument `{name}` has labels of shape (N, {_fmt(shape)}) that do not fit the {rule['head']} of "
-            f"model '{model.name}': it takes {rule['width']}."
-        )
-
-
-def _found(low: float, high: float, integral: bool, rule: dict[str, Any]) -> str | None:
-    """What is wrong with labels spanning ``[low, high]``, or ``None``."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "NaN or infinite values"
-    if low < 0 or high > rule["high"] or (rule["integers"] and not integral):
-        return f"values in [{low:g}, {high:g}]" + ("" if integral or not rule["integers"] else ", not all integers")
-    return None
-
-
-def _check_labels(model: Any, y: Any, kind: str | None, name: str) -> None:
-    """Refuse label arrays outside what the model's head and loss can take, naming both ranges."""
-    if kind is None or not model.outputs or model.outputs[0].shape[-1] is None or np.size(y) == 0:
-        return
-    y = np.asarray(y)
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
-        raise V.fail(name, "numeric labels", f"labels of dtype {y.dtype}")
-    rule = _label_rule(model, kind, name)
-    _check_label_shape(model, tuple(y.shape[1:]), kind, rule, name)
-    y = y.astype(np.float64)
-    found = _found(float(y.min()), float(y.max()), bool(np.array_equal(y, np.round(y))), rule)
-    if found is not None:
-        raise InvalidArgumentError(f"{rule['text']}; found {found}.")
-
-
-_LABEL_MARK = re.compile(r"<<visionkit-labels (.*?)>>\] \[([^\]]+)\] \[([^\]]+)\] \[([^\]]+)\]", re.S)
-
-
-def _guard_labels(model: Any, ds: Any, kind: str | None, name: str) -> Any:
-    """``ds`` with every batch's labels checked as it is read (a failed check stops training by name).
-
-    Checking inside the pipeline reads nothing ahead (a peek would advance a seeded
-    ``shuffle`` and fill its buffer); ``_reraise_label_errors`` turns the failed
-    assertion into an [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError].
-    """
-    import tensorflow as tf
-
-    spec = ds.element_spec[1]
-    if kind is None or not model.outputs or model.outputs[0].shape[-1] is None or not hasattr(spec, "dtype"):
-        return ds
-    if not (spec.dtype.is_integer or spec.dtype.is_floating or spec.dtype.is_bool):
-        raise V.fail(name, "a dataset with numeric labels", f"labels of dtype {spec.dtype.name}")
-    rule = _label_rule(model, kind, name)
-    _check_label_shape(model, tuple(spec.shape[1:]), kind, rule, name)
-
-    def check(x: Any, y: Any, *rest: Any) -> Any:
-        yf = tf.cast(y, tf.float64)
-        empty = tf.equal(tf.size(yf), 0)
-        zero = tf.constant(0.0, tf.float64)
-        low = tf.where(empty, zero, tf.reduce_min(yf))
-        high = tf.where(empty, zero, tf.reduce_max(yf))
-        integral = tf.reduce_all(tf.equal(yf, tf.round(yf)))
-        ok = tf.logical_and(low >= 0.0, high <= float(rule["high"]))
-        if rule["integers"]:
-            ok = tf.logical_and(ok, integral)
-        done = tf.debugging.Assert(ok, [f"<<visionkit-labels {rule['text']}>>", low, high, tf.cast(integral, tf.int32)])
-        with tf.control_dependencies([done]):
-            return (x, tf.identity(y), *rest)
-
-    return ds.map(check)
-
-
-@contextlib.contextmanager
-def _reraise_label_errors() -> Any:
-    """Turn a failed label check of ``_guard_labels`` into an ``InvalidArgumentError`` naming the data."""
-    import tensorflow as tf
-
-    try:
-        yield
-    except tf.errors.InvalidArgumentError as exc:
-        match = _LABEL_MARK.search(str(exc))
-        if match is None:
-            raise
-        low, high, integral = float(match[2]), float(match[3]), match[4].strip() == "1"
-        if not (math.isfinite(low) and math.isfinite(high)):
-            found = "NaN or infinite values"
-        else:
-            found = f"values in [{low:g}, {high:g}]" + ("" if integral else ", not all integers")
-        raise InvalidArgumentError(f"{match[1]}; found {found} in a batch.") from None
-
-
-def _shape_fits(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
-    return len(got) == len(want) and all(w is None or g is None or int(g) == int(w) for g, w in zip(got, want))
-
-
-def _fmt(shape: tuple[Any, ...]) -> str:
-    return ", ".join("None" if s is None else str(s) for s in shape)
-
-
-def _make_optimizer(
-    optimizer: Any, learning_rate: float | None, *, schedule: str = "constant", total_steps: int | None = None
-) -> Any:
-    import keras
-
-    if not isinstance(optimizer, str):
-        return optimizer
-    config: dict[str, Any] = {} if learning_rate is None else {"learning_rate": learning_rate}
-    opt = keras.optimizers.get({"class_name": optimizer.lower(), "config": config})
-    if schedule == "constant":
-        return opt
-    initial = float(learning_rate if learning_rate is not None else opt.get_config()["learning_rate"])
-    lr = keras.optimizers.schedules.CosineDecay(initial, decay_steps=max(int(total_steps or 1), 1))
-    return keras.optimizers.get({"class_name": optimizer.lower(), "config": {"learning_rate": lr}})
-
-
-def _steps_per_epoch(ds: Any, name: str, schedule: str) -> int:
-    """Batches per epoch of a batched dataset (needed to lay out a learning-rate schedule)."""
-    steps = int(ds.cardinality())
-    if steps <= 0:
-        raise InvalidArgumentError(
-            f"lr_schedule={schedule!r} needs the number of batches per epoch, but the dataset given as "
-            f"`{name}` does not know it (cardinality {steps}). Pass arrays, a finite dataset (e.g. via "
-            "`dataset.apply(tf.data.experimental.assert_cardinality(n))`) or lr_schedule='constant'."
-        )
-    return steps
-
-
-def _default_loss(model: Any, *, one_hot: bool) -> tuple[Any, str, bool]:
-    import keras
-
-    shape = tuple(model.outputs[0].shape) if model.outputs else ()
-    if len(shape) != 2 or shape[-1] is None:
-        raise InvalidArgumentError(
-            f"Cannot pick a default loss for model '{model.name}' with output shape {shape}: "
-            "expected (batch, units). Pass `loss=` explicitly."
-        )
-    units = int(shape[-1])
-    logits = _is_logits(model)
-    if units == 1:
-        return keras.losses.BinaryCrossentropy(from_logits=logits), "binary", logits
-    if one_hot:
-        return keras.losses.CategoricalCrossentropy(from_logits=logits), "categorical", logits
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=logits), "sparse", logits
-
-
-def _resolve_loss(model: Any, loss: Any, metrics: Any, label_info: dict[str, Any]) -> tuple[Any, list[Any], Any]:
-    """Return ``(loss, metrics, loss description for the fingerprint)``."""
-    import keras
-
-    metric_list = list(metrics or ())
-    if loss is not None:
-        desc = loss if isinstance(loss, str) else type(loss).__name__ + json.dumps(_loss_config(loss), sort_keys=True, default=str)
-        return loss, metric_list, desc
-    units = model.outputs[0].shape[-1] if model.outputs else None
-    label_shape = tuple(label_info.get("label_shape", ()))
-    one_hot = units is not None and units > 1 and len(label_shape) == 1 and label_shape[0] == units
-    loss_obj, kind, logits = _default_loss(model, one_hot=one_hot)
-    resolved = []
-    for m in metric_list:
-        if m in ("accuracy", "acc"):
-            if kind == "binary":
-                m = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5)
-            elif kind == "sparse":
-                m = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-            else:
-                m = keras.metrics.CategoricalAccuracy(name="accuracy")
-        resolved.append(m)
-    return loss_obj, resolved, f"{type(loss_obj).__name__}(from_logits={logits})"
-
-
-def _loss_config(loss: Any) -> Any:
-    try:
-        return loss.get_config()
-    except (AttributeError, NotImplementedError, TypeError):
-        return getattr(loss, "__name__", repr(loss))
-
 
 def _check_precision(model: Any, precision: str | None) -> None:
     """A built model's dtype policy cannot be changed by ``train``: check it matches."""
@@ -928,57 +647,6 @@ def _check_precision(model: Any, precision: str | None) -> None:
             f"`visionkit.device.precision_scope({precision!r})` (the recipes do), or leave `precision` unset. "
             f"Received: precision={precision!r}"
         )
-
-
-def _tensorboard(log_dir: Path) -> Any:
-    """Keras' TensorBoard callback, or epoch scalars written with core TF ops without it.
-
-    TensorFlow 2.21 no longer installs the ``tensorboard`` package, and Keras'
-    ``TensorBoard`` callback fails without it (``TBNotInstalledError`` from
-    ``tf.summary.scalar``; ``tests/training/test_train.py`` runs without it). The
-    fallback writes the same per-epoch scalars in TensorBoard's layout with core ops
-    only, so ``log_dir`` works either way.
-    """
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is not None:
-        return keras.callbacks.TensorBoard(log_dir=str(log_dir))
-    return _EpochScalars(log_dir)
-
-
-class _EpochScalars(keras.callbacks.Callback):
-    """Per-epoch scalars in TensorBoard's layout (``train/``, ``validation/``)."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-        self.writers: dict[str, Any] = {}
-
-    def _writer(self, name: str) -> Any:
-        import tensorflow as tf
-
-        if name not in self.writers:
-            self.writers[name] = tf.summary.create_file_writer(str(self.folder / name))
-        return self.writers[name]
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
-        meta = summary_pb2.SummaryMetadata()
-        meta.plugin_data.plugin_name = "scalars"
-        for key, value in (logs or {}).items():
-            run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            with self._writer(run).as_default():
-                tf.summary.write(f"epoch_{tag}", tf.constant(float(value), tf.float32),
-                                 step=epoch, metadata=meta)
-        for writer in self.writers.values():
-            writer.flush()
-
-    def on_train_end(self, logs: Any = None) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers = {}
 
 
 def _merge_history(history: Any, previous: dict[str, list[float]], model: Any) -> Any:

@@ -1,0 +1,89 @@
+"""The fast CIFAR-10 recipe's run: airbench94's parts through ``training.run_recipe`` (private).
+
+The parts (layers, optimizer, callbacks, data pipeline, test-time augmentation) are in
+``_fast_cifar``; [`visionkit.convnets.train_cifar10_fast`][visionkit.convnets.train_cifar10_fast]
+checks the arguments, loads the data and calls ``run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+from ._fast_cifar import (
+    HYPER,
+    EpochVariable,
+    Lookahead,
+    WhiteningBiasFreeze,
+    build_model,
+    make_optimizer,
+    predict_tta,
+    train_dataset,
+)
+
+__all__ = ["Parts", "run"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """Which of the recipe's parts are on (the ablation switches)."""
+
+    whitening: bool = True
+    ema: bool = True
+    alternating_flip: bool = True
+    label_smoothing: float = HYPER["label_smoothing"]
+    translation: int = HYPER["translate"]
+    tta: bool = True
+
+
+def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray] | None,
+        test: tuple[np.ndarray, np.ndarray], *, options: Any, parts: Parts, paper_schedule: bool,
+        settings: dict[str, Any], started: float) -> Any:
+    """Train the recipe on arrays (already loaded, subset and split); return the ``TrainResult``."""
+    from .data import CIFAR10_CLASSES
+    from .device import global_batch_size, resolve_precision, resolve_strategy, strategy_scope
+    from .training import run_recipe
+
+    strat = resolve_strategy(options.strategy)
+    seed = options.seed if options.seed is not None else int(np.random.default_rng().integers(2**31))
+    batch = global_batch_size(options.batch_size, strat)
+    counter = EpochVariable()
+    ds, steps = train_dataset(train[0], train[1], batch_size=batch, seed=seed, epoch=counter.variable,
+                              translate=parts.translation, flip="alternating" if parts.alternating_flip else "random")
+    total = steps * options.epochs
+    own: list[Any] = [counter, WhiteningBiasFreeze()]
+    if parts.ema:
+        own.append(Lookahead(steps_per_epoch=steps, total_steps=total))
+    changes: dict[str, Any] = {"strategy": strat, "precision": resolve_precision(options.precision),
+                               "callbacks": (*own, *options.callbacks)}
+    paper_optimizer = isinstance(options.optimizer, str) and options.optimizer.lower() == "sgd"
+    if paper_optimizer:
+        with strategy_scope(strat):
+            opt = make_optimizer(learning_rate=options.learning_rate, total_steps=total, global_batch=min(batch, len(train[0])),
+                                 schedule=None if paper_schedule else options.lr_schedule)
+        changes.update(optimizer=opt, learning_rate=None, lr_schedule="constant")
+    opts = options.replace(**changes)
+
+    def build() -> keras.Model:
+        images = train[0][:HYPER["whiten_samples"]] if parts.whitening else None
+        return build_model(whitening_images=images, whitening=parts.whitening, seed=options.seed)
+
+    def onehot(data: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return data[0], np.eye(10, dtype=np.float32)[np.asarray(data[1]).reshape(-1)]
+
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=parts.label_smoothing)
+    lr = options.learning_rate if options.learning_rate is not None else (HYPER["lr"] if paper_optimizer else None)
+    recorded = {**settings, **dataclasses.asdict(parts), "optimizer": options.to_dict()["optimizer"],
+                "learning_rate": lr, "seed": options.seed,
+                "lr_schedule": "triangle" if paper_optimizer and paper_schedule else options.lr_schedule}
+    result = run_recipe(build, ds, options=opts, validation_data=onehot(validation) if validation else None,
+                        test_data=onehot(test), class_names=CIFAR10_CLASSES, settings=recorded, loss=loss)
+    metrics = {**result.metrics, "accuracy_no_tta": result.metrics["accuracy"]}
+    if parts.tta:
+        logits = predict_tta(result.model, test[0], level=2)
+        metrics["accuracy"] = float(np.mean(logits.argmax(axis=1) == np.asarray(test[1]).reshape(-1)))
+    return dataclasses.replace(result, metrics=metrics, seconds=time.perf_counter() - started)
