@@ -1,7 +1,18 @@
-"""Resumable training checkpoints: one Keras callback (private; public as ``training.Checkpoint``).
+"""Resumable training checkpoints (private; public as ``training.Checkpoint``).
 
-[`Checkpoint`][visionkit.training.Checkpoint] does for visionkit what ``keras.callbacks.BackupAndRestore`` does
-for Keras, plus what a long run needs on top:
+Each job is one Keras callback, as Keras splits ``BackupAndRestore``,
+``ModelCheckpoint`` and ``TerminateOnNaN``:
+
+* ``EpochCheckpoint`` (here): resume from verified epoch weights, ``state.json`` and
+  ``settings.json``;
+* ``_best.BestModel``: ``best.keras``;
+* ``_nan_guard.NanGuard``: the NaN stop and the restore of the last finite weights;
+* ``_fingerprint.fingerprint``: the settings compared when a folder is opened.
+
+[`visionkit.training.train`][visionkit.training.train] composes them;
+[`Checkpoint`][visionkit.training.Checkpoint] is the same composition as one callback,
+for a plain ``model.fit``. Together they do for visionkit what
+``keras.callbacks.BackupAndRestore`` does for Keras, plus what a long run needs on top:
 
 * after every completed epoch, the weights **and optimizer state** go to
   ``epoch-NNNN.weights.h5`` (the latest two are kept) and ``state.json`` records the
@@ -27,7 +38,7 @@ for Keras, plus what a long run needs on top:
   step and after every finite epoch), so this works without a folder and in the
   first epoch too.
 
-On its own, passed to ``model.fit``, it resumes in ``on_train_begin`` as
+``Checkpoint`` on its own, passed to ``model.fit``, resumes in ``on_train_begin`` as
 ``BackupAndRestore`` does. [`visionkit.training.train`][visionkit.training.train] calls
 [`Checkpoint.restore`][visionkit.training.Checkpoint.restore] itself before ``fit`` so that it knows the epoch it resumes
 from.
@@ -38,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import warnings
@@ -46,21 +56,21 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from . import _validate as V
+from ._best import BestModel, improved
 from ._io import atomic_save, write_json
+from ._nan_guard import NanGuard, finite
 from ._options import RESUME_MODES
 from .errors import ResumeMismatchError
 
 __all__ = ["BEST_FILE", "PREVIOUS_SETTINGS_FILE", "RESUME_MODES", "SETTINGS_FILE", "STATE_FILE", "Checkpoint",
-           "fingerprint"]
+           "EpochCheckpoint"]
 
 SETTINGS_FILE = "settings.json"
 PREVIOUS_SETTINGS_FILE = "settings.previous.json"
 STATE_FILE = "state.json"
 BEST_FILE = "best.keras"
-_FORMAT = 1
 #: The only names ``state.json`` may give a weights file: a plain file name in the folder.
 _WEIGHTS_NAME = re.compile(r"epoch-[0-9]{4,}\.weights\.h5")
 #: Settings a ``resume="weights"`` restart cannot change (the weights must fit the model).
@@ -69,28 +79,33 @@ _WEIGHTS_HINT = ('pass resume="weights" (command line: --resume weights) to cont
                  "weights with the new settings")
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Per-epoch atomic checkpoint of weights and optimizer, best model and NaN guard.
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Per-epoch atomic checkpoint of weights and optimizer state, resumed from verified files.
+
+    The resume job alone (``keras.callbacks.BackupAndRestore``'s): ``epoch-NNNN.weights.h5``,
+    ``state.json`` and ``settings.json``. [`Checkpoint`][visionkit.training.Checkpoint]
+    adds the best model and the NaN guard.
 
     Parameters
     ----------
     directory : str, os.PathLike or None
-        The checkpoint folder (created if missing). ``None`` keeps only the NaN
-        guard (nothing is written).
+        The checkpoint folder (created if missing). ``None``: nothing is written
+        or resumed.
     settings : dict, optional
-        The run's fingerprint (see ``fingerprint``): written to
+        The run's fingerprint (see ``_fingerprint.fingerprint``): written to
         ``settings.json`` on the first run, compared on every later one (see
         [`apply_settings`][visionkit.training.Checkpoint.apply_settings]).
     monitor : str, default "val_loss"
-        The logged value whose lowest epoch is kept as ``best.keras``.
-    save_best : bool, default True
-        Write ``best.keras`` (``False`` on workers other than the chief).
+        The logged value whose lowest value so far ``state.json`` records.
     resume : {"auto", "weights", "never"}, default "auto"
         ``"auto"``: resume a folder written with the same settings, refuse other
         settings. ``"weights"``: the same, but when the settings differ (not the
         model), continue from the last good checkpoint's model weights with a fresh
         optimizer and the new settings. ``"never"``: refuse a folder that already
         holds a run.
+    guard : NanGuard, optional
+        An epoch in which it saw the loss diverge is not written (without one, an
+        epoch whose logged losses are not finite is not).
 
     Attributes
     ----------
@@ -98,23 +113,11 @@ class Checkpoint(keras.callbacks.Callback):
         What ``state.json`` holds: ``epoch``, ``weights``, ``sha256``,
         ``restart_epoch``, ``iterations``, ``monitor``, ``best``, ``history`` and
         ``previous`` (the same for the epoch before, whose file is kept too).
-    diverged : bool
-        The loss became NaN or infinite (training was stopped).
+    best : float or None
+        The lowest monitored value so far (a resumed run's included).
     restart_epoch : int
         The epoch from which the optimizer state counts: 0, or the epoch a
         ``resume="weights"`` restart started from.
-
-    Examples
-    --------
-    >>> import keras, numpy as np, tempfile
-    >>> from visionkit.training import Checkpoint
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(optimizer="sgd", loss="mse")
-    >>> folder = tempfile.mkdtemp()
-    >>> x, y = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
-    >>> _ = model.fit(x, y, epochs=2, verbose=0, callbacks=[Checkpoint(folder, monitor="loss")])
-    >>> Checkpoint(folder, monitor="loss").completed_epochs
-    2
     """
 
     def __init__(
@@ -123,14 +126,14 @@ class Checkpoint(keras.callbacks.Callback):
         *,
         settings: dict[str, Any] | None = None,
         monitor: str = "val_loss",
-        save_best: bool = True,
         resume: str = "auto",
+        guard: Any = None,
     ) -> None:
         super().__init__()
         self.resume = V.one_of("resume", resume, RESUME_MODES)
         self.directory = Path(directory) if directory is not None else None
         self.monitor = monitor
-        self.save_best = save_best
+        self.guard = guard
         self._saved_settings: dict[str, Any] | None = None
         self.state: dict[str, Any] = {}
         if self.directory is not None:
@@ -139,11 +142,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {k: list(v) for k, v in self.state.get("history", {}).items()}
         # a run resumed with (or without) validation data monitors another value
         self.best = self.state.get("best") if self.state.get("monitor") == monitor else None
-        self.diverged = False
-        self.diverged_epoch = -1
-        self._epoch = 0
         self._restored = False
-        self._snapshot: tuple[int, list[Any], list[Any]] | None = None
         if settings is not None:
             self.apply_settings(settings)
 
@@ -224,33 +223,15 @@ class Checkpoint(keras.callbacks.Callback):
         self._load(model, self.state)
         return self.completed_epochs
 
-    def restore_last_good(self, model: keras.Model) -> str | None:
-        """After divergence: put the last finite weights back; say where they came from.
-
-        Returns
-        -------
-        str or None
-            A description for a message: the in-memory copy of the last finite
-            epoch (taken before the first step and after every finite epoch), or
-            else the last checkpoint file; ``None`` when there was neither.
-        """
-        where = None
-        if self.directory is not None and self.state.get("weights"):
-            where = f"'{self.directory / self.state['weights']}'"
-        if self._snapshot is not None:
-            epoch, weights, opt_values = self._snapshot
-            model.set_weights(weights)
-            opt = getattr(model, "optimizer", None)
-            if opt is not None and len(opt.variables) == len(opt_values):
-                for variable, value in zip(opt.variables, opt_values):
-                    variable.assign(value)
-            when = f"after epoch {epoch}" if epoch else "before training"
-            also = f", the same as {where}" if where and self.completed_epochs == epoch else ""
-            return f"the in-memory copy of the weights {when}{also}"
-        if where is None:
+    def latest_file(self) -> Path | None:
+        """The weights file of the latest completed epoch; ``None`` when there is none."""
+        if self.directory is None or not self.state.get("weights"):
             return None
+        return self.directory / self.state["weights"]
+
+    def restore_latest(self, model: keras.Model) -> None:
+        """Load the latest weights file into ``model`` (after divergence, when no finite copy is in memory)."""
         self._load(model, self.state)
-        return f"the checkpoint file {where}"
 
     def _load(self, model: keras.Model, entry: dict[str, Any]) -> None:
         assert self.directory is not None
@@ -272,6 +253,7 @@ class Checkpoint(keras.callbacks.Callback):
         for variable, value in zip(opt.variables if keep_optimizer else (), kept):
             variable.assign(value)
 
+
     # ------------------------------------------------------------------ callbacks
 
     def on_train_begin(self, logs: Any = None) -> None:
@@ -279,46 +261,22 @@ class Checkpoint(keras.callbacks.Callback):
             epoch = self.restore(self.model)
             if epoch:
                 self.model._initial_epoch = epoch  # Keras' own resume hook (BackupAndRestore)
-        self._take_snapshot(self.completed_epochs)
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if logs and not _finite(logs.get("loss")):
-            self._diverge(self._epoch)
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         logs = dict(logs or {})
-        finite = all(_finite(v) for k, v in logs.items() if "loss" in k)
-        if self.diverged or not finite or not self._take_snapshot(epoch + 1):
-            self._diverge(epoch)
-            return
-        if self.directory is None:
+        if self.directory is None or not self._healthy(logs):
             return
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         value = logs.get(self.monitor)
-        improved = value is not None and (self.best is None or float(value) < self.best)
-        if improved:
+        if improved(self.best, value):
             self.best = float(value)
-            if self.save_best:
-                atomic_save(self.directory / BEST_FILE, self.model.save)
         self._write_state(epoch + 1)
 
-    def _take_snapshot(self, epoch: int) -> bool:
-        """Keep a copy of the model's weights and optimizer variables if they are all finite."""
-        weights = self.model.get_weights()
-        if not all(np.isfinite(w).all() for w in weights if np.issubdtype(np.asarray(w).dtype, np.inexact)):
-            return False
-        opt = getattr(self.model, "optimizer", None)
-        self._snapshot = (epoch, weights, [v.numpy() for v in opt.variables] if opt is not None else [])
-        return True
-
-    def _diverge(self, epoch: int) -> None:
-        self.diverged = True
-        self.diverged_epoch = epoch
-        self.model.stop_training = True
+    def _healthy(self, logs: dict[str, Any]) -> bool:
+        if self.guard is not None:
+            return not self.guard.diverged
+        return all(finite(v) for k, v in logs.items() if "loss" in k)
 
     def _write_state(self, epoch: int) -> None:
         assert self.directory is not None
@@ -344,72 +302,124 @@ class Checkpoint(keras.callbacks.Callback):
                     (self.directory / stale).unlink()
 
 
-# ----------------------------------------------------------------------------- fingerprint
 
+class Checkpoint(EpochCheckpoint):
+    """Per-epoch atomic checkpoint of weights and optimizer, best model and NaN guard, as one callback.
 
-def fingerprint(
-    model: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
-    *,
-    loss: Any,
-    metrics: Any,
-    label_shape: tuple[Any, ...],
-    batch_size: int | None,
-    lr_schedule: str | None = None,
-) -> dict[str, Any]:
-    """The settings a checkpoint folder must be resumed with (JSON-able)."""
-    arch = _architecture(model)
-    digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    opt_config = {k: v for k, v in _strip_names(optimizer.get_config()).items() if k != "name"}
-    lr = opt_config.get("learning_rate")
-    if isinstance(lr, dict):  # a schedule: show its class and starting rate
-        lr = f"{lr.get('class_name')}({lr.get('config', {}).get('initial_learning_rate')})"
-        if lr_schedule is not None:  # visionkit's own schedule: described by the "lr_schedule" entry
-            opt_config.pop("learning_rate")
-    output = tuple(model.outputs[0].shape[1:]) if model.outputs else ()
-    return {
-        "format": _FORMAT,
-        "model": f"{model.count_params():,} parameters in {len(arch)} layers, architecture {digest}",
-        "input_shape": _fmt(tuple(model.inputs[0].shape[1:])),
-        "output_shape": _fmt(output),
-        "num_classes": int(output[-1]) if output and output[-1] is not None and output[-1] > 1 else 2,
-        "label_shape": _fmt(tuple(label_shape)),
-        "optimizer": f"{type(optimizer).__name__}(learning_rate={lr})",
-        "optimizer_config": json.dumps(opt_config, sort_keys=True, default=str),
-        "loss": str(loss),
-        "metrics": [m if isinstance(m, str) else type(m).__name__ for m in (metrics or ())],
-        "batch_size": batch_size,
-    } | ({} if lr_schedule is None else {"lr_schedule": lr_schedule})
+    ``EpochCheckpoint`` (resume), ``BestModel`` (``best.keras``) and ``NanGuard``
+    (NaN stop, last finite weights) composed, for a plain ``model.fit``;
+    [`train`][visionkit.training.train] composes the same three itself.
 
+    Parameters
+    ----------
+    directory : str, os.PathLike or None
+        The checkpoint folder (created if missing). ``None`` keeps only the NaN
+        guard (nothing is written).
+    settings : dict, optional
+        The run's fingerprint: written to ``settings.json`` on the first run,
+        compared on every later one (see
+        [`apply_settings`][visionkit.training.Checkpoint.apply_settings]).
+    monitor : str, default "val_loss"
+        The logged value whose lowest epoch is kept as ``best.keras``.
+    save_best : bool, default True
+        Write ``best.keras`` (``False`` on workers other than the chief).
+    resume : {"auto", "weights", "never"}, default "auto"
+        ``"auto"``: resume a folder written with the same settings, refuse other
+        settings. ``"weights"``: the same, but when the settings differ (not the
+        model), continue from the last good checkpoint's model weights with a fresh
+        optimizer and the new settings. ``"never"``: refuse a folder that already
+        holds a run.
 
-def _architecture(model: Any) -> list[dict[str, Any]]:
-    """Layer classes and configs (without the auto-generated names), nested models flattened."""
-    out: list[dict[str, Any]] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.append({"class": type(layer).__name__, "layers": _architecture(layer)})
-            continue
-        try:
-            config = layer.get_config()
-        except (NotImplementedError, TypeError):
-            config = {}
-        out.append({"class": type(layer).__name__, "config": _strip_names(config),
-                    "weights": [list(w.shape) for w in layer.weights], "trainable": bool(layer.trainable)})
-    return out
+    Attributes
+    ----------
+    state : dict
+        What ``state.json`` holds: ``epoch``, ``weights``, ``sha256``,
+        ``restart_epoch``, ``iterations``, ``monitor``, ``best``, ``history`` and
+        ``previous`` (the same for the epoch before, whose file is kept too).
+    diverged : bool
+        The loss became NaN or infinite (training was stopped).
+    restart_epoch : int
+        The epoch from which the optimizer state counts: 0, or the epoch a
+        ``resume="weights"`` restart started from.
 
+    Examples
+    --------
+    >>> import keras, numpy as np, tempfile
+    >>> from visionkit.training import Checkpoint
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> folder = tempfile.mkdtemp()
+    >>> x, y = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
+    >>> _ = model.fit(x, y, epochs=2, verbose=0, callbacks=[Checkpoint(folder, monitor="loss")])
+    >>> Checkpoint(folder, monitor="loss").completed_epochs
+    2
+    """
 
-def _strip_names(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip_names(v) for k, v in obj.items() if k not in ("name", "build_config")}
-    if isinstance(obj, (list, tuple)):
-        return [_strip_names(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return repr(obj)
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None,
+        *,
+        settings: dict[str, Any] | None = None,
+        monitor: str = "val_loss",
+        save_best: bool = True,
+        resume: str = "auto",
+    ) -> None:
+        super().__init__(directory, settings=settings, monitor=monitor, resume=resume, guard=NanGuard())
+        self.save_best = save_best
+        self.nan_guard: NanGuard = self.guard
+        self.best_model = (BestModel(self.directory / BEST_FILE, monitor=monitor, best=self.best, guard=self.guard)
+                           if self.directory is not None and save_best else None)
+        self._parts: list[keras.callbacks.Callback] = [self.nan_guard, *([self.best_model] if self.best_model else [])]
 
+    @property
+    def diverged(self) -> bool:
+        """The loss became NaN or infinite (training was stopped)."""
+        return self.nan_guard.diverged
 
-def _fmt(shape: tuple[Any, ...]) -> str:
-    return ", ".join("None" if s is None else str(s) for s in shape)
+    @property
+    def diverged_epoch(self) -> int:
+        """The epoch (from 0) in which the loss diverged; -1 if it did not."""
+        return self.nan_guard.diverged_epoch
+
+    def restore_last_good(self, model: keras.Model) -> str | None:
+        """After divergence: put the last finite weights back; say where they came from.
+
+        Returns
+        -------
+        str or None
+            A description for a message: the in-memory copy of the last finite
+            epoch (taken before the first step and after every finite epoch), or
+            else the last checkpoint file; ``None`` when there was neither.
+        """
+        return self.nan_guard.restore_last_good(model, self)
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model)
+        for part in self._parts:
+            part.set_model(model)
+
+    def set_params(self, params: Any) -> None:
+        super().set_params(params)
+        for part in self._parts:
+            part.set_params(params)
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        super().on_train_begin(logs)  # resume first: the guard's copy is of the resumed weights
+        for part in self._parts:
+            part.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        for part in self._parts:
+            part.on_epoch_begin(epoch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        for part in self._parts:
+            part.on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        for part in self._parts:  # the guard first, then best.keras, then the state
+            part.on_epoch_end(epoch, logs)
+        super().on_epoch_end(epoch, logs)
 
 
 def _prepare(folder: Path, resume: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -508,10 +518,3 @@ def _read_json(file: Path, folder: Path) -> dict[str, Any]:
         raise ResumeMismatchError(
             f"Cannot read '{file}' ({exc}). Delete the folder '{folder}' or use another one."
         ) from None
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return True

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import _validate as V
-from .device import PRECISIONS, STRATEGIES
+from .device import PRECISIONS, STRATEGIES, global_batch_size, resolve_precision, resolve_strategy
 from .errors import InvalidArgumentError, UnexpectedArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "RESUME_MODES", "TRAINING_OPTIONS", "TrainOptions", "TrainingOptions"]
+__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "RESUME_MODES", "TRAINING_OPTIONS", "Resolved", "TrainOptions",
+           "TrainOptionsKwargs"]
 
 #: Optimizer names [`train`][visionkit.training.train] accepts as strings (or pass a Keras optimizer).
 OPTIMIZERS: tuple[str, ...] = (
@@ -39,8 +40,12 @@ RESUME_MODES: tuple[str, ...] = ("auto", "weights", "never")
 # ----------------------------------------------------------------------------- options
 
 
-class TrainingOptions(TypedDict, total=False):
-    """The shared training options as keyword arguments (for type checkers: ``**options``)."""
+class TrainOptionsKwargs(TypedDict, total=False):
+    """The shared training options as keyword arguments, for type checkers: ``**options: Unpack[TrainOptionsKwargs]``.
+
+    The same names and types as the fields of [`TrainOptions`][visionkit.training.TrainOptions],
+    which checks them.
+    """
 
     epochs: int
     batch_size: int
@@ -190,6 +195,36 @@ class TrainOptions:
             defaults = {k: v for k, v in defaults.items() if k not in ("learning_rate", "lr_schedule")}
         return cls(**{**defaults, **kwargs})
 
+    def resolve(self) -> Resolved:
+        """The run's strategy object, precision policy and global batch, resolved once.
+
+        A strategy name becomes the strategy ([`visionkit.device.resolve_strategy`][visionkit.device.resolve_strategy]),
+        ``precision="auto"`` the policy picked for this machine
+        ([`visionkit.device.resolve_precision`][visionkit.device.resolve_precision]), and the global batch is
+        ``batch_size`` × the strategy's replicas. Resolving resolved options changes
+        nothing, so a recipe resolves them once and passes ``resolved.options`` on.
+
+        Returns
+        -------
+        Resolved
+            ``options`` (these options with the resolved ``strategy`` and
+            ``precision``), ``strategy`` (``None``: the default device),
+            ``precision`` (``None``: the global policy) and ``global_batch``.
+
+        Examples
+        --------
+        >>> from visionkit.training import TrainOptions
+        >>> run = TrainOptions(batch_size=16, precision="float32").resolve()
+        >>> run.strategy, run.precision, run.global_batch
+        (None, 'float32', 16)
+        """
+        strategy = resolve_strategy(self.strategy)
+        precision = resolve_precision(self.precision)
+        options = self
+        if strategy is not self.strategy or precision != self.precision:
+            options = self.replace(strategy=strategy, precision=precision)
+        return Resolved(options, strategy, precision, global_batch_size(self.batch_size, strategy))
+
     def replace(self, **changes: Any) -> TrainOptions:
         """A copy with some options changed (checked again)."""
         return dataclasses.replace(self, **changes)
@@ -206,6 +241,16 @@ class TrainOptions:
             "log_dir": str(self.log_dir) if self.log_dir else None,
             "strategy": name(self.strategy), "precision": self.precision, "seed": self.seed,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """What [`TrainOptions.resolve`][visionkit.training.TrainOptions.resolve] returns: the run's device settings, resolved once."""
+
+    options: TrainOptions
+    strategy: Any
+    precision: str | None
+    global_batch: int
 
 
 #: The names of the shared training options, in the order the docs list them.

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
 
     from .data import FolderSplits
-    from .training import TrainingOptions, TrainResult
+    from .training import TrainOptionsKwargs, TrainResult
 
 __all__ = ["fine_tune", "train_transfer"]
 
@@ -172,7 +172,7 @@ def fine_tune(
     head_learning_rate: float | None = None,
     from_layer: str | None = "block5_conv1",
     last_n: int | None = None,
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
     """Fine-tune a [`transfer_model`][visionkit.transfer.transfer_model] in two phases; one history for the run.
 
@@ -364,7 +364,7 @@ def train_transfer(
     augment: bool = True,
     validation_split: float = 0.2,
     test_directory: str | os.PathLike[str] | None = None,
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
     """Train a classifier on a folder of images with a pretrained base.
 

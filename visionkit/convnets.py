@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     from typing_extensions import Unpack
 
-    from .training import TrainingOptions, TrainResult
+    from .training import TrainOptionsKwargs, TrainResult
 
 __all__ = [
     "MNIST_VARIANTS",
@@ -422,7 +422,7 @@ def train_mnist(
     limit: int | None = None,
     sample: bool = False,
     path: str | os.PathLike[str] | None = None,
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
     """Train [`mnist_convnet`][visionkit.convnets.mnist_convnet] on MNIST.
 
@@ -491,7 +491,7 @@ def train_cifar10(
     limit: int | None = None,
     sample: bool = False,
     path: str | os.PathLike[str] | None = None,
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
     """Train [`cifar10_convnet`][visionkit.convnets.cifar10_convnet] on CIFAR-10.
 
@@ -573,7 +573,7 @@ def train_cifar10_fast(
     limit: int | None = None,
     sample: bool = False,
     path: str | os.PathLike[str] | None = None,
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
     """Train [`fast_cifar10_convnet`][visionkit.convnets.fast_cifar10_convnet] with airbench94's recipe (94 % in ten epochs on a GPU).
 
@@ -668,7 +668,7 @@ def train_image_folder(
     dropout: float | None = 0.5,
     augment: bool = True,
     sample: bool = False,
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
     """Train [`small_convnet`][visionkit.convnets.small_convnet] on a folder of images.
 

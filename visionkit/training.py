@@ -71,8 +71,10 @@ import keras
 
 from . import _registered  # noqa: F401  (registers visionkit's layers for keras.models.load_model)
 from . import _validate as V
-from ._checkpoint import Checkpoint, fingerprint
+from ._best import BestModel
+from ._checkpoint import BEST_FILE, Checkpoint, EpochCheckpoint
 from ._datasets import as_dataset, is_arrays
+from ._fingerprint import fingerprint
 from ._heads import is_logits
 from ._io import atomic_save, save_figure, write_json
 from ._label_checks import reraise_label_errors
@@ -80,12 +82,10 @@ from ._labels import ClassNames, class_names, with_class_names
 from ._lock import RunLock
 from ._logs import log_callbacks
 from ._losses import default_loss_for, make_optimizer, resolve_loss, steps_per_epoch
-from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainingOptions, TrainOptions
+from ._nan_guard import NanGuard
+from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainOptions, TrainOptionsKwargs
 from .device import (
-    global_batch_size,
     precision_scope,
-    resolve_precision,
-    resolve_strategy,
     strategy_scope,
 )
 from .errors import DataNotFoundError, InvalidArgumentError
@@ -100,8 +100,8 @@ __all__ = [
     "Checkpoint",
     "ClassNames",
     "TrainOptions",
+    "TrainOptionsKwargs",
     "TrainResult",
-    "TrainingOptions",
     "class_names",
     "default_loss",
     "evaluate",
@@ -215,7 +215,7 @@ def train(
     validation_data: Any = None,
     loss: Any = None,
     metrics: Sequence[Any] | None = ("accuracy",),
-    **options: Unpack[TrainingOptions],
+    **options: Unpack[TrainOptionsKwargs],
 ) -> keras.callbacks.History:
     """Compile and train ``model``, resumably; return its ``History`` (the loop under every recipe).
 
@@ -303,15 +303,16 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     _check_model(model)
     if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
         raise V.fail("metrics", "a list or tuple of metrics (e.g. ('accuracy',)) or None", metrics)
-    strat = resolve_strategy(options.strategy)
+    run = options.resolve()
+    options, strat = run.options, run.strategy
     _check_scope(model, strat)
-    _check_precision(model, options.precision)
+    _check_precision(model, run.precision)
     from ._distributed import distributed_fit, is_chief, needs_custom_loop, task_info
 
     custom = strat is not None and needs_custom_loop(strat)
     chief = is_chief(strat) if custom else True
     seed = 0 if custom and options.seed is None else options.seed  # every worker must shuffle alike
-    batch = global_batch_size(options.batch_size, strat)
+    batch = run.global_batch
     train_ds, label_info = as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed,
                                        loss=loss)
     val_ds = None
@@ -326,11 +327,13 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     # one run per folder, held until the run ends (an exception or Ctrl-C included); a killed
     # run's lock is recognised as stale and taken over, so it resumes
     with RunLock(folder) if folder is not None else contextlib.nullcontext():
-        guard = Checkpoint(folder, monitor=monitor, save_best=chief, resume=options.resume)
-        loss_obj = _compile(model, train_ds, guard, options=options, strategy=strat, loss=loss, metrics=metrics,
+        # one job per callback: the NaN guard first (it judges each epoch), then best.keras, then the resume files
+        nan_guard = NanGuard()
+        files = EpochCheckpoint(folder, monitor=monitor, resume=options.resume, guard=nan_guard)
+        loss_obj = _compile(model, train_ds, files, options=options, strategy=strat, loss=loss, metrics=metrics,
                             label_info=label_info, batch_size=options.batch_size if is_arrays(train_data) else None)
-        initial_epoch = guard.restore(model)
-        previous = {k: list(v) for k, v in guard.state.get("history", {}).items()}
+        initial_epoch = files.restore(model)
+        previous = {k: list(v) for k, v in files.state.get("history", {}).items()}
         if initial_epoch > options.epochs:
             warnings.warn(
                 f"Checkpoint folder '{folder}' already holds {initial_epoch} epochs, more than "
@@ -338,7 +341,9 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
                 RuntimeWarning,
                 stacklevel=3,
             )
-        own = [keras.callbacks.TerminateOnNaN(), guard]
+        own: list[Any] = [nan_guard, files]
+        if folder is not None and chief:
+            own.insert(1, BestModel(folder / BEST_FILE, monitor=monitor, best=files.best, guard=nan_guard))
         if options.log_dir is not None and chief:
             own += log_callbacks(options.log_dir, resumed=initial_epoch > 0)
 
@@ -355,12 +360,12 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
             else:
                 history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
                                     callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
-        if guard.diverged:
-            _warn_diverged(guard, guard.restore_last_good(model), options)
+        if nan_guard.diverged:
+            _warn_diverged(nan_guard, nan_guard.restore_last_good(model, files), options)
         return _merge_history(history, previous, model)
 
 
-def _compile(model: Any, train_ds: Any, guard: Checkpoint, *, options: TrainOptions, strategy: Any, loss: Any,
+def _compile(model: Any, train_ds: Any, guard: EpochCheckpoint, *, options: TrainOptions, strategy: Any, loss: Any,
              metrics: Any, label_info: dict[str, Any], batch_size: int | None) -> Any:
     """Build the optimizer, settle the checkpoint settings (resume or weights restart), compile; return the loss.
 
@@ -397,7 +402,7 @@ def _compile(model: Any, train_ds: Any, guard: Checkpoint, *, options: TrainOpti
     return loss_obj
 
 
-def _warn_diverged(guard: Checkpoint, restored: str | None, options: TrainOptions) -> None:
+def _warn_diverged(guard: NanGuard, restored: str | None, options: TrainOptions) -> None:
     where = f"its weights were restored from {restored}" if restored else "there were no finite weights to restore"
     if options.checkpoint_dir is not None:
         advice = ("To continue from the restored weights with a lower learning rate, run again with the same "
@@ -468,17 +473,16 @@ def run_recipe(
     started = time.perf_counter()
     if not isinstance(options, TrainOptions):
         raise V.fail("options", "a visionkit.training.TrainOptions", options)
-    strat = resolve_strategy(options.strategy)
-    precision = resolve_precision(options.precision)
-    options = options.replace(strategy=strat, precision=precision)
-    with strategy_scope(strat), precision_scope(precision):
+    run = options.resolve()
+    options = run.options
+    with strategy_scope(run.strategy), precision_scope(run.precision):
         model = build()
     history = _train(model, train_data, validation_data=validation_data, loss=loss,
                      metrics=("accuracy",), options=options)
     policy = model.dtype_policy.name  # before the class-names wrapper, built outside the scope
     metrics = {}
     if test_data is not None:
-        metrics = evaluate(model, test_data, batch_size=global_batch_size(options.batch_size, strat))
+        metrics = evaluate(model, test_data, batch_size=run.global_batch)
     if class_names is not None:
         model = with_class_names(model, class_names)
     paths = {k: v for k, v in (("checkpoint_dir", options.checkpoint_dir), ("log_dir", options.log_dir)) if v}
@@ -638,8 +642,7 @@ def _check_scope(model: Any, strat: Any) -> None:
 
 
 def _check_precision(model: Any, precision: str | None) -> None:
-    """A built model's dtype policy cannot be changed by ``train``: check it matches."""
-    precision = resolve_precision(precision)
+    """A built model's dtype policy cannot be changed by ``train``: check it matches the resolved ``precision``."""
     if precision is not None and model.dtype_policy.name != precision:
         raise InvalidArgumentError(
             f"Model '{model.name}' was built with dtype policy '{model.dtype_policy.name}', not "
