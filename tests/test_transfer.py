@@ -483,20 +483,14 @@ def test_class_names_survive_save_and_load(tmp_path):
         T.classify(_tiny_model(), x)
 
 
-def test_deprecated_names_still_work_for_one_release(tmp_path):
+def test_never_released_names_are_gone(tmp_path):
+    """The 0.1 development names had no release to deprecate from: they are refused, not translated (#20)."""
     write_folder(tmp_path, per_class=6)
-    rates = _Rates()
-    with pytest.warns(DeprecationWarning, match="fine_tune_learning_rate"):
-        T.train_transfer(tmp_path, base=tiny_base, weights=None, image_size=16, head_epochs=1, epochs=2,
-                         fine_tune_learning_rate=1e-4, batch_size=8, augment=False, callbacks=[rates],
-                         progress=False)
-    np.testing.assert_allclose(rates.rates[1], 1e-4, rtol=1e-6)
-    with pytest.raises(InvalidArgumentError, match="deprecated name"):
-        T.train_transfer(tmp_path, base=tiny_base, weights=None, fine_tune_learning_rate=1e-4, learning_rate=1e-4)
+    with pytest.raises(UnexpectedArgumentError, match="fine_tune_learning_rate"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, fine_tune_learning_rate=1e-4)
     head = _Rates()
-    with pytest.warns(DeprecationWarning, match="head_learning_rate"):
-        T.train_transfer(tmp_path, base=tiny_base, weights=None, method="frozen", image_size=16, epochs=1,
-                         learning_rate=1e-2, batch_size=8, augment=False, callbacks=[head], progress=False)
+    T.train_transfer(tmp_path, base=tiny_base, weights=None, method="frozen", image_size=16, epochs=1,
+                     head_learning_rate=1e-2, batch_size=8, augment=False, callbacks=[head], progress=False)
     np.testing.assert_allclose(head.rates, [1e-2], rtol=1e-6)
 
 

@@ -45,12 +45,12 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
         settings: dict[str, Any], started: float) -> Any:
     """Train the recipe on arrays (already loaded, subset and split); return the ``TrainResult``."""
     from .data import CIFAR10_CLASSES
-    from .device import global_batch_size, resolve_precision, resolve_strategy, strategy_scope
+    from .device import strategy_scope
     from .training import run_recipe
 
-    strat = resolve_strategy(options.strategy)
+    resolved = options.resolve()  # strategy, precision and global batch, once; run_recipe keeps them
+    strat, batch = resolved.strategy, resolved.global_batch
     seed = options.seed if options.seed is not None else int(np.random.default_rng().integers(2**31))
-    batch = global_batch_size(options.batch_size, strat)
     counter = EpochVariable()
     ds, steps = train_dataset(train[0], train[1], batch_size=batch, seed=seed, epoch=counter.variable,
                               translate=parts.translation, flip="alternating" if parts.alternating_flip else "random")
@@ -58,15 +58,14 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
     own: list[Any] = [counter, WhiteningBiasFreeze()]
     if parts.ema:
         own.append(Lookahead(steps_per_epoch=steps, total_steps=total))
-    changes: dict[str, Any] = {"strategy": strat, "precision": resolve_precision(options.precision),
-                               "callbacks": (*own, *options.callbacks)}
+    changes: dict[str, Any] = {"callbacks": (*own, *options.callbacks)}
     paper_optimizer = isinstance(options.optimizer, str) and options.optimizer.lower() == "sgd"
     if paper_optimizer:
         with strategy_scope(strat):
             opt = make_optimizer(learning_rate=options.learning_rate, total_steps=total, global_batch=min(batch, len(train[0])),
                                  schedule=None if paper_schedule else options.lr_schedule)
         changes.update(optimizer=opt, learning_rate=None, lr_schedule="constant")
-    opts = options.replace(**changes)
+    opts = resolved.options.replace(**changes)
 
     def build() -> keras.Model:
         images = train[0][:HYPER["whiten_samples"]] if parts.whitening else None

@@ -19,7 +19,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,33 +49,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["fine_tune", "train_transfer"]
 
-#: Old keyword names still accepted (with a DeprecationWarning) -> their new names.
-_RENAMED = {"fine_tune_learning_rate": "learning_rate"}
-
-
 # ----------------------------------------------------------------------------- options
 
 
 def _recipe_options(options: Mapping[str, Any], recipe: str) -> TrainOptions:
     """The shared options over ``RECIPE_DEFAULTS[recipe]``, checked once."""
     return TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS[recipe])
-
-
-def _renamed(options: Mapping[str, Any], *, stacklevel: int = 3) -> dict[str, Any]:
-    """``options`` with deprecated names replaced by their new ones (warning once per name)."""
-    options = dict(options)
-    for old, new in _RENAMED.items():
-        if old not in options:
-            continue
-        value = options.pop(old)
-        if new in options:
-            raise InvalidArgumentError(
-                f"Pass `{new}` only; `{old}` is its deprecated name. Received: {old}={value!r}, {new}={options[new]!r}"
-            )
-        warnings.warn(f"`{old}` is deprecated and will be removed in the next release; pass `{new}` "
-                      "(the rate while the unfrozen base trains).", DeprecationWarning, stacklevel=stacklevel)
-        options[new] = value
-    return options
 
 
 def _kwargs(opts: TrainOptions) -> dict[str, Any]:
@@ -146,6 +124,7 @@ def _two_phases(model: keras.Model, train_data: Any, validation_data: Any, opts:
     """Phase 1 (head only) if ``head_epochs``, unfreeze, phase 2; one merged ``History``."""
     from .training import train
 
+    find_base(model, from_layer)  # check the unfreeze target before spending time on phase 1
     parts: list[Any] = []
     if head_epochs:
         head = _head_options(opts, head_learning_rate, epochs=head_epochs, **_phase_folders(opts, "head"))
@@ -156,11 +135,6 @@ def _two_phases(model: keras.Model, train_data: Any, validation_data: Any, opts:
     params = dict(getattr(parts[-1], "params", None) or {})
     params.update({"epochs": opts.epochs, "head_epochs": head_epochs, "fine_tune_epochs": opts.epochs - head_epochs})
     return _merge_histories(model, parts, params)
-
-
-def _last_validation(history: keras.callbacks.History) -> dict[str, float]:
-    """The last epoch's ``val_*`` values, without the prefix."""
-    return {k[4:]: float(v[-1]) for k, v in history.history.items() if k.startswith("val_") and v}
 
 
 def fine_tune(
@@ -248,30 +222,26 @@ def fine_tune(
     >>> history.epoch, history.params["head_epochs"], sorted(metrics)
     ([0, 1, 2], 1, ['accuracy', 'loss'])
     """
-    started = time.perf_counter()
     if not isinstance(model, keras.Model):
         raise V.fail("model", "a keras.Model (e.g. from transfer_model)", model)
     opts = _recipe_options(options, "fine_tune")
-    from .device import resolve_strategy
-    from .training import TrainResult, class_names
+    from .training import class_names, run_recipe
 
-    opts = opts.replace(strategy=resolve_strategy(opts.strategy))  # one strategy for both phases
     head_epochs, head_learning_rate = _check_phases(opts.epochs, head_epochs, head_learning_rate)
     if from_layer is not None and last_n is not None:
         from_layer = None  # an explicit last_n replaces the default from_layer
-    find_base(model, from_layer)  # check the unfreeze target before spending time on phase 1
-    history = _two_phases(model, train_data, validation_data, opts, head_epochs=head_epochs,
-                          head_learning_rate=head_learning_rate, from_layer=from_layer, last_n=last_n)
-    names = class_names(model)
-    paths = {k: v for k, v in (("checkpoint_dir", opts.checkpoint_dir), ("log_dir", opts.log_dir)) if v}
-    return TrainResult(
-        model=model, history=history, metrics=_last_validation(history),
-        class_names=tuple(names) if names else None,
-        settings={**opts.to_dict(), "precision": model.dtype_policy.name, "recipe": "fine_tune",
-                  "head_epochs": head_epochs, "head_learning_rate": head_learning_rate,
-                  "from_layer": from_layer, "last_n": last_n},
-        paths=paths, seconds=time.perf_counter() - started,
-    )
+    find_base(model, from_layer)  # check the unfreeze target before anything else
+
+    def fit(built: keras.Model, resolved: TrainOptions) -> keras.callbacks.History:
+        return _two_phases(built, train_data, validation_data, resolved, head_epochs=head_epochs,
+                           head_learning_rate=head_learning_rate, from_layer=from_layer, last_n=last_n)
+
+    # the model is already built: run_recipe resolves the options once for both phases, trains
+    # them through `fit` and reports the last validation metrics (there is no test data here)
+    return run_recipe(lambda: model, train_data, options=opts, validation_data=validation_data,
+                      class_names=class_names(model), fit=fit,
+                      settings={"recipe": "fine_tune", "head_epochs": head_epochs,
+                                "head_learning_rate": head_learning_rate, "from_layer": from_layer, "last_n": last_n})
 
 
 # ----------------------------------------------------------------------------- train_transfer
@@ -331,21 +301,6 @@ def _check_recipe(opts: TrainOptions, **kw: Any) -> _Recipe:
     return _Recipe(base=base, method=kw["method"], weights=weights, image_size=V.size2d("image_size", kw["image_size"]),
                    head_epochs=head_epochs, head_learning_rate=head_lr, from_layer=from_layer, last_n=last_n,
                    hidden=hidden, dropout=dropout, augment=V.boolean("augment", kw["augment"]))
-
-
-def _old_head_rate(options: Mapping[str, Any], method: str, head_learning_rate: Any) -> Any:
-    """For one release: ``learning_rate`` given to a head-only method still sets the head's rate."""
-    given = options.get("learning_rate")
-    if method == "fine_tune" or given is None or head_learning_rate is not None:
-        return head_learning_rate
-    if given == RECIPE_DEFAULTS["train_transfer"]["learning_rate"]:
-        return head_learning_rate  # the command line passes the default along
-    warnings.warn(
-        f"method={method!r} trains only the head, at `head_learning_rate`; `learning_rate` is now the rate "
-        f"of the unfrozen base (method='fine_tune'). Using learning_rate={given!r} as the head's rate for this "
-        "release; pass head_learning_rate instead.", DeprecationWarning, stacklevel=3,
-    )
-    return given
 
 
 def train_transfer(
@@ -411,7 +366,6 @@ def train_transfer(
         replica), ``optimizer="rmsprop"``, ``learning_rate=1e-5`` (the rate while the
         unfrozen base trains: ``"fine_tune"``'s phase 2). ``checkpoint_dir`` and
         ``log_dir`` get ``head/`` and ``fine_tune/`` sub-folders for ``"fine_tune"``.
-        ``fine_tune_learning_rate`` is a deprecated name of ``learning_rate``.
 
     Returns
     -------
@@ -452,18 +406,15 @@ def train_transfer(
     (['painting', 'photo'], 2, ['accuracy', 'loss'])
     """
     started = time.perf_counter()
-    options = _renamed(options)
-    head_learning_rate = _old_head_rate(options, method, head_learning_rate)
     opts = _recipe_options(options, "train_transfer")
     recipe = _check_recipe(opts, base=base, method=method, weights=weights, image_size=image_size,
                            head_epochs=head_epochs, head_learning_rate=head_learning_rate, from_layer=from_layer,
                            last_n=last_n, hidden=hidden, dropout=dropout, augment=augment)
     from .data import folder_splits
-    from .device import global_batch_size, resolve_precision, resolve_strategy
 
-    strat = resolve_strategy(opts.strategy)
-    opts = opts.replace(strategy=strat, precision=resolve_precision(opts.precision))
-    splits = folder_splits(directory, image_size=recipe.image_size, batch_size=global_batch_size(opts.batch_size, strat),
+    resolved = opts.resolve()  # strategy, precision and global batch, once for the whole recipe
+    opts = resolved.options
+    splits = folder_splits(directory, image_size=recipe.image_size, batch_size=resolved.global_batch,
                            validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
     run: Callable[[_Recipe, FolderSplits, TrainOptions], TrainResult] = _METHODS[recipe.method]
     result = run(recipe, splits, opts)
@@ -540,20 +491,18 @@ def _unfreeze_target(recipe: _Recipe, model: keras.Model) -> tuple[str | None, i
 
 def _run_fine_tune(recipe: _Recipe, splits: FolderSplits, opts: TrainOptions) -> TrainResult:
     """[`fine_tune`][visionkit.transfer.fine_tune] of a [`transfer_model`][visionkit.transfer.transfer_model], then the held-out evaluation."""
-    from .device import global_batch_size, precision_scope, strategy_scope
-    from .training import evaluate, with_class_names
+    from .training import run_recipe
 
-    with strategy_scope(opts.strategy), precision_scope(opts.precision):
-        model = _build_transfer_model(recipe, len(splits.class_names), opts.seed)
-    from_layer, last_n = _unfreeze_target(recipe, model)
-    result = fine_tune(model, splits.train, validation_data=splits.validation, head_epochs=recipe.head_epochs,
-                       head_learning_rate=recipe.head_learning_rate, from_layer=from_layer, last_n=last_n,
-                       **_kwargs(opts))
-    held_out = _held_out(splits)
-    metrics = {} if held_out is None else evaluate(
-        model, held_out, batch_size=global_batch_size(opts.batch_size, opts.strategy))
-    return dataclasses.replace(result, model=with_class_names(model, splits.class_names), metrics=metrics,
-                               class_names=tuple(splits.class_names))
+    def fit(model: keras.Model, resolved: TrainOptions) -> keras.callbacks.History:
+        from_layer, last_n = _unfreeze_target(recipe, model)
+        return _two_phases(model, splits.train, splits.validation, resolved, head_epochs=recipe.head_epochs,
+                           head_learning_rate=recipe.head_learning_rate, from_layer=from_layer, last_n=last_n)
+
+    n = len(splits.class_names)
+    return run_recipe(
+        lambda: _build_transfer_model(recipe, n, opts.seed), splits.train, validation_data=splits.validation,
+        test_data=_held_out(splits), class_names=splits.class_names, options=opts, fit=fit,
+    )
 
 
 _METHODS: dict[str, Callable[[_Recipe, FolderSplits, TrainOptions], TrainResult]] = {

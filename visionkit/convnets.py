@@ -727,13 +727,13 @@ def train_image_folder(
         )
     opts = TrainOptions.from_kwargs(options, **RECIPE_DEFAULTS["train_image_folder"])
     from .data import folder_splits
-    from .device import global_batch_size, resolve_strategy
     from .training import run_recipe
 
-    opts = opts.replace(strategy=resolve_strategy(opts.strategy))
+    resolved = opts.resolve()  # strategy, precision and global batch, once for the whole recipe
+    opts = resolved.options
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(_sample_cats_dogs()) if sample else Path(directory)  # type: ignore[arg-type]
-        splits = folder_splits(root, image_size=image_size, batch_size=global_batch_size(opts.batch_size, opts.strategy),
+        splits = folder_splits(root, image_size=image_size, batch_size=resolved.global_batch,
                                validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
         n = len(splits.class_names)
         return run_recipe(

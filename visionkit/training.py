@@ -79,6 +79,7 @@ from ._heads import is_logits
 from ._io import atomic_save, save_figure, write_json
 from ._label_checks import reraise_label_errors
 from ._labels import ClassNames, class_names, with_class_names
+from ._labels import class_names as carried_class_names
 from ._lock import RunLock
 from ._logs import log_callbacks
 from ._losses import default_loss_for, make_optimizer, resolve_loss, steps_per_epoch
@@ -427,6 +428,7 @@ def run_recipe(
     class_names: Sequence[str] | None = None,
     settings: Mapping[str, Any] | None = None,
     loss: Any = None,
+    fit: Callable[[keras.Model, TrainOptions], keras.callbacks.History] | None = None,
 ) -> TrainResult:
     """Build a model under the run's strategy and precision, train, evaluate: a recipe.
 
@@ -440,17 +442,24 @@ def run_recipe(
         ``strategy.scope()`` and [`visionkit.device.precision_scope`][visionkit.device.precision_scope].
     train_data, validation_data, test_data
         As for [`train`][visionkit.training.train] (arrays or batched datasets). ``test_data`` gives
-        ``TrainResult.metrics``.
+        ``TrainResult.metrics``; without it, they are the last epoch's validation
+        metrics (``val_`` prefix removed; empty without ``validation_data``).
     options : TrainOptions
         The run's training options (e.g. ``TrainOptions.from_kwargs(kwargs,
-        epochs=5)``).
+        epochs=5)``), resolved once here ([`TrainOptions.resolve`][visionkit.training.TrainOptions.resolve]).
     class_names : sequence of str, optional
-        The returned model carries them (see [`with_class_names`][visionkit.training.with_class_names]).
+        The returned model carries them (see [`with_class_names`][visionkit.training.with_class_names]);
+        a model that already carries these names is returned as it is.
     settings : mapping, optional
         The recipe's own settings, recorded with the options in
         ``TrainResult.settings``.
     loss : optional
         As for [`train`][visionkit.training.train].
+    fit : callable, optional
+        ``fit(model, options)`` trains the built model with the resolved options
+        and returns its ``History`` (e.g. the two phases of
+        [`visionkit.transfer.fine_tune`][visionkit.transfer.fine_tune]); default: [`train`][visionkit.training.train]
+        on ``train_data`` and ``validation_data`` with ``loss``.
 
     Returns
     -------
@@ -477,13 +486,17 @@ def run_recipe(
     options = run.options
     with strategy_scope(run.strategy), precision_scope(run.precision):
         model = build()
-    history = _train(model, train_data, validation_data=validation_data, loss=loss,
-                     metrics=("accuracy",), options=options)
+    if fit is None:
+        history = _train(model, train_data, validation_data=validation_data, loss=loss,
+                         metrics=("accuracy",), options=options)
+    else:
+        history = fit(model, options)
     policy = model.dtype_policy.name  # before the class-names wrapper, built outside the scope
-    metrics = {}
     if test_data is not None:
         metrics = evaluate(model, test_data, batch_size=run.global_batch)
-    if class_names is not None:
+    else:  # the last epoch's validation metrics
+        metrics = {k[4:]: float(v[-1]) for k, v in history.history.items() if k.startswith("val_") and v}
+    if class_names is not None and carried_class_names(model) != list(class_names):
         model = with_class_names(model, class_names)
     paths = {k: v for k, v in (("checkpoint_dir", options.checkpoint_dir), ("log_dir", options.log_dir)) if v}
     return TrainResult(

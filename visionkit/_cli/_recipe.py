@@ -24,21 +24,33 @@ from ._common import add_output, add_progress, non_negative_int, positive_float,
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
 
-def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, Any], output: str) -> None:
-    """Add the options every training sub-command shares; ``defaults`` are the recipe's."""
+def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, Any], output: str,
+                         shown: Mapping[str, str] | None = None) -> None:
+    """Add the options every training sub-command shares; ``defaults`` are the recipe's.
+
+    ``shown`` maps an option's name to the text of its default in the help, for options
+    whose default the command fills in later (it depends on another option, as
+    ``visionkit cifar10 --recipe``): those are left ``None`` in the parser.
+    """
     from .._options import RESUME_MODES  # (local: this function's own import)
 
-    d = {**_DEFAULTS, **defaults}
-    p.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"total epochs (default: {d['epochs']})")
+    shown = dict(shown or {})
+    d = {**_DEFAULTS, **defaults, **dict.fromkeys(shown)}
+
+    def default(name: str, text: str) -> str:
+        return f"(default: {shown.get(name, text)})".replace("%", "%%")
+
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"total epochs {default('epochs', d['epochs'])}")
     p.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
                    help="batch size per replica; the global batch is this times the number of replicas "
-                   f"(default: {d['batch_size']})")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"], help=f"(default: {d['optimizer']})")
+                   + default("batch_size", d["batch_size"]))
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"], help=default("optimizer", d["optimizer"]))
     p.add_argument("--learning-rate", type=positive_float, default=d["learning_rate"],
-                   help="learning rate (default: " + (f"{d['learning_rate']:g}" if d["learning_rate"] else "the optimizer's") + ")")
+                   help="learning rate " + default("learning_rate", f"{d['learning_rate']:g}" if d["learning_rate"]
+                                                   else "the optimizer's"))
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d["lr_schedule"],
                    help="learning rate constant, or decaying to 0 along a half cosine over --epochs "
-                   f"(default: {d['lr_schedule']})")
+                   + default("lr_schedule", d["lr_schedule"]))
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for resumable checkpoints: rerun the same command to resume after a crash")
@@ -54,7 +66,7 @@ def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, A
                    help="tf.distribute strategy (default: none, a single device)")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="Keras dtype policy to build the model under; auto picks the fastest for this machine "
-                   "(default: the global policy, float32)")
+                   + default("precision", "the global policy, float32"))
     p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the data shuffling, splits and augmentation")
     add_progress(p)
 

@@ -35,22 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="classic: largest random rotation in degrees; the classic recipe is --rotation 25 "
                    "--translation 0 --lr-schedule constant (default: 0)")
     p.add_argument("--limit", type=positive_int, default=None, help="train on N examples only, drawn at random")
-    add_training_options(p, defaults=RECIPE_DEFAULTS["train_cifar10_fast"], output="visionkit-cifar10")
-    fast, classic = RECIPE_DEFAULTS["train_cifar10_fast"], RECIPE_DEFAULTS["train_cifar10"]
-    for action in p._actions:
-        if action.dest in _PER_RECIPE:
-            action.default = None
-            unset = "the optimizer's" if action.dest == "learning_rate" else "unset"
-            shown = [f"{name} {d.get(action.dest, unset)}" for name, d in (("fast", fast), ("classic", classic))]
-            if action.dest == "precision":
-                shown[1] = "classic the global policy"
-            if action.dest == "learning_rate":
-                shown[0] = "fast 11.5 per 1024 examples with sgd"
-            if action.dest == "lr_schedule":
-                shown[0] = "fast the paper's triangle with sgd"
-            base = (action.help or "").split("(default:")[0].strip()
-            action.help = f"{base} (default: {', '.join(shown)})".replace("%", "%%").strip()
+    add_training_options(p, defaults=RECIPE_DEFAULTS["train_cifar10_fast"], output="visionkit-cifar10",
+                         shown=_per_recipe_defaults())
     p.set_defaults(func=run, parser=p)
+
+
+def _per_recipe_defaults() -> dict[str, str]:
+    """The help text of each ``_PER_RECIPE`` option's default: the fast recipe's, then the classic one's."""
+    fast, classic = RECIPE_DEFAULTS["train_cifar10_fast"], RECIPE_DEFAULTS["train_cifar10"]
+    special = {("fast", "learning_rate"): "11.5 per 1024 examples with sgd",
+               ("fast", "lr_schedule"): "the paper's triangle with sgd",
+               ("classic", "precision"): "the global policy"}
+    shown = {}
+    for dest in _PER_RECIPE:
+        unset = "the optimizer's" if dest == "learning_rate" else "unset"
+        shown[dest] = ", ".join(f"{name} {special.get((name, dest), d.get(dest, unset))}"
+                                for name, d in (("fast", fast), ("classic", classic)))
+    return shown
 
 
 def run(args: argparse.Namespace) -> int:
