@@ -319,3 +319,37 @@ def test_weights_file_linking_out_of_the_folder_is_not_read(arrays, tmp_path):
     assert rec.epochs == [2, 3] and _same(rec.start_weights, after[2])
     assert outside.read_bytes() == data  # the link was replaced, not the file it pointed to
     assert not (ckpt / "epoch-0003.weights.h5").is_symlink()
+
+
+# ----------------------------------------------------------------------------- one job per callback (#20)
+
+
+def test_train_composes_single_job_callbacks_without_keras_terminate_on_nan(arrays, tmp_path, monkeypatch):
+    """The NaN guard is visionkit's own; Keras' TerminateOnNaN on top of it was a second copy of the job."""
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("train() added keras.callbacks.TerminateOnNaN beside its own NaN guard")
+
+    monkeypatch.setattr(keras.callbacks.TerminateOnNaN, "__init__", refuse)
+    model, poison = tiny_model(), Poison(at=1)
+    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+        training.train(model, arrays, epochs=3, batch_size=BATCH, progress=False, checkpoint_dir=tmp_path / "c",
+                       callbacks=[poison])
+    assert _same(model.get_weights(), poison.after[0])
+    assert (tmp_path / "c" / "best.keras").is_file()
+    assert json.loads((tmp_path / "c" / "state.json").read_text())["epoch"] == 1
+
+
+def test_each_checkpoint_job_is_its_own_callback(arrays, tmp_path):
+    from visionkit._best import BestModel
+    from visionkit._checkpoint import EpochCheckpoint
+    from visionkit._nan_guard import NanGuard
+
+    model = tiny_model()
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    resume = EpochCheckpoint(tmp_path / "resume", monitor="loss")
+    best = BestModel(tmp_path / "best.keras", monitor="loss")
+    model.fit(*arrays, epochs=2, batch_size=BATCH, verbose=0, callbacks=[NanGuard(), best, resume])
+    assert sorted(p.name for p in (tmp_path / "resume").iterdir()) == [
+        "epoch-0001.weights.h5", "epoch-0002.weights.h5", "state.json"]  # no best.keras: another job
+    assert (tmp_path / "best.keras").is_file() and best.best == resume.best
+    assert isinstance(training.Checkpoint(None), EpochCheckpoint)

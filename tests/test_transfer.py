@@ -261,6 +261,28 @@ def test_fine_tune_runs_both_phases_into_one_history(tmp_path):
         np.testing.assert_allclose(a, b)
 
 
+def test_fine_tune_ends_in_run_recipe(monkeypatch):
+    """fine_tune builds no result of its own: run_recipe resolves, trains (both phases) and reports (#20)."""
+    import visionkit.training as training
+
+    calls = []
+    real = training.run_recipe
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "run_recipe", spy)
+    model = _tiny_model()
+    x, y = synthetic(16)
+    result = T.fine_tune(model, (x, y), validation_data=(x, y), head_epochs=1, epochs=2, last_n=1, batch_size=8,
+                         progress=False)
+    assert len(calls) == 1 and calls[0]["fit"] is not None
+    assert result.model is model and result.history.epoch == [0, 1]
+    assert result.metrics == {"loss": result.history.history["val_loss"][-1],
+                              "accuracy": result.history.history["val_accuracy"][-1]}
+
+
 class _CrashAt(keras.callbacks.Callback):
     """Raise at the end of the n-th epoch counted over both phases (after the checkpoint)."""
 

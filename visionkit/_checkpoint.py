@@ -88,21 +88,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Parameters
     ----------
-    directory : str, os.PathLike or None
-        The checkpoint folder (created if missing). ``None``: nothing is written
-        or resumed.
-    settings : dict, optional
-        The run's fingerprint (see ``_fingerprint.fingerprint``): written to
-        ``settings.json`` on the first run, compared on every later one (see
-        [`apply_settings`][visionkit.training.Checkpoint.apply_settings]).
+    directory, settings, resume
+        As for [`Checkpoint`][visionkit.training.Checkpoint] (``directory=None``: nothing is
+        written or resumed).
     monitor : str, default "val_loss"
         The logged value whose lowest value so far ``state.json`` records.
-    resume : {"auto", "weights", "never"}, default "auto"
-        ``"auto"``: resume a folder written with the same settings, refuse other
-        settings. ``"weights"``: the same, but when the settings differ (not the
-        model), continue from the last good checkpoint's model weights with a fresh
-        optimizer and the new settings. ``"never"``: refuse a folder that already
-        holds a run.
     guard : NanGuard, optional
         An epoch in which it saw the loss diverge is not written (without one, an
         epoch whose logged losses are not finite is not).
@@ -110,14 +100,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Attributes
     ----------
     state : dict
-        What ``state.json`` holds: ``epoch``, ``weights``, ``sha256``,
-        ``restart_epoch``, ``iterations``, ``monitor``, ``best``, ``history`` and
-        ``previous`` (the same for the epoch before, whose file is kept too).
+        What ``state.json`` holds (see [`Checkpoint`][visionkit.training.Checkpoint]).
     best : float or None
         The lowest monitored value so far (a resumed run's included).
     restart_epoch : int
-        The epoch from which the optimizer state counts: 0, or the epoch a
-        ``resume="weights"`` restart started from.
+        The epoch from which the optimizer state counts (see ``Checkpoint``).
     """
 
     def __init__(
