@@ -301,7 +301,11 @@ def load_image(
     ------
     ImageReadError
         The file is missing, not an image, truncated, or larger than PIL's
-        decompression-bomb limit; the message names the file.
+        decompression-bomb limit (read from its header); the message names the file.
+    InvalidArgumentError
+        ``size`` or ``max_dim`` asks for more than
+        [`MAX_IMAGE_PIXELS`][visionkit.data.MAX_IMAGE_PIXELS] pixels (refused before
+        anything is allocated).
 
     Examples
     --------
