@@ -377,3 +377,127 @@ def test_download_timeout_must_be_positive_seconds(offline_home, monkeypatch, va
     monkeypatch.setenv("VISIONKIT_DOWNLOAD_TIMEOUT", value)
     with pytest.raises(InvalidArgumentError, match="VISIONKIT_DOWNLOAD_TIMEOUT"):
         data.load_mnist()
+
+
+# ----------------------------------------------------------------------------- bombs: sizes checked before reading (#19)
+
+
+def _npz_declaring(shape: tuple[int, ...], key: str = "x_train") -> bytes:
+    """A tiny .npz whose member ``key`` declares ``shape`` (uint8) but holds 16 bytes."""
+    arrays = _npz_bytes(_mnist_arrays())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(arrays)) as src, zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            if info.filename == f"{key}.npy":
+                head = io.BytesIO()
+                np.lib.format.write_array_header_1_0(head, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                out.writestr(info.filename, head.getvalue() + bytes(16))
+            else:
+                out.writestr(info, src.read(info))
+    return buf.getvalue()
+
+
+def test_npz_declaring_an_enormous_array_is_refused_before_reading(tmp_path):
+    file = tmp_path / "mnist.npz"
+    file.write_bytes(_npz_declaring((10**7, 10**6, 28)))  # 280 TB declared in a file of a few KiB
+    with pytest.raises(ImageReadError, match=r"array 'x_train' declares shape \(10000000, 1000000, 28\)") as info:
+        data.load_mnist(file)
+    assert str(file) in str(info.value) and "MAX_NPZ_ARRAY_BYTES" in str(info.value)
+
+
+def test_npz_declaring_more_than_its_member_holds_is_refused(tmp_path):
+    file = tmp_path / "mnist.npz"
+    file.write_bytes(_npz_declaring((1000, 28, 28)))  # under the cap, but the member holds 16 bytes
+    with pytest.raises(ImageReadError, match=r"declares shape \(1000, 28, 28\).*holds 16 bytes"):
+        data.load_mnist(file)
+
+
+def test_cifar_cache_declaring_an_enormous_array_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONKIT_CACHE", str(tmp_path / "cache"))
+    root = _jpeg_tree(tmp_path / "cifar10")
+    (x, _), _ = data.load_cifar10(root)
+    (cache,) = (tmp_path / "cache").glob("cifar10-*.npz")
+    cache.write_bytes(_npz_declaring((10**7, 10**6, 32, 3)))
+    (x2, _), _ = data.load_cifar10(root)  # the damaged cache is treated as damaged: rebuilt
+    np.testing.assert_array_equal(x2, x)
+    (x3, _), _ = data._read_cifar_npz(cache)
+    np.testing.assert_array_equal(x3, x)
+
+
+def test_cifar_archive_member_larger_than_an_image_is_refused_unread(tmp_path, monkeypatch):
+    src = _jpeg_tree(tmp_path / "tree")
+    file = tmp_path / "cifar10-jpeg.tar.gz"
+    with tarfile.open(file, "w:gz") as tar:
+        tar.add(src, arcname="cifar10")
+        info = tarfile.TarInfo("cifar10/train/cat/huge.jpg")
+        info.size = data.MAX_ARCHIVE_MEMBER_BYTES + 1  # zeros: a few KiB once compressed
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    read_sizes: list[int] = []
+    real = tarfile.TarFile.extractfile
+
+    def spy(self, member):
+        read_sizes.append(member.size if isinstance(member, tarfile.TarInfo) else -1)
+        return real(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", spy)
+    with pytest.raises(ImageReadError, match=r"member 'cifar10/train/cat/huge\.jpg' declares 1,048,577 bytes") as info:
+        data.load_cifar10(file)
+    assert str(file) in str(info.value) and "MAX_ARCHIVE_MEMBER_BYTES" in str(info.value)
+    assert max(read_sizes) <= data.MAX_ARCHIVE_MEMBER_BYTES  # never opened
+
+
+class _EndlessServer:
+    """An HTTP server on 127.0.0.1 whose body never ends (no Content-Length), or announces ``announce`` bytes."""
+
+    def __init__(self, *, announce: int | None = None) -> None:
+        outer = self
+        self.sent = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # http.server calls it by this name
+                self.send_response(200)
+                if announce is not None:
+                    self.send_header("Content-Length", str(announce))
+                self.end_headers()
+                try:
+                    while outer.sent < 64 << 20:  # a guard for the old code: 64 MiB, then stop
+                        self.wfile.write(bytes(1 << 16))
+                        outer.sent += 1 << 16
+                except OSError:
+                    pass  # the client hung up
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+def test_download_stops_at_the_known_size_and_keeps_nothing(offline_home, monkeypatch):
+    monkeypatch.setattr(data, "_MNIST_SIZE", 1 << 20)  # the official file's size, made small for the test
+    with _EndlessServer() as server:
+        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        _, error = _in_thread(data.load_mnist)
+    assert isinstance(error, DataNotFoundError), error
+    assert "sent more than the 1048576 bytes of the file" in str(error)
+    assert server.sent < 16 << 20  # stopped near the size, not at the server's end
+    assert not offline_home.exists() or not list(offline_home.iterdir())
+
+
+def test_download_announcing_more_than_the_known_size_is_refused(offline_home, monkeypatch):
+    with _EndlessServer(announce=10**12) as server:
+        monkeypatch.setattr(data, "_CIFAR_PY_URL", server.url)
+        _, error = _in_thread(data.load_cifar10)
+    assert isinstance(error, DataNotFoundError), error
+    assert f"announces 1000000000000 bytes, more than the {data._CIFAR_PY_SIZE} bytes" in str(error)
+    assert not offline_home.exists() or not list(offline_home.iterdir())

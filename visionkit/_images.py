@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["as_batch", "display", "to_rgb", "to_uint8"]
+__all__ = ["as_batch", "display", "literal", "to_rgb", "to_uint8"]
 
 
 def to_uint8(image: Any) -> np.ndarray:
@@ -174,3 +174,12 @@ def as_batch(model: Any, images: Any, *, argument: str = "images") -> tuple[np.n
         f"one image of shape {shape} or a batch of shape (N, *{shape}) for model '{model.name}'",
         f"array of shape {x.shape}",
     )
+
+
+def literal(text: object) -> str:
+    """``text`` made safe to draw with matplotlib: drawn as written, never parsed as mathtext.
+
+    Class names and file names are data: ``bill_$5_to_$10`` would otherwise be read as
+    a formula (and fail to draw). Escaping ``$`` is all mathtext needs.
+    """
+    return str(text).replace("$", r"\$")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._images import as_batch, display, to_rgb
+from ._images import as_batch, display, literal, to_rgb
 
 # Keras and _layers (which imports it) are imported inside the functions: the command
 # line reads these functions' defaults without loading TensorFlow.
@@ -172,7 +172,7 @@ def plot_activations(acts: Mapping[str, Any], *, images_per_row: int = 16, cmap:
         fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.add_subplot()
         ax.imshow(grid, cmap=cmap, vmin=0, vmax=255, aspect="equal", interpolation="nearest")
-        ax.set_title(f"{name}  {a.shape[0]}×{a.shape[1]}×{a.shape[2]}", fontsize=10)
+        ax.set_title(f"{literal(name)}  {a.shape[0]}×{a.shape[1]}×{a.shape[2]}", fontsize=10)
         ax.axis("off")
         figures[name] = fig
     return figures
@@ -458,7 +458,7 @@ def image_grid(
     ncols : int, optional
         Columns; default ``ceil(sqrt(N))``.
     titles : sequence of str, optional
-        One title per image.
+        One title per image, drawn as written (a `$` is not read as mathtext).
     tile_size : float, default 2.0
         Inches per tile.
 
@@ -493,5 +493,5 @@ def image_grid(
     for i, (ax, img) in enumerate(zip(axes.flat, items)):
         ax.imshow(display(img, argument="images"), interpolation="nearest" if max(np.shape(img)[:2]) < 64 else "antialiased")
         if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=9)
+            ax.set_title(literal(titles[i]), fontsize=9)  # data, drawn literally (no mathtext)
     return fig

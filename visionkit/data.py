@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 import os
 import pickle
 import re
@@ -45,6 +46,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CIFAR10_CLASSES",
     "IMAGE_EXTENSIONS",
+    "MAX_ARCHIVE_MEMBER_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_NPZ_ARRAY_BYTES",
     "SAMPLE_IMAGES",
     "SAVE_FORMATS",
     "FolderSplits",
@@ -86,8 +90,22 @@ SAMPLE_IMAGES: dict[str, str] = {
     "chelsea": "chelsea_cat.jpg",
 }
 
+#: Largest image [`load_image`][visionkit.data.load_image] returns, in pixels (height x width):
+#: 2**27, 1.5 GiB as float32 RGB. A larger ``size`` or ``max_dim`` is refused before anything is allocated.
+MAX_IMAGE_PIXELS: int = 2**27
+
+#: Largest array an ``.npz`` dataset file (MNIST, the CIFAR-10 cache) may declare, in bytes (1 GiB;
+#: the real files' largest array is 147 MiB). Checked from the ``.npy`` header before any array is read.
+MAX_NPZ_ARRAY_BYTES: int = 2**30
+
+#: Largest image file a CIFAR-10 JPEG archive may hold, in bytes (1 MiB; a 32x32 image takes a few KiB).
+#: Checked from the member's tar header before it is read.
+MAX_ARCHIVE_MEMBER_BYTES: int = 2**20
+
 _MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 _CIFAR_PY_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+_MNIST_SIZE = 11_490_434  # bytes of the official files: a download stops there
+_CIFAR_PY_SIZE = 170_498_071
 _MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 _CIFAR_PY_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _CIFAR_KERAS_ARCHIVE = "cifar-10-batches-py-target_archive"  # where keras.datasets.cifar10 keeps the download
@@ -179,13 +197,15 @@ def _download_timeout() -> float:
     return seconds
 
 
-def _download(url: str, target: Path, sha256: str, tried: list[str]) -> bool:
-    """Download ``url`` to ``target``, hash-checked, with every network wait bounded.
+def _download(url: str, target: Path, sha256: str, tried: list[str], *, size: int) -> bool:
+    """Download ``url`` to ``target``, hash-checked, size-bounded, with every network wait bounded.
 
     The connection and each read wait at most ``_download_timeout()`` seconds (not the
     whole transfer, so a slow but live download finishes). The bytes stream into a
     temporary file beside ``target``, renamed into place only when their SHA-256 is
-    ``sha256``. Returns ``False`` with the failure noted in ``tried`` instead of raising.
+    ``sha256``. At most ``size`` bytes (the official file's) are read: a larger
+    ``Content-Length``, or a body that goes on past it, fails at once and keeps nothing.
+    Returns ``False`` with the failure noted in ``tried`` instead of raising.
     """
     import http.client
     import urllib.error
@@ -194,11 +214,7 @@ def _download(url: str, target: Path, sha256: str, tried: list[str]) -> bool:
     timeout = _download_timeout()
     try:
         with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
-            digest = hashlib.sha256()
-            with open(tmp, "wb") as out:
-                for chunk in iter(lambda: response.read(1 << 16), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
+            digest = _stream_at_most(response, tmp, size)
             if digest.hexdigest() != sha256:
                 raise ImageReadError(f"the file has sha256 {digest.hexdigest()[:12]}..., expected {sha256[:12]}...")
     except (OSError, http.client.HTTPException, ValueError) as exc:  # ImageReadError is a ValueError
@@ -211,6 +227,22 @@ def _download(url: str, target: Path, sha256: str, tried: list[str]) -> bool:
         tried.append(f"download of {url} to '{target}' ({text})")
         return False
     return True
+
+
+def _stream_at_most(response: Any, tmp: Path, size: int) -> Any:
+    """Copy ``response`` into ``tmp``, refusing more than ``size`` bytes; return the SHA-256 object."""
+    announced = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
+    if announced is not None and announced.strip().isdigit() and int(announced) > size:
+        raise ImageReadError(f"the server announces {int(announced)} bytes, more than the {size} bytes of the file")
+    digest, seen = hashlib.sha256(), 0
+    with open(tmp, "wb") as out:
+        while chunk := response.read(min(1 << 16, size + 1 - seen)):
+            seen += len(chunk)
+            if seen > size:
+                raise ImageReadError(f"the server sent more than the {size} bytes of the file; stopped there")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest
 
 
 def _not_found(dataset: str, tried: list[str], what: str) -> DataNotFoundError:
@@ -269,7 +301,11 @@ def load_image(
     ------
     ImageReadError
         The file is missing, not an image, truncated, or larger than PIL's
-        decompression-bomb limit; the message names the file.
+        decompression-bomb limit (read from its header); the message names the file.
+    InvalidArgumentError
+        ``size`` or ``max_dim`` asks for more than
+        [`MAX_IMAGE_PIXELS`][visionkit.data.MAX_IMAGE_PIXELS] pixels (refused before
+        anything is allocated).
 
     Examples
     --------
@@ -280,6 +316,10 @@ def load_image(
     """
     target = V.size2d("size", size, allow_none=True)
     max_dim = V.integer("max_dim", max_dim, minimum=1, allow_none=True)
+    if target is not None:
+        _check_pixels(target, "size", size)
+    if max_dim is not None and max_dim > MAX_IMAGE_PIXELS:  # no image side can be longer
+        _check_pixels((max_dim, max_dim), "max_dim", max_dim)
     if target is not None and max_dim is not None:
         raise InvalidArgumentError(
             f"Pass either `size` or `max_dim`, not both. Received: size={size!r}, max_dim={max_dim!r}"
@@ -306,9 +346,22 @@ def load_image(
         h, w = array.shape[:2]
         scale = max_dim / max(h, w)
         target = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if target is not None:
+        _check_pixels(target, "max_dim" if max_dim is not None else "size", max_dim if max_dim is not None else size)
     if target is not None and target != array.shape[:2]:
         array = _resize(array, target)
     return array
+
+
+def _check_pixels(shape: tuple[int, int], name: str, value: Any) -> None:
+    """Refuse an output of ``shape`` (height, width) above [`MAX_IMAGE_PIXELS`][visionkit.data.MAX_IMAGE_PIXELS]."""
+    h, w = int(shape[0]), int(shape[1])
+    if h * w > MAX_IMAGE_PIXELS:
+        raise InvalidArgumentError(
+            f"Argument `{name}` asks for a {h}x{w} image ({h * w:,} pixels, {h * w * 12 / 2**30:.1f} GiB as "
+            f"float32 RGB); the limit is visionkit.data.MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,} pixels. "
+            f"Received: {name}={value!r}"
+        )
 
 
 def _open_and_convert(fp: Any, label: str) -> np.ndarray:
@@ -587,7 +640,7 @@ def load_mnist(
     found = _from_keras_cache(_read_mnist_npz, cached, tried)
     if found is not None:
         return found
-    if _download(_MNIST_URL, cached, _MNIST_SHA256, tried):
+    if _download(_MNIST_URL, cached, _MNIST_SHA256, tried, size=_MNIST_SIZE):
         return _read_mnist_npz(cached)
     raise _not_found("MNIST", tried, f"Keras' `mnist.npz` (sha256 {_MNIST_SHA256[:12]}...)")
 
@@ -633,6 +686,7 @@ def _read_npz(file: Path, dataset: str, keys: tuple[str, ...]) -> dict[str, np.n
             f"{dataset} file '{file}' is truncated or not an .npz file ({size} bytes, no zip directory found): "
             "delete it and download or copy it again."
         )
+    _check_npz_headers(file, dataset, keys)
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(file, allow_pickle=False) as f:
@@ -653,6 +707,47 @@ def _read_npz(file: Path, dataset: str, keys: tuple[str, ...]) -> dict[str, np.n
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ImageReadError(f"Could not read {dataset} file '{file}': {type(exc).__name__}: {_first_line(exc)}") from None
     return arrays
+
+
+def _check_npz_headers(file: Path, dataset: str, keys: tuple[str, ...]) -> None:
+    """Read each ``.npy`` header of ``file`` and refuse an array larger than its member or the cap.
+
+    The check costs a few hundred bytes per array: a tiny file whose header declares
+    an enormous array is refused before numpy allocates it
+    ([`MAX_NPZ_ARRAY_BYTES`][visionkit.data.MAX_NPZ_ARRAY_BYTES]).
+    """
+    import zipfile
+    import zlib
+
+    fmt = np.lib.format
+    try:
+        with zipfile.ZipFile(file) as zf:
+            for key in keys:
+                try:
+                    info = zf.getinfo(f"{key}.npy")
+                except KeyError:
+                    continue  # reported, with the names it has, by the caller
+                try:
+                    with zf.open(info) as fh:
+                        version = fmt.read_magic(fh)
+                        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                        shape, _, dtype = read(fh, max_header_size=1 << 16)
+                        header = fh.tell()
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                    raise ImageReadError(
+                        f"{dataset} file '{file}' is corrupt: its member '{key}.npy' cannot be read "
+                        f"({type(exc).__name__}: {_first_line(exc)})."
+                    ) from None
+                declared = math.prod(shape) * dtype.itemsize
+                if declared > MAX_NPZ_ARRAY_BYTES or declared > info.file_size - header:
+                    raise ImageReadError(
+                        f"{dataset} file '{file}' is damaged: its array '{key}' declares shape {shape} of "
+                        f"{dtype} ({declared:,} bytes) but the member holds {info.file_size - header:,} bytes "
+                        f"(limit visionkit.data.MAX_NPZ_ARRAY_BYTES = {MAX_NPZ_ARRAY_BYTES:,}); "
+                        "refusing to allocate it."
+                    )
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ImageReadError(f"Could not read {dataset} file '{file}': {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _as_uint8(array: np.ndarray, file: Path | str, name: str, *, labels: bool = False) -> np.ndarray:
@@ -768,7 +863,7 @@ def load_cifar10(
     found_archive = _from_keras_cache(lambda p: _load_cifar_source("tar", p), archive, tried)
     if found_archive is not None:
         return found_archive
-    if _download(_CIFAR_PY_URL, archive, _CIFAR_PY_SHA256, tried):
+    if _download(_CIFAR_PY_URL, archive, _CIFAR_PY_SHA256, tried, size=_CIFAR_PY_SIZE):
         return _load_cifar_source("tar", archive)
     raise _not_found(
         "CIFAR-10", tried,
@@ -920,6 +1015,7 @@ def _read_cifar_tar(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np
                     continue
                 if not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
                     continue
+                _check_member_size(file, member)
                 fh = tar.extractfile(member)
                 if fh is None:
                     continue
@@ -929,6 +1025,16 @@ def _read_cifar_tar(file: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np
             f"Could not read CIFAR-10 archive '{file}' (damaged or truncated?): {type(exc).__name__}: {_first_line(exc)}"
         ) from None
     return _assemble(items, file)
+
+
+def _check_member_size(file: Path, member: tarfile.TarInfo) -> None:
+    """Refuse an image member whose tar header declares more than [`MAX_ARCHIVE_MEMBER_BYTES`][visionkit.data.MAX_ARCHIVE_MEMBER_BYTES]."""
+    if member.size > MAX_ARCHIVE_MEMBER_BYTES:
+        raise ImageReadError(
+            f"CIFAR-10 archive '{file}' is damaged or not CIFAR-10: its member '{member.name}' declares "
+            f"{member.size:,} bytes, more than a 32x32 image needs (limit visionkit.data.MAX_ARCHIVE_MEMBER_BYTES "
+            f"= {MAX_ARCHIVE_MEMBER_BYTES:,}); refusing to read it."
+        )
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):

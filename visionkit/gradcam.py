@@ -50,7 +50,7 @@ import numpy as np
 from . import _validate as V
 from ._attribution import guided_grad_cam, integrated_gradients, saliency, smoothgrad
 from ._cam_methods import METHODS
-from ._images import display, to_uint8
+from ._images import display, literal, to_uint8
 
 # TensorFlow, Keras and the modules that import them (_layers, _heads, _labels) are
 # imported inside the functions, so that reading METHODS (the command line's
@@ -610,7 +610,8 @@ def explain_errors(
         ax.axis("off")
     for ax, (conf, _idx, img, true, pred), heat in zip(axes.flat, best, maps):
         ax.imshow(overlay(img, heat, alpha=alpha))
-        ax.set_title(f"true: {_class_name(class_names, true)}\npred: {_class_name(class_names, pred)} ({conf:.0%})", fontsize=9)
+        ax.set_title(literal(f"true: {_class_name(class_names, true)}\npred: {_class_name(class_names, pred)} ({conf:.0%})"),
+                     fontsize=9)
     fig.suptitle(f"{n} most confident errors of {seen} images")
     return ErrorGallery(fig, tuple((b[1], b[3], b[4], b[0]) for b in best))
 

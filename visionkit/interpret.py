@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _explain_core as core
 from . import _validate as V
+from ._images import literal
 
 __all__ = ["ClassificationReport", "Interpretation", "TopLosses", "interpret"]
 
@@ -205,8 +206,9 @@ class Interpretation:
         ax = fig.subplots()
         image = ax.imshow(cm, cmap=cmap, vmin=0)
         fig.colorbar(image, ax=ax, shrink=0.8)
-        ax.set_xticks(range(k), self.class_names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
-        ax.set_yticks(range(k), self.class_names)
+        labels = [literal(n) for n in self.class_names]  # data: drawn literally, never as mathtext
+        ax.set_xticks(range(k), labels, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+        ax.set_yticks(range(k), labels)
         ax.set(xlabel="predicted", ylabel="true",
                title=f"confusion matrix ({len(self.labels)} examples, accuracy {self.accuracy:.3f})")
         if k <= 30:
