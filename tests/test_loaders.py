@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from visionkit import data
+from visionkit.data import _cifar_readers, _sources
 from visionkit.errors import DataNotFoundError, ImageReadError, InvalidArgumentError
 
 # ----------------------------------------------------------------------------- builders
@@ -168,7 +169,7 @@ def test_cifar_damaged_batch_is_named(tmp_path, blob, match):
 
 def test_cifar_damaged_python_tar_member_is_named(tmp_path, monkeypatch):
     blob = _cifar_python_tar({"test_batch": _cifar_batch(labels=[4, 300])})
-    monkeypatch.setattr(data, "_CIFAR_PY_SHA256", hashlib.sha256(blob).hexdigest())
+    monkeypatch.setattr(_sources, "CIFAR_PY_SHA256", hashlib.sha256(blob).hexdigest())
     file = tmp_path / "cifar-10-python.tar.gz"
     file.write_bytes(blob)
     with pytest.raises(ImageReadError, match=r"test_batch.*outside \[0, 9\]") as info:
@@ -194,10 +195,10 @@ def test_cifar_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     (cache,) = (tmp_path / "cache").glob("cifar10-*.npz")
     cache.write_bytes(_bad_crc(cache.read_bytes()))
     with pytest.raises(ImageReadError, match=r"member 'x_train\.npy'.*CRC"):  # the damage is real
-        data._read_cifar_npz(cache)
+        _cifar_readers.read_cifar_npz(cache)
     (x2, _), _ = data.load_cifar10(root)
     np.testing.assert_array_equal(x2, x)
-    (x3, _), _ = data._read_cifar_npz(cache)  # rebuilt
+    (x3, _), _ = _cifar_readers.read_cifar_npz(cache)  # rebuilt
     np.testing.assert_array_equal(x3, x)
 
 
@@ -305,8 +306,8 @@ def test_stalled_network_fails_with_the_offline_error(offline_home, monkeypatch)
         thread = threading.Thread(target=accept_and_never_answer, daemon=True)
         thread.start()
         port = listener.getsockname()[1]
-        monkeypatch.setattr(data, "_MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
-        monkeypatch.setattr(data, "_CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+        monkeypatch.setattr(_sources, "MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
+        monkeypatch.setattr(_sources, "CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
         try:
             _, error = _in_thread(data.load_mnist)
             _, error_cifar = _in_thread(data.load_cifar10)
@@ -326,9 +327,9 @@ def test_stalled_network_fails_with_the_offline_error(offline_home, monkeypatch)
 
 def test_slow_but_live_download_completes_and_is_cached(offline_home, monkeypatch):
     payload = _npz_bytes(_mnist_arrays())
-    monkeypatch.setattr(data, "_MNIST_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(_sources, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
     with _Server(payload, chunks=5, delay=0.3) as server:  # 1.5 s in all, more than the 1 s timeout
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         result, error = _in_thread(data.load_mnist)
     assert error is None, error
     (x, _), _ = result
@@ -341,7 +342,7 @@ def test_slow_but_live_download_completes_and_is_cached(offline_home, monkeypatc
 
 def test_download_with_wrong_hash_is_refused(offline_home, monkeypatch):
     with _Server(_npz_bytes(_mnist_arrays())) as server:
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         with pytest.raises(DataNotFoundError, match=r"download of .*sha256 [0-9a-f]{12}\.\.\., expected 731c5ac60275"):
             data.load_mnist()
     assert not offline_home.exists() or not list(offline_home.iterdir())
@@ -349,11 +350,11 @@ def test_download_with_wrong_hash_is_refused(offline_home, monkeypatch):
 
 def test_damaged_keras_cache_is_downloaded_again(offline_home, monkeypatch):
     payload = _npz_bytes(_mnist_arrays())
-    monkeypatch.setattr(data, "_MNIST_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(_sources, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
     offline_home.mkdir(parents=True)
     (offline_home / "mnist.npz").write_bytes(payload[:100])  # a download cut short
     with _Server(payload) as server:
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         (x, _), _ = data.load_mnist()
     assert server.requests == 1
     np.testing.assert_array_equal(x, _mnist_arrays()["x_train"])
@@ -362,9 +363,9 @@ def test_damaged_keras_cache_is_downloaded_again(offline_home, monkeypatch):
 
 def test_cifar_download_is_kept_where_keras_keeps_it(offline_home, monkeypatch):
     payload = _cifar_python_tar()
-    monkeypatch.setattr(data, "_CIFAR_PY_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(_sources, "CIFAR_PY_SHA256", hashlib.sha256(payload).hexdigest())
     with _Server(payload) as server:
-        monkeypatch.setattr(data, "_CIFAR_PY_URL", server.url)
+        monkeypatch.setattr(_sources, "CIFAR_PY_URL", server.url)
         (x, y), (xt, yt) = data.load_cifar10()
     assert x.shape == (10, 32, 32, 3) and y.shape == (10, 1) and xt.shape == (2, 32, 32, 3)
     assert (offline_home / "cifar-10-batches-py-target_archive").read_bytes() == payload
@@ -420,7 +421,7 @@ def test_cifar_cache_declaring_an_enormous_array_is_rebuilt(tmp_path, monkeypatc
     cache.write_bytes(_npz_declaring((10**7, 10**6, 32, 3)))
     (x2, _), _ = data.load_cifar10(root)  # the damaged cache is treated as damaged: rebuilt
     np.testing.assert_array_equal(x2, x)
-    (x3, _), _ = data._read_cifar_npz(cache)
+    (x3, _), _ = _cifar_readers.read_cifar_npz(cache)
     np.testing.assert_array_equal(x3, x)
 
 
@@ -484,9 +485,9 @@ class _EndlessServer:
 
 
 def test_download_stops_at_the_known_size_and_keeps_nothing(offline_home, monkeypatch):
-    monkeypatch.setattr(data, "_MNIST_SIZE", 1 << 20)  # the official file's size, made small for the test
+    monkeypatch.setattr(_sources, "MNIST_SIZE", 1 << 20)  # the official file's size, made small for the test
     with _EndlessServer() as server:
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         _, error = _in_thread(data.load_mnist)
     assert isinstance(error, DataNotFoundError), error
     assert "sent more than the 1048576 bytes of the file" in str(error)
@@ -496,8 +497,8 @@ def test_download_stops_at_the_known_size_and_keeps_nothing(offline_home, monkey
 
 def test_download_announcing_more_than_the_known_size_is_refused(offline_home, monkeypatch):
     with _EndlessServer(announce=10**12) as server:
-        monkeypatch.setattr(data, "_CIFAR_PY_URL", server.url)
+        monkeypatch.setattr(_sources, "CIFAR_PY_URL", server.url)
         _, error = _in_thread(data.load_cifar10)
     assert isinstance(error, DataNotFoundError), error
-    assert f"announces 1000000000000 bytes, more than the {data._CIFAR_PY_SIZE} bytes" in str(error)
+    assert f"announces 1000000000000 bytes, more than the {_sources.CIFAR_PY_SIZE} bytes" in str(error)
     assert not offline_home.exists() or not list(offline_home.iterdir())

@@ -224,7 +224,7 @@ def test_intermediate_files_written_atomically(photo: np.ndarray, painting: np.n
         used.append(str(path))
         return real(path)
 
-    monkeypatch.setattr("visionkit.data.atomic_path", spy)
+    monkeypatch.setattr("visionkit.data._image_io.atomic_path", spy)
     out = style.style_transfer(photo, painting, max_dim=48, steps=5, save_every=2, output_dir=tmp_path / "run", **QUICK)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["step_00002.png", "step_00004.png", "step_00005.png"]
