@@ -70,12 +70,9 @@ def read_npz(file: Path, dataset: str, keys: tuple[str, ...]) -> dict[str, np.nd
                 try:
                     arrays[key] = f[key]
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-                    raise ImageReadError(
-                        f"{dataset} file '{file}' is corrupt: its member '{key}.npy' cannot be read "
-                        f"({type(exc).__name__}: {first_line(exc)})."
-                    ) from None
+                    raise _corrupt_member(file, dataset, key, exc) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ImageReadError(f"Could not read {dataset} file '{file}': {type(exc).__name__}: {first_line(exc)}") from None
+        raise _unreadable(file, dataset, exc) from None
     return arrays
 
 
@@ -104,10 +101,7 @@ def _check_npz_headers(file: Path, dataset: str, keys: tuple[str, ...]) -> None:
                         shape, _, dtype = read(fh, max_header_size=1 << 16)
                         header = fh.tell()
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-                    raise ImageReadError(
-                        f"{dataset} file '{file}' is corrupt: its member '{key}.npy' cannot be read "
-                        f"({type(exc).__name__}: {first_line(exc)})."
-                    ) from None
+                    raise _corrupt_member(file, dataset, key, exc) from None
                 declared = math.prod(shape) * dtype.itemsize
                 if declared > MAX_NPZ_ARRAY_BYTES or declared > info.file_size - header:
                     raise ImageReadError(
@@ -117,7 +111,18 @@ def _check_npz_headers(file: Path, dataset: str, keys: tuple[str, ...]) -> None:
                         "refusing to allocate it."
                     )
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ImageReadError(f"Could not read {dataset} file '{file}': {type(exc).__name__}: {first_line(exc)}") from None
+        raise _unreadable(file, dataset, exc) from None
+
+
+def _corrupt_member(file: Path, dataset: str, key: str, exc: BaseException) -> ImageReadError:
+    return ImageReadError(
+        f"{dataset} file '{file}' is corrupt: its member '{key}.npy' cannot be read "
+        f"({type(exc).__name__}: {first_line(exc)})."
+    )
+
+
+def _unreadable(file: Path, dataset: str, exc: BaseException) -> ImageReadError:
+    return ImageReadError(f"Could not read {dataset} file '{file}': {type(exc).__name__}: {first_line(exc)}")
 
 
 def as_uint8(array: np.ndarray, file: Path | str, name: str, *, labels: bool = False) -> np.ndarray:
