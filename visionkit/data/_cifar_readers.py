@@ -55,6 +55,7 @@ def read_cifar_npz(file: Path) -> Splits:
 
 
 def read_cifar_sample(file: Path) -> Splits:
+    """The bundled sample: the JPEG bytes of each split in one array, with their offsets."""
     out = []
     with np.load(file, allow_pickle=False) as f:
         for split in ("train", "test"):
@@ -97,6 +98,7 @@ def _assemble(items: list[tuple[str, int, str, bytes]], source: Path) -> Splits:
 
 
 def read_cifar_tree(root: Path) -> Splits:
+    """A ``{train,test}/<class>/*.jpg`` tree."""
     items: list[tuple[str, int, str, bytes]] = []
     for split in ("train", "test"):
         for label, cls in enumerate(CIFAR10_CLASSES):
@@ -193,6 +195,7 @@ def _load_batch(fh: Any, label: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_cifar_batches_dir(p: Path) -> Splits:
+    """Keras' ``cifar-10-batches-py`` folder: five pickled training batches and ``test_batch``."""
     parts = []
     for name in _CIFAR_BATCHES:
         file = p / name
@@ -209,6 +212,7 @@ def _join_batches(parts: list[tuple[np.ndarray, np.ndarray]]) -> Splits:
 
 
 def read_cifar_python_tar(file: Path, tar: tarfile.TarFile) -> Splits:
+    """The official ``cifar-10-python.tar.gz``, from the open ``tar``; unpickled only if its SHA-256 is the official one."""
     digest = hashlib.sha256()
     with open(file, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
