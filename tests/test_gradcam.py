@@ -14,10 +14,10 @@ import tensorflow as tf
 from visionkit import cli
 from visionkit._labels import with_class_names
 from visionkit.errors import InvalidArgumentError
+from visionkit.explain._probe import probe as _explainer
 from visionkit.gradcam import (
     METHODS,
     ErrorGallery,
-    _explainer,
     candidate_layers,
     explain_errors,
     grad_cam,
