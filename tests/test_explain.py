@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from visionkit.explain import _pixels as core
-from visionkit.explain import _probe
 from visionkit import explain, gradcam
 from visionkit.errors import InvalidArgumentError, MissingDependencyError, VisionkitError
+from visionkit.explain import _pixels as core
+from visionkit.explain import _probe
 
 # ------------------------------------------------------------------ fixtures
 
