@@ -260,7 +260,7 @@ class MethodComparison:
         bars = fig.add_subplot(grid[:, n:])
         bars.barh(range(len(names)), [r["score"] for r in self.rows],
                   xerr=[r["std"] for r in self.rows], color="C0", alpha=0.8)
-        bars.set_yticks(range(len(names)), names)
+        label(bars, yticks=(range(len(names)), names))
         bars.invert_yaxis()
         label(bars, xlabel=f"{self.metric} ({self.better} is better)")
         return fig

@@ -29,12 +29,18 @@ def png(figure: Any) -> bytes:
 
 
 def label(target: Any, *, title: str | None = None, suptitle: str | None = None, xlabel: str | None = None,
-          ylabel: str | None = None, fontsize: float | None = None) -> None:
-    """Write a title, a figure title or axis labels on ``target`` (an ``Axes`` or a ``Figure``).
+          ylabel: str | None = None, fontsize: float | None = None, xticks: tuple[Any, ...] | None = None,
+          yticks: tuple[Any, ...] | None = None) -> None:
+    """Write a title, a figure title, axis labels or tick labels on ``target`` (an ``Axes``
+    or a ``Figure``).
 
     Every text the explanation figures show goes through here, so that how text from
-    the data (class names, file names) is drawn is decided in one place.
+    the data (class names, file names) is drawn is decided in one place. ``xticks`` and
+    ``yticks`` are ``(positions, labels)`` or ``(positions, labels, options)``.
     """
+    for ticks, setter in ((xticks, "set_xticks"), (yticks, "set_yticks")):
+        if ticks is not None:
+            getattr(target, setter)(ticks[0], [str(t) for t in ticks[1]], **(ticks[2] if len(ticks) > 2 else {}))
     extra = {} if fontsize is None else {"fontsize": fontsize}
     if title is not None:
         target.set_title(title, **extra)

@@ -186,8 +186,8 @@ class Interpretation:
         ax = fig.subplots()
         image = ax.imshow(cm, cmap=cmap, vmin=0)
         fig.colorbar(image, ax=ax, shrink=0.8)
-        ax.set_xticks(range(k), self.class_names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
-        ax.set_yticks(range(k), self.class_names)
+        label(ax, xticks=(range(k), self.class_names, {"rotation": 45 if k > 4 else 0, "ha": "right" if k > 4 else "center"}),
+              yticks=(range(k), self.class_names))
         label(ax, xlabel="predicted", ylabel="true",
               title=f"confusion matrix ({len(self.labels)} examples, accuracy {self.accuracy:.3f})")
         if k <= 30:
