@@ -114,6 +114,9 @@ def gallery(images: Any, maps: Any, titles: Sequence[str], *, alpha: float, ncol
 
     tiles = list(images) if maps is None else [overlay(img, m, alpha=alpha) for img, m in zip(images, maps)]
     fig = image_grid(tiles, ncols=ncols, tile_size=tile_size)
+    width, height = fig.get_size_inches()
+    rows = fig.axes[0].get_subplotspec().get_gridspec().nrows
+    fig.set_size_inches(width, height + 0.3 * rows)  # room for the titles
     for ax, title in zip(fig.axes, titles):
         label(ax, title=title, fontsize=9)
     label(fig, suptitle=suptitle)
