@@ -14,10 +14,10 @@ import tensorflow as tf
 from visionkit import cli
 from visionkit._labels import with_class_names
 from visionkit.errors import InvalidArgumentError
+from visionkit.explain._probe import probe as _explainer
 from visionkit.gradcam import (
     METHODS,
     ErrorGallery,
-    _explainer,
     candidate_layers,
     explain_errors,
     grad_cam,
@@ -178,6 +178,19 @@ def test_explain_errors_shows_most_confident_errors(squares_model):
     named = with_class_names(squares_model, ["noise", "square"])
     titles = [ax.get_title() for ax in explain_errors(named, (x, wrong), k=2).figure.axes if ax.get_title()]
     assert len(titles) == 2 and all("noise" in t and "square" in t for t in titles)
+
+
+def test_explain_errors_reads_labels_with_the_strict_rule_of_interpret(squares_model):
+    """One label rule for every explanation entry point: a label that is not a class
+    index of the model (0.6, or 2 for a two-class model) is refused, never rounded."""
+    rng = np.random.default_rng(6)
+    y = (np.arange(8) % 2).astype("int64")
+    x, _ = _squares(8, rng, y)
+    for bad in (np.full(8, 0.6), np.full(8, 2)):
+        with pytest.raises(InvalidArgumentError, match="labels"):
+            explain_errors(squares_model, (x, bad), k=2)
+    with pytest.raises(InvalidArgumentError, match="class_names"):
+        explain_errors(squares_model, (x, 1 - y), k=2, class_names=["only one"])
 
 
 # ------------------------------------------------------------------ agreement

@@ -275,7 +275,7 @@ def _check_filters(model: Any, layer: str, filters: Sequence[int], argument: str
     lyr = _layers.get_layer(model, layer)
     if _layers.output_rank(lyr) != 4:
         names = _layers.candidates(model, lambda ly: _layers.output_rank(ly) == 4 and not hasattr(ly, "layers"))
-        raise V.fail("layer", f"a layer with a 4-D output; valid names: {_layers._short(names)}", layer)
+        raise V.fail("layer", f"a layer with a 4-D output; valid names: {_layers.short_list(names)}", layer)
     n = int(lyr.output.shape[-1])
     bad = [f for f in filters if not 0 <= f < n]
     if bad:
