@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["as_batch", "display", "to_rgb", "to_uint8"]
+__all__ = ["as_batch", "check_fits", "display", "load_image_as", "to_rgb", "to_uint8"]
 
 
 def to_uint8(image: Any) -> np.ndarray:
@@ -174,3 +174,46 @@ def as_batch(model: Any, images: Any, *, argument: str = "images") -> tuple[np.n
         f"one image of shape {shape} or a batch of shape (N, *{shape}) for model '{model.name}'",
         f"array of shape {x.shape}",
     )
+
+
+def check_fits(model: Any, batch: Any, *, argument: str = "images") -> None:
+    """Raise unless ``batch`` ``(N, ...)`` is non-empty and fits the model's first input.
+
+    A dimension the model leaves open (``None``) fits any size. The message names
+    ``argument``, the shape the model takes and the shape that arrived, instead of the
+    error Keras raises from inside the model.
+
+    Examples
+    --------
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()], name="m")
+    >>> check_fits(m, np.zeros((2, 8, 8, 3)))
+    >>> check_fits(m, np.zeros((2, 4, 4, 3)))
+    Traceback (most recent call last):
+    ...
+    visionkit.errors.InvalidArgumentError: Argument `images` must be a non-empty batch of shape (N, 8, 8, 3) for model 'm'. Received: images='array of shape (2, 4, 4, 3)'
+    """
+    shape = tuple(np.shape(batch))
+    want = tuple(model.inputs[0].shape[1:]) if model.inputs else None
+    fits = len(shape) >= 1 and shape[0] > 0
+    if want is not None:
+        fits = fits and len(shape) == len(want) + 1 and all(w is None or int(w) == g for g, w in zip(shape[1:], want))
+    if not fits:
+        text = "(N, " + ", ".join("None" if w is None else str(w) for w in want) + ")" if want is not None else "(N, ...)"
+        raise V.fail(argument, f"a non-empty batch of shape {text} for model '{model.name}'", f"array of shape {shape}")
+
+
+def load_image_as(source: Any, argument: str) -> np.ndarray:
+    """``visionkit.data.load_image(source)``, its argument errors naming ``argument``.
+
+    ``load_image`` names its own parameter (``source``); a recipe's caller passed
+    ``content``, ``style`` or ``image``, and that is the name the message should give.
+    """
+    from .data import load_image
+    from .errors import InvalidArgumentError
+
+    try:
+        return load_image(source)
+    except InvalidArgumentError as exc:
+        text = str(exc).replace("Argument `source`", f"Argument `{argument}`").replace("Received: source=", f"Received: {argument}=")
+        raise InvalidArgumentError(text) from None
