@@ -571,3 +571,12 @@ def test_classify_refuses_an_empty_batch():
     # before: UnboundLocalError from inside Keras' predict
     with pytest.raises(InvalidArgumentError, match=r"`images`.*non-empty batch.*Received: images='array of shape \(0, 8, 8, 3\)'"):
         T.classify(model, np.zeros((0, 8, 8, 3)), class_names=["a", "b"])
+
+
+@pytest.mark.parametrize(("base", "size", "low"), [("vgg16", 16, 32), ("inception_v3", (74, 100), 75)])
+def test_train_transfer_names_image_size_below_the_backbones_minimum(tmp_path, base, size, low):
+    # before: the folder was read, then conv_base's error named `input_shape` (Keras' before that);
+    # now the check comes first: the folder (missing here) is not even looked at
+    with pytest.raises(InvalidArgumentError, match=rf"`image_size` must be at least {low} pixels.*'{base}'.*Received: image_size="):
+        T.train_transfer(tmp_path / "missing", base=base, weights=None, image_size=size, method="frozen", epochs=1,
+                         progress=False)

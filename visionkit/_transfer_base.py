@@ -22,6 +22,7 @@ __all__ = [
     "conv_base",
     "feature_classifier",
     "find_base",
+    "min_input_size",
     "preprocessing_for",
     "transfer_model",
     "unfreeze",
@@ -180,9 +181,14 @@ def conv_base(
 _MIN_SIZES = {"inception_v3": 75, "xception": 71}
 
 
+def min_input_size(name: str) -> int:
+    """The smallest height and width the ``keras.applications`` base ``name`` takes."""
+    return _MIN_SIZES.get(name, 32)
+
+
 def _check_base_shape(name: str, shape: tuple[int, int, int], weights: Any) -> None:
     """Refuse an input shape the backbone cannot take, before Keras does so from inside."""
-    low = _MIN_SIZES.get(name, 32)
+    low = min_input_size(name)
     if min(shape[:2]) < low:
         raise V.fail("input_shape", f"a (height, width, channels) tuple with height and width >= {low} for "
                      f"base '{name}'", shape)
