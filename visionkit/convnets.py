@@ -220,13 +220,9 @@ def cifar10_convnet(
 def _cifar_images(data: Any) -> Any:
     """``data`` if it holds CIFAR-sized images ``(N, 32, 32, 3)`` (or a dataset of them); raise otherwise."""
     spec = getattr(data, "element_spec", None)
-    if spec is not None:
-        x_spec = spec[0] if isinstance(spec, tuple) else spec
-        shape = tuple(getattr(x_spec, "shape", ()) or ())
-        what = f"a dataset of images {shape}"
-    else:
-        shape = tuple(np.shape(data))
-        what = f"an array of shape {shape}"
+    spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = tuple(spec.shape if spec is not None else np.shape(data))
+    what = f"a dataset of images {shape}" if spec is not None else f"an array of shape {shape}"
     if len(shape) < 3 or any(g is not None and g != w for g, w in zip(shape[-3:], (32, 32, 3))):
         raise V.fail("normalization", "None, a keras.layers.Normalization, or CIFAR-10 training images "
                      "(N, 32, 32, 3) (or a tf.data.Dataset of them) to adapt one on", what)
@@ -425,7 +421,7 @@ def predict_tta(model: keras.Model, images: Any, *, level: int = 2, batch_size: 
         raise V.fail("images", "an array of shape (N, H, W, C) with H, W >= 2", f"an array of shape {shape}")
     from ._images import check_fits
 
-    check_fits(model, images, argument="images")  # no Keras traceback for a batch of 0 or of the wrong size
+    check_fits(model, images, argument="images")  # not Keras' error for an empty batch or another size
     from ._fast_cifar import predict_tta as tta
 
     return tta(model, images, level=level, batch_size=batch_size)
