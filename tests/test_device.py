@@ -98,3 +98,10 @@ def test_info_shows_cpu_features_and_the_auto_choice():
     assert set(shown["cpu_features"]) <= {"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8"}
     if {"avx512_bf16", "amx_bf16"} & set(shown["cpu_features"]) and not shown["gpus"]:
         assert shown["auto_precision"] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32], ids=["negative", "beyond-numpy"])
+def test_configure_refuses_seeds_outside_numpys_range(seed):
+    # 2**32 reached NumPy's bare ValueError from keras.utils.set_random_seed (#19)
+    with pytest.raises(InvalidArgumentError, match=r"`seed`.*<= 4294967295.*Received: seed="):
+        device.configure(seed=seed, memory_growth=False)

@@ -330,3 +330,16 @@ def test_cli_defaults_and_choices_come_from_the_library() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in sub.choices["style"]._actions if a.choices}
     assert choices == {"optimizer": style.OPTIMIZERS, "pooling": style.POOLINGS}
+
+
+# ----------------------------------------------------------------------------- errors at the edges (#19)
+
+
+@pytest.mark.parametrize(("which", "argument"), [("content", "content"), ("style", "style"), ("second-style", r"style\[1\]")])
+def test_style_transfer_names_the_image_argument_at_fault(photo, painting, which, argument):
+    bad = np.zeros((32, 32, 2), np.uint8)  # two channels: neither grey, RGB nor RGBA
+    content = bad if which == "content" else photo
+    styles = bad if which == "style" else [painting, bad] if which == "second-style" else painting
+    # before: "Argument `source`", the parameter of data.load_image
+    with pytest.raises(InvalidArgumentError, match=rf"Argument `{argument}` must be an image array.*Received: {argument}="):
+        style.style_transfer(content, styles, weights=None, steps=1, max_dim=32, progress=False)

@@ -531,3 +531,52 @@ def test_train_transfer_takes_every_shared_option(tmp_path):
     assert result.settings["precision"] == "mixed_bfloat16" and result.settings["optimizer"] == "adam"
     assert result.model.outputs[0].dtype == "float32"  # the head's output layer computes in float32
     assert set(result.paths) == {"checkpoint_dir", "log_dir"}
+
+
+# ----------------------------------------------------------------------------- errors at the edges (#19)
+
+
+@pytest.mark.parametrize(("name", "side", "low"), [("vgg16", 31, 32), ("mobilenet_v2", 8, 32), ("inception_v3", 74, 75),
+                                                   ("xception", 70, 71)])
+def test_conv_base_refuses_inputs_below_the_backbones_minimum(name, side, low):
+    # before: Keras' bare ValueError ("Input size must be at least 32x32")
+    with pytest.raises(InvalidArgumentError, match=rf"`input_shape`.*>= {low} for base '{name}'.*Received: input_shape=\({side}"):
+        T.conv_base(name, weights=None, input_shape=(side, side, 3))
+
+
+def test_conv_base_with_imagenet_weights_needs_three_channels():
+    with pytest.raises(InvalidArgumentError, match=r"3 channels.*ImageNet.*Received: input_shape=\(64, 64, 1\)"):
+        T.conv_base("vgg16", weights="imagenet", input_shape=(64, 64, 1))
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (2, 16, 16, 1)], ids=["wrong-size", "one-channel"])
+def test_extract_features_and_lr_find_refuse_images_that_do_not_fit(shape):
+    import tensorflow as tf
+
+    base = T.conv_base(tiny_base, weights=None, input_shape=(16, 16, 3))
+    images, labels = np.zeros(shape, np.float32), np.array([0, 1])
+    pattern = r"`{}` must be a non-empty batch of shape \(N, 16, 16, 3\) for model 'tiny'"
+    with pytest.raises(InvalidArgumentError, match=pattern.format("data")):
+        T.extract_features(base, (images, labels), progress=False)
+    with pytest.raises(InvalidArgumentError, match=pattern.format("data")):
+        T.extract_features(base, tf.data.Dataset.from_tensor_slices((images, labels)), progress=False)
+    model = keras.Model(base.inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(base.output)))
+    model.name = "tiny"
+    with pytest.raises(InvalidArgumentError, match=pattern.format("train_data")):
+        T.lr_find(model, (images, labels), steps=5, progress=False)
+
+
+def test_classify_refuses_an_empty_batch():
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    # before: UnboundLocalError from inside Keras' predict
+    with pytest.raises(InvalidArgumentError, match=r"`images`.*non-empty batch.*Received: images='array of shape \(0, 8, 8, 3\)'"):
+        T.classify(model, np.zeros((0, 8, 8, 3)), class_names=["a", "b"])
+
+
+@pytest.mark.parametrize(("base", "size", "low"), [("vgg16", 16, 32), ("inception_v3", (74, 100), 75)])
+def test_train_transfer_names_image_size_below_the_backbones_minimum(tmp_path, base, size, low):
+    # before: the folder was read, then conv_base's error named `input_shape` (Keras' before that);
+    # now the check comes first: the folder (missing here) is not even looked at
+    with pytest.raises(InvalidArgumentError, match=rf"`image_size` must be at least {low} pixels.*'{base}'.*Received: image_size="):
+        T.train_transfer(tmp_path / "missing", base=base, weights=None, image_size=size, method="frozen", epochs=1,
+                         progress=False)

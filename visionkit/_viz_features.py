@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._images import as_batch, display, literal, to_rgb
+from ._images import as_batch, check_fits, display, literal, to_rgb
 
 # Keras and _layers (which imports it) are imported inside the functions: the command
 # line reads these functions' defaults without loading TensorFlow.
@@ -93,6 +93,7 @@ def activations(model: Any, image: Any, *, layers: Sequence[str] | None = None) 
         for n in names:
             _layers.get_layer(model, n, argument="layers")
     x, single = as_batch(model, image, argument="image")
+    check_fits(model, x, argument="image")
     tapped = _cached(model, ("acts", *names), lambda: _layers.tap(model, names, include_output=False))
     out = tapped(tf.convert_to_tensor(x, dtype=model.inputs[0].dtype), training=False)
     result: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -275,7 +276,8 @@ def _check_filters(model: Any, layer: str, filters: Sequence[int], argument: str
     lyr = _layers.get_layer(model, layer)
     if _layers.output_rank(lyr) != 4:
         names = _layers.candidates(model, lambda ly: _layers.output_rank(ly) == 4 and not hasattr(ly, "layers"))
-        raise V.fail("layer", f"a layer with a 4-D output; valid names: {_layers.short_list(names)}", layer)
+        valid = f"valid names: {_layers.short_list(names)}" if names else f"model '{model.name}' has none"
+        raise V.fail("layer", f"a layer with a 4-D output (batch, height, width, filters); {valid}", layer)
     n = int(lyr.output.shape[-1])
     bad = [f for f in filters if not 0 <= f < n]
     if bad:

@@ -199,7 +199,7 @@ def cifar10_convnet(
     elif isinstance(normalization, layers.Normalization):
         norm = normalization
     else:
-        norm = standardization(normalization)
+        norm = standardization(_cifar_images(normalization))
     inputs = keras.Input((32, 32, 3), name="image")
     x = inputs
     if augment:
@@ -215,6 +215,18 @@ def cifar10_convnet(
     x = layers.Dropout(0.5, name="dropout")(x)
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="cifar10_convnet")
+
+
+def _cifar_images(data: Any) -> Any:
+    """``data`` if it holds CIFAR-sized images ``(N, 32, 32, 3)`` (or a dataset of them); raise otherwise."""
+    spec = getattr(data, "element_spec", None)
+    spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = tuple(spec.shape if spec is not None else np.shape(data))
+    what = f"a dataset of images {shape}" if spec is not None else f"an array of shape {shape}"
+    if len(shape) < 3 or any(g is not None and g != w for g, w in zip(shape[-3:], (32, 32, 3))):
+        raise V.fail("normalization", "None, a keras.layers.Normalization, or CIFAR-10 training images "
+                     "(N, 32, 32, 3) (or a tf.data.Dataset of them) to adapt one on", what)
+    return data
 
 
 def small_convnet(
@@ -407,6 +419,9 @@ def predict_tta(model: keras.Model, images: Any, *, level: int = 2, batch_size: 
     shape = np.shape(images)
     if len(shape) != 4 or min(shape[1:3]) < 2:
         raise V.fail("images", "an array of shape (N, H, W, C) with H, W >= 2", f"an array of shape {shape}")
+    from ._images import check_fits
+
+    check_fits(model, images, argument="images")  # not Keras' error for an empty batch or another size
     from ._fast_cifar import predict_tta as tta
 
     return tta(model, images, level=level, batch_size=batch_size)

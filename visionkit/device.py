@@ -124,7 +124,8 @@ def configure(
         The global Keras dtype policy. ``"auto"`` picks with [`auto_precision`][visionkit.device.auto_precision]. ``None`` leaves it as it is. The recipes keep their last layer in
         float32, so losses and outputs stay float32.
     seed : int, optional
-        Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``).
+        Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``); in
+        ``[0, 2**32 - 1]``.
     deterministic : bool, default False
         Ask TensorFlow for deterministic kernels (slower).
 
@@ -134,7 +135,7 @@ def configure(
         What was applied: ``{"memory_growth", "precision", "seed", "deterministic"}``.
     """
     V.one_of("precision", precision, (*PRECISIONS, None))
-    seed = V.integer("seed", seed, minimum=0, allow_none=True)
+    seed = V.integer("seed", seed, minimum=0, maximum=2**32 - 1, allow_none=True)  # NumPy's seed range
     import keras
     import tensorflow as tf
 

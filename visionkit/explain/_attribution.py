@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._images import model_images
 from ._cams import normalise
 from ._common import class_array
 
@@ -36,7 +37,7 @@ def _prepare(model: Any, images: Any, class_index: Any, raw: Any, batch_size: An
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     if model.inputs and not model.inputs[0].dtype.startswith(("float", "bfloat")):
         raise V.fail("model", f"a model with a floating-point input (gradients w.r.t. pixels); model '{model.name}' takes {model.inputs[0].dtype}", model.name)
-    x, _single = V.model_images(model, images)
+    x, _single = model_images(model, images)
     x = np.asarray(x, np.float32)
     classes = class_array(class_index, len(x))
     core = _probe.input_gradients(model, guided=guided)

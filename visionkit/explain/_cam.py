@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._images import model_images
 from ._cams import METHODS, TABLE, normalise, reduce
 from ._common import class_array, resize_maps
 
@@ -220,7 +221,7 @@ def grad_cam(
     if scorecam_channels is not None and "scorecam_channels" not in entry.options:
         takers = " or ".join(f"method='{n}'" for n, m in TABLE.items() if "scorecam_channels" in m.options)
         raise V.fail("scorecam_channels", f"None unless {takers}", scorecam_channels)
-    x, _single = V.model_images(model, images)
+    x, _single = model_images(model, images)
     layer = resolve_layer(model, layer)
     classes = class_array(class_index, len(x))
     probe = _probe(model, layer)

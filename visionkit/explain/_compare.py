@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._images import model_images
 from ..errors import InvalidArgumentError
 from . import _attribution, _pixels
 from ._cams import METHODS
@@ -129,7 +130,7 @@ def heatmaps(
     >>> heatmaps(model, x, method=lambda model, images, class_index=None: np.ones((2, 4, 4))).shape
     (2, 16, 16)
     """
-    x, _single = V.model_images(model, images)
+    x, _single = model_images(model, images)
     name, fn = _method(method)
     if fn is None:
         from ._cam import grad_cam
@@ -388,7 +389,7 @@ def compare_methods(
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     if metric.startswith("road"):
         _pixels.require_scipy()
-    x, _single = V.model_images(model, images)
+    x, _single = model_images(model, images)
     x = x.astype(np.float64)
     from ._probe import predictor
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._images import model_images
 from ._cam import grad_cam, resolve_layer
 from ._cams import METHODS
 from ._common import batches, label_ints
@@ -126,7 +127,7 @@ def explain_errors(
     best: list[tuple[float, int, np.ndarray, int, int]] = []
     seen, n_classes = 0, 0
     for xb, yb in batches(data, 256):
-        xb_model, _ = V.model_images(model, xb, argument="data", first=seen) if xb.ndim else (xb, False)
+        xb_model, _ = model_images(model, xb, argument="data", first=seen) if xb.ndim else (xb, False)
         probs = predict(xb_model)  # softmax / sigmoid also for a logits head; one unit: [1 - p, p]
         n_classes = probs.shape[1]
         pred, conf = probs.argmax(axis=1), probs.max(axis=1)

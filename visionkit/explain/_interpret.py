@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._images import model_images
 from ._common import batches, label_ints, markdown
 from ._common import class_names as names_of
 from ._figures import gallery, label
@@ -379,7 +380,7 @@ def interpret(
     kept_loss, kept_idx, kept_img = np.zeros(0), np.zeros(0, np.int64), None
     seen = 0
     for xb, yb in batches(data, batch_size):
-        xb, _single = V.model_images(model, xb, argument="data", first=seen)
+        xb, _single = model_images(model, xb, argument="data", first=seen)
         pb = predict(xb)
         lb = label_ints(yb, pb.shape[1])
         if len(lb) != len(xb):

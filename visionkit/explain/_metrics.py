@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .._images import model_images
 from . import _pixels
 from ._common import check_maps, class_array
 from ._figures import label, png
@@ -42,7 +43,7 @@ def classes_of(class_index: Any, probs: np.ndarray) -> np.ndarray:
 def _prepare(model: Any, images: Any, maps: Any, class_index: Any, batch_size: Any) -> tuple[Any, ...]:
     """Images as a float64 batch, maps at their size, the predictor and the classes."""
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    x, _single = V.model_images(model, images)
+    x, _single = model_images(model, images)
     x = x.astype(np.float64)
     m = check_maps(maps, x)
     from ._probe import predictor
