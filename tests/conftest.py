@@ -19,6 +19,8 @@ is not bit-stable across machines. Compare by dtype and operation:
 Doctests print shapes, dtypes, booleans or exact values, never conv-derived floats.
 Check a change on a machine without AVX-512 by emulating one:
 ``ONEDNN_MAX_CPU_ISA=AVX2 python -m pytest tests`` (``ONEDNN_VERBOSE=1`` shows the ISA).
+There, tests that train in bfloat16 skip (fixture ``bfloat16_kernels``): TensorFlow still
+sends them to oneDNN, which the cap stops; a real AVX2 CPU runs them in Eigen.
 """
 
 from __future__ import annotations
@@ -53,3 +55,17 @@ def real_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bfloat16_kernels() -> None:
+    """Skip a test that trains in bfloat16 when ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below it.
+
+    TensorFlow sends bfloat16 convolutions to oneDNN when the CPU has AVX-512 (and to
+    Eigen on an AVX2-only CPU), so an emulated AVX2 CPU (``ONEDNN_MAX_CPU_ISA=AVX2`` on
+    an AVX-512 machine) fails them with "could not create a primitive descriptor"; a
+    real AVX2 CPU does not.
+    """
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    if not any(isa in cap for isa in ("BF16", "AMX", "AVX10", "ALL")) and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        pytest.skip(f"ONEDNN_MAX_CPU_ISA={cap} emulates a CPU whose bfloat16 convolutions TensorFlow would run in Eigen")

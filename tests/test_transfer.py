@@ -514,7 +514,7 @@ def test_lr_find_takes_the_shared_optimizer_option():
         T.lr_find(model, (x, y), batch_size=0)
 
 
-def test_train_transfer_takes_every_shared_option(tmp_path):
+def test_train_transfer_takes_every_shared_option(tmp_path, bfloat16_kernels):
     """optimizer, lr_schedule, log_dir, checkpoint_dir, strategy, precision and callbacks reach both phases."""
     write_folder(tmp_path / "data", per_class=6)
     rates = _Rates()
