@@ -105,10 +105,10 @@ def test_tta_is_the_weighted_mean_of_the_explicit_views():
     up_left, down_right = padded[:, :8, :8], padded[:, 2:, 2:]
     mirror = 0.5 * out(x) + 0.5 * out(x[:, :, ::-1])
     shifted = [0.5 * out(v) + 0.5 * out(v[:, :, ::-1]) for v in (up_left, down_right)]
-    np.testing.assert_allclose(convnets.predict_tta(model, x, level=0), out(x), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(convnets.predict_tta(model, x, level=1, batch_size=3), mirror, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(convnets.predict_tta(model, x), 0.5 * mirror + 0.25 * (shifted[0] + shifted[1]),
-                               rtol=1e-4, atol=1e-4)
+    tol = {"rtol": 1e-4, "atol": 1e-4 * np.abs(out(x)).max()}  # other batches: float32 sums in another order
+    np.testing.assert_allclose(convnets.predict_tta(model, x, level=0), out(x), **tol)
+    np.testing.assert_allclose(convnets.predict_tta(model, x, level=1, batch_size=3), mirror, **tol)
+    np.testing.assert_allclose(convnets.predict_tta(model, x), 0.5 * mirror + 0.25 * (shifted[0] + shifted[1]), **tol)
     with pytest.raises(InvalidArgumentError, match="level"):
         convnets.predict_tta(model, x, level=3)
 
