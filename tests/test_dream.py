@@ -61,8 +61,8 @@ def test_tiled_gradient_equals_untiled(tiny, image):
         tape.watch(x)
         expected_loss = D.dream_loss(dreamer.features(x[None]), LAYERS)
     expected = tape.gradient(expected_loss, x).numpy()
-    np.testing.assert_allclose(loss, float(expected_loss), rtol=1e-5)
-    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    np.testing.assert_allclose(loss, float(expected_loss), rtol=1e-4)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     # Small tiles cover every pixel: each tile gets its own (non-zero) gradient.
     _, tiled = dreamer.gradient(image, tile_size=32, shift=(5, -7))
     assert tiled.shape == image.shape
@@ -181,7 +181,7 @@ def test_default_model_is_float32_under_mixed_policy():
     loss, grad = D._Dreamer(D.dream_model(model, D.INCEPTION_V3_LAYERS), D.INCEPTION_V3_LAYERS, pre).gradient(
         img, tile_size=512)
     assert grad_mixed.dtype == np.float32
-    np.testing.assert_allclose(loss_mixed, loss, rtol=1e-5)
+    np.testing.assert_allclose(loss_mixed, loss, rtol=1e-4)
     np.testing.assert_allclose(grad_mixed, grad, rtol=1e-3, atol=1e-4 * np.abs(grad).max())
 
 

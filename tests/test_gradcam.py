@@ -300,7 +300,7 @@ def test_batch_equals_per_image(functional, images):
     for method in METHODS:
         whole = grad_cam(functional, images, method=method, batch_size=2)
         single = np.concatenate([grad_cam(functional, img, method=method) for img in images])
-        np.testing.assert_allclose(whole, single, atol=1e-5)
+        np.testing.assert_allclose(whole, single, atol=1e-4)  # maps in [0, 1]; batch 2 vs 1
 
 
 def test_shapes_ranges_and_methods(functional, images):
@@ -312,7 +312,7 @@ def test_shapes_ranges_and_methods(functional, images):
         assert small.shape == (5, 12, 12)
     assert grad_cam(functional, images[0], layer="c1").shape == (1, 24, 24)
     per_image = grad_cam(functional, images, class_index=[0, 1, 2, 3, 0])
-    np.testing.assert_allclose(per_image[1], grad_cam(functional, images[1], class_index=1)[0], atol=1e-5)
+    np.testing.assert_allclose(per_image[1], grad_cam(functional, images[1], class_index=1)[0], atol=1e-4)
     # the compiled graph is built once per model and layer
     assert _explainer(functional, "last") is _explainer(functional, "last")
 

@@ -36,8 +36,8 @@ def test_gram_matrix_matches_numpy() -> None:
     f = rng.normal(size=(2, 5, 7, 4)).astype(np.float32)
     flat = f.reshape(2, 35, 4)
     expected = np.einsum("bpc,bpd->bcd", flat, flat) / 35.0
-    np.testing.assert_allclose(style.gram_matrix(f).numpy(), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(style.gram_matrix(f[0]).numpy(), expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(style.gram_matrix(f).numpy(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(style.gram_matrix(f[0]).numpy(), expected[0], rtol=1e-4, atol=1e-5)
     with pytest.raises(InvalidArgumentError, match="features"):
         style.gram_matrix(np.ones((3, 3), np.float32))
 

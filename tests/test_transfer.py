@@ -105,7 +105,7 @@ def test_preprocessing_inside_base_matches_keras():
     without = T.conv_base("mobilenet_v2", weights=None, input_shape=(32, 32, 3), preprocess=False)
     without.set_weights(with_pre.get_weights())
     np.testing.assert_allclose(
-        with_pre.predict(x, verbose=0), without.predict(x / 127.5 - 1.0, verbose=0), atol=1e-4
+        with_pre.predict(x, verbose=0), without.predict(x / 127.5 - 1.0, verbose=0), rtol=1e-4, atol=1e-4
     )
     with pytest.raises(InvalidArgumentError, match="name"):
         T.preprocessing_for("alexnet")
@@ -198,13 +198,13 @@ def test_extract_features_equals_predict_in_one_pass():
     features, labels = T.extract_features(base, (x, y), batch_size=8, progress=False)
     expected = base.predict(x, verbose=0)
     assert features.shape == (21, 4, 4, 8) and features.dtype == np.float32
-    np.testing.assert_allclose(features, expected, atol=1e-5)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())  # batch 8 vs 32
     np.testing.assert_array_equal(labels, y)
     # a reshuffling dataset: features and labels still pair up
     shuffled = from_arrays(x, y, batch_size=5, shuffle=True, seed=3)
     features, labels = T.extract_features(base, shuffled, progress=False)
     assert sorted(labels.tolist()) == list(range(21)) and labels.tolist() != list(range(21))
-    np.testing.assert_allclose(features, expected[labels], atol=1e-5)
+    np.testing.assert_allclose(features, expected[labels], rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     features, labels = T.extract_features(base, x, progress=False)
     assert labels is None and features.shape == (21, 4, 4, 8)
 
@@ -224,7 +224,7 @@ def test_batchnorm_stays_frozen_and_in_inference_mode():
     for w, b in zip(bn.weights, before):
         np.testing.assert_array_equal(w.numpy(), b)  # gamma, beta and the moving statistics
     assert not np.array_equal(base.get_layer("block1_conv1").kernel.numpy(), kernel)
-    np.testing.assert_allclose(model(x, training=True), model(x, training=False), atol=1e-5)
+    np.testing.assert_allclose(model(x, training=True), model(x, training=False), rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- training
@@ -514,7 +514,7 @@ def test_lr_find_takes_the_shared_optimizer_option():
         T.lr_find(model, (x, y), batch_size=0)
 
 
-def test_train_transfer_takes_every_shared_option(tmp_path):
+def test_train_transfer_takes_every_shared_option(tmp_path, bfloat16_kernels):
     """optimizer, lr_schedule, log_dir, checkpoint_dir, strategy, precision and callbacks reach both phases."""
     write_folder(tmp_path / "data", per_class=6)
     rates = _Rates()
