@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras
 import numpy as np
+from _machine import describe, tag
 
 from visionkit import convnets, data, training
 
@@ -101,7 +102,7 @@ def cifar10_run(name: str, args: argparse.Namespace, sample: bool) -> None:
           f"test_acc={metrics['accuracy']:.4f} (target 0.800{'' if not (args.quick or sample) else ', not comparable at these settings'}) "
           f"final val_acc={h['val_accuracy'][-1]:.4f}, best val_acc={h['val_accuracy'][best]:.4f} at epoch {best + 1}, "
           f"final train acc={h['accuracy'][-1]:.4f} wall={wall:7.1f}s  {n_train * epochs / wall:8.0f} samples/s "
-          "(wall clock, validation and test included)", flush=True)
+          f"(wall clock, validation and test included) {tag()}", flush=True)
     for epoch in range(0, epochs, 5 if epochs >= 10 else 1):
         print(f"    epoch {epoch + 1:>2}: acc {h['accuracy'][epoch]:.4f}  val_acc {h['val_accuracy'][epoch]:.4f}", flush=True)
     if args.curves:
@@ -133,7 +134,7 @@ def accuracy_run(name: str, args: argparse.Namespace, sample: bool) -> None:
     rate = len(x) * epochs / sum(timer.times)
     print(f"{name:<9} train={len(x):>6} epochs={epochs:>2} batch=64 {optimizer:<7} "
           f"test_acc={acc:.4f} (target {target:.3f}{'' if not (args.quick or sample) else ', not comparable at these settings'}) "
-          f"wall={wall:7.1f}s  {rate:8.0f} samples/s", flush=True)
+          f"wall={wall:7.1f}s  {rate:8.0f} samples/s {tag()}", flush=True)
 
 
 def fast_run(args: argparse.Namespace, sample: bool) -> None:
@@ -161,7 +162,7 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
         walls.append(wall)
         rates.append(rate)
         print(f"  seed {seed}: test_acc={m['accuracy']:.4f} (no TTA {m['accuracy_no_tta']:.4f}) wall={wall:7.1f}s "
-              f"train {rate:6.0f} images/s ({later:6.0f} after the first epoch) precision={result.settings['precision']}",
+              f"train {rate:6.0f} images/s ({later:6.0f} after the first epoch) {tag(result.settings['precision'])}",
               flush=True)
         if args.curves:
             save_fast_curves(result, Path(args.curves), f"cifar10-fast-ep{args.epochs}-{args.precision}"
@@ -171,7 +172,8 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
         return f"mean {statistics.mean(v):.4f} std {statistics.stdev(v) if len(v) > 1 else 0.0:.4f} min {min(v):.4f}"
 
     print(f"  accuracy (TTA)    {stats(accs)}\n  accuracy (no TTA) {stats(plain)}\n"
-          f"  wall {statistics.mean(walls):.1f}s mean, train {statistics.mean(rates):.0f} images/s mean", flush=True)
+          f"  wall {statistics.mean(walls):.1f}s mean, train {statistics.mean(rates):.0f} images/s mean "
+          f"{tag(result.settings['precision'])}", flush=True)
 
 
 def save_fast_curves(result, folder: Path, stem: str, epoch_times: list[float], wall: float) -> None:
@@ -182,7 +184,7 @@ def save_fast_curves(result, folder: Path, stem: str, epoch_times: list[float], 
     save_figure(plot_history(result.history), folder / f"{stem}.png")
     record = {"history": {k: [float(v) for v in vs] for k, vs in result.history.history.items()},
               "epoch_seconds": [float(t) for t in epoch_times], "wall_seconds": wall, "metrics": dict(result.metrics),
-              "load_average": os.getloadavg(),
+              "load_average": os.getloadavg(), "machine": describe(result.settings["precision"]),
               "settings": {k: v for k, v in result.settings.items() if isinstance(v, (int, float, str, bool))}}
     write_json(folder / f"{stem}.json", record)
     print(f"    curves: {folder / stem}.png and .json", flush=True)
@@ -219,7 +221,7 @@ def pipeline_probe(args: argparse.Namespace, sample: bool) -> None:
     p, c = min(rounds["pipeline"]), min(rounds["constant"])
     print(f"pipeline: {n} images, batch {batch}, {steps} steps, precision {precision}: step from the pipeline "
           f"{p * 1000:.0f} ms, on a constant batch {c * 1000:.0f} ms, ratio {p / c:.3f} (target <= 1.05); "
-          f"{batch / p:.0f} images/s", flush=True)
+          f"{batch / p:.0f} images/s {tag(precision)}", flush=True)
 
 
 def naive_fit(x, y, epochs: int, jit: bool | str = "auto") -> float:
@@ -268,8 +270,7 @@ def main() -> None:
     sample = data.data_dir() is None
     import tensorflow as tf
 
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
-          f"{[d.device_type for d in tf.config.list_physical_devices()]}, CPU cores: {os.cpu_count()}")
+    print(f"{describe()}; devices: {[d.device_type for d in tf.config.list_physical_devices()]}")
     print(f"data: {'bundled samples (VISIONKIT_DATA unset)' if sample else data.data_dir()}; "
           f"mode: {'quick' if args.quick else 'full'}", flush=True)
 
@@ -296,9 +297,9 @@ def main() -> None:
             ours.append(visionkit_train(x, y, epochs))
         for i in range(rounds):
             print(f"  round {i + 1}: model.fit(numpy) {naive[i]:8.0f} samples/s | training.train() {ours[i]:8.0f} samples/s"
-                  f" | ratio {ours[i] / naive[i]:.2f}")
+                  f" | ratio {ours[i] / naive[i]:.2f} {tag()}")
         print(f"  best of rounds: model.fit(numpy) {max(naive):.0f} samples/s, training.train() {max(ours):.0f} "
-              f"samples/s, ratio {max(ours) / max(naive):.2f}", flush=True)
+              f"samples/s, ratio {max(ours) / max(naive):.2f} {tag()}", flush=True)
     if "jit" in tasks:
         print(f"jit_compile: mnist chollet on the from_arrays dataset, {n} images x {epochs} epochs", flush=True)
         off, on = [], []
@@ -306,7 +307,7 @@ def main() -> None:
             off.append(dataset_fit(x, y, epochs, False))
             on.append(dataset_fit(x, y, epochs, True))
         print(f"  jit_compile=False {max(off):8.0f} samples/s | jit_compile=True {max(on):8.0f} samples/s | "
-              f"ratio on/off {max(on) / max(off):.2f} (train() leaves it to Keras' 'auto': off on CPU)", flush=True)
+              f"ratio on/off {max(on) / max(off):.2f} (train() leaves it to Keras' 'auto': off on CPU) {tag()}", flush=True)
 
 
 if __name__ == "__main__":

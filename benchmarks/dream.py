@@ -149,6 +149,9 @@ def main() -> None:
         big_configs[f"visionkit {args.huge}px tile {tile} (1 step)"] = {
             "kind": "visionkit", "size": args.huge, "tile_size": tile, "steps": 1, **common, "octaves": 1,
         }
+    from _machine import describe, tag
+
+    print(describe("float32"), flush=True)  # DeepDream always runs in float32
     print(f"DeepDream benchmark: InceptionV3 (random weights), layers mixed4-7, 3 octaves x 1.4, "
           f"{steps} steps/octave at {size}px, {big_steps} at {big}px; {os.cpu_count()} CPUs; "
           f"{repeats} interleaved rounds at {size}px, {args.big_repeats} at {big}px.", flush=True)
@@ -160,7 +163,7 @@ def main() -> None:
             res = _run_child(config, args.timeout)
             results[name].append(res)
             shown = res.get("error") or f"{res['wall_s']:.1f} s, peak RSS {res['peak_mib']:.0f} MiB"
-            print(f"  round {r + 1}: {name}: {shown}", flush=True)
+            print(f"  round {r + 1}: {name}: {shown} {tag('float32')}", flush=True)
 
     def med(name: str, key: str) -> float | None:
         values = [r[key] for r in results[name] if key in r]
@@ -173,17 +176,17 @@ def main() -> None:
         if wall is None:
             print(f"{name:<36} {results[name][0].get('error', 'failed')}")
             continue
-        print(f"{name:<36} {wall:>12.1f} s {peak:>6.0f} MiB {base:>12.0f} MiB")
+        print(f"{name:<36} {wall:>12.1f} s {peak:>6.0f} MiB {base:>12.0f} MiB  {tag('float32')}")
     names = list(configs)
     t_vk, t_naive = med(names[0], "wall_s"), med(names[1], "wall_s")
     if t_vk and t_naive:
         print(f"\ntime ratio at {size}px, naive / visionkit: {t_naive / t_vk:.2f}x "
-              f"({'visionkit faster' if t_naive > t_vk else 'visionkit slower'})")
+              f"({'visionkit faster' if t_naive > t_vk else 'visionkit slower'}) {tag('float32')}")
     tiled_big = f"visionkit {big}px tile {tile}"
     naive_big = f"naive     {big}px untiled (1 step)"
     if naive_big in results and med(tiled_big, "peak_mib") and med(naive_big, "peak_mib"):
         print(f"peak RSS at {big}px, naive untiled / visionkit tiled: "
-              f"{med(naive_big, 'peak_mib') / med(tiled_big, 'peak_mib'):.2f}x")
+              f"{med(naive_big, 'peak_mib') / med(tiled_big, 'peak_mib'):.2f}x {tag('float32')}")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def main() -> int:
     if not files:
         parser.error(f"no cifar10-fast-*.json files in {args.runs}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    machines = set()  # benchmarks/_machine.describe() of each run: CPU flags and precision
     for path in files:
         record = json.loads(path.read_text())
+        machines.add(record.get("machine", "machine not recorded").split("; precision")[0])
         accuracy = record["history"]["accuracy"]
         minutes = sum(record["epoch_seconds"]) / 60
         name = label(path.stem)
@@ -56,10 +58,11 @@ def main() -> int:
     for ax in (left, right):
         ax.grid(alpha=0.3)
     left.legend(fontsize=8)
+    fig.suptitle("; ".join(sorted(machines)), fontsize=8)
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=100)
-    print(f"wrote {args.output} from {len(files)} runs")
+    print(f"wrote {args.output} from {len(files)} runs measured on:", *sorted(machines), sep="\n  ")
     return 0
 
 

@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from _machine import describe, tag  # noqa: E402  (the CPU and precision beside every figure)
+
 
 def naive_grad_cam(grad_model, images, size):
     """Per-image Grad-CAM, the keras.io way (score after the softmax)."""
@@ -124,6 +126,7 @@ def methods_benchmark(args) -> int:
         runs["tf-keras-vis Scorecam"] = lambda: tkv(CategoricalScore(top), x, penultimate_layer="last")
     except ImportError:
         print("tf-keras-vis is not installed: no Score-CAM comparison")
+    print(describe())
     print(f"small convnet 64x64x3 -> 10 logits, {args.images} images, layer 'last' (16x16x64), {args.rounds} rounds; "
           f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
     import warnings
@@ -141,12 +144,12 @@ def methods_benchmark(args) -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{'':<40} {'median s':>9} {'ms/image':>9}")
     for k in runs:
-        print(f"{k:<40} {med[k]:>9.3f} {med[k] / args.images * 1e3:>9.1f}")
+        print(f"{k:<40} {med[k]:>9.3f} {med[k] / args.images * 1e3:>9.1f}  {tag()}")
     for ours, loop in (("saliency", "loop saliency"), ("smoothgrad (8 samples)", "loop smoothgrad (8 samples)"),
                        ("integrated_gradients (16 steps)", "loop integrated_gradients (16 steps)")):
-        print(f"per-image loop / visionkit, {ours}: {med[loop] / med[ours]:.1f}x  (target >= 3x)")
+        print(f"per-image loop / visionkit, {ours}: {med[loop] / med[ours]:.1f}x  (target >= 3x) {tag()}")
     if "tf-keras-vis Scorecam" in med:
-        print(f"tf-keras-vis / visionkit, Score-CAM: {med['tf-keras-vis Scorecam'] / med['grad_cam scorecam']:.1f}x")
+        print(f"tf-keras-vis / visionkit, Score-CAM: {med['tf-keras-vis Scorecam'] / med['grad_cam scorecam']:.1f}x {tag()}")
     return 0
 
 
@@ -186,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     # the naive loop runs on a quarter of the images (it is linear in N); reported per image
     n_of = {"predict": args.images, "visionkit": args.images, "naive": max(1, args.images // 4)}
+    print(describe())
     print(f"VGG16 (weights=None, include_top=True), {args.images} images {size[0]}x{size[1]}, "
           f"layer {layer!r}, {args.rounds} rounds interleaved; TF {tf.__version__}, Keras {keras.__version__}, "
           f"{os.cpu_count()} CPUs, devices: {[d.device_type for d in tf.config.list_physical_devices()]}")
@@ -205,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     per_image = {k: med[k] / n_of[k] for k in med}
     print(f"{'':<10} {'first call s':>12} {'median s':>9} {'ms/image':>9}  (N)")
     for k in runs:
-        print(f"{k:<10} {first[k]:>12.2f} {med[k]:>9.2f} {per_image[k] * 1e3:>9.1f}  ({n_of[k]})")
-    print(f"visionkit / predict (same batch):       {med['visionkit'] / med['predict']:.2f}x  (target <= 1.5x)")
-    print(f"naive / visionkit (per image):           {per_image['naive'] / per_image['visionkit']:.1f}x  (target >= 3x)")
+        print(f"{k:<10} {first[k]:>12.2f} {med[k]:>9.2f} {per_image[k] * 1e3:>9.1f}  ({n_of[k]}) {tag()}")
+    print(f"visionkit / predict (same batch):       {med['visionkit'] / med['predict']:.2f}x  (target <= 1.5x) {tag()}")
+    print(f"naive / visionkit (per image):           {per_image['naive'] / per_image['visionkit']:.1f}x  (target >= 3x) {tag()}")
     ours = grad_cam(model, x[:2], layer=layer)
     # the naive loop takes the gradient after the softmax; visionkit before it
     theirs = naive_grad_cam(grad_model, x[:2], size)
-    print(f"max |visionkit - naive| heatmap difference (logit vs softmax score): {np.abs(ours - theirs).max():.3f}")
+    print(f"max |visionkit - naive| heatmap difference (logit vs softmax score): {np.abs(ours - theirs).max():.3f} {tag()}")
     return 0
 
 

@@ -87,15 +87,13 @@ def main() -> int:
         return 2
 
     import keras
-    import tensorflow as tf
+    from _machine import describe, tag
     from transfer import write_cats_dogs
 
-    from visionkit import device
     from visionkit.data import folder_splits, load_cifar10
 
     precisions = ["float32", "auto"] if args.order == "float32-first" else ["auto", "float32"]
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU cores: {os.cpu_count()}, "
-          f"auto precision here: {device.auto_precision()}, load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{describe()}, load {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="visionkit-precision-bench-") as tmp:
         folder = Path(tmp) / "cats_dogs"
         if {"folder", "features"} & set(only):
@@ -115,7 +113,7 @@ def main() -> int:
                 wall = time.perf_counter() - start
                 acc = result.metrics["accuracy"]
                 print(f"{name:<9} {result.settings['precision']:<15} {epochs:>6} {acc:8.4f} {wall:7.1f} "
-                      f"{n * epochs / wall:9.0f}  {os.getloadavg()[0]:.2f}", flush=True)
+                      f"{n * epochs / wall:9.0f}  {os.getloadavg()[0]:.2f}  {tag(result.settings['precision'])}", flush=True)
     return 0
 
 

@@ -94,6 +94,9 @@ def main() -> None:
     if has_gpu:
         configs["1 GPU, float32"] = {**base, "hide_gpu": False}
         configs["1 GPU, mixed_float16"] = {**base, "hide_gpu": False, "precision": "mixed_float16"}
+    from _machine import describe, tag
+
+    print(describe("float32, one row in mixed_bfloat16"))
     print(f"CIFAR-10 convnet (no augmentation), {samples} samples, global batch {args.batch}, "
           f"{epochs} epochs (first epoch excluded as warm-up); {os.cpu_count()} CPU cores")
     results = {}
@@ -101,17 +104,20 @@ def main() -> None:
         t0 = time.perf_counter()
         results[name] = run(cfg)
         print(f"  {name:<40} {results[name]['samples_per_s']:8.0f} samples/s   "
-              f"(replicas {results[name]['replicas']}, {time.perf_counter() - t0:.0f} s wall)", flush=True)
+              f"(replicas {results[name]['replicas']}, {time.perf_counter() - t0:.0f} s wall) {tag(cfg.get('precision') or 'float32')}",
+              flush=True)
 
     def ratio(a: str, b: str) -> str:
         return f"{results[a]['samples_per_s'] / results[b]['samples_per_s']:.2f}x"
 
     print("Ratios:")
-    print("  2 threads / 1 thread:                 ", ratio("2 threads, float32", "1 thread, float32"))
-    print("  mirrored 2 replicas / default:        ", ratio("2 logical CPUs, mirrored (2 replicas)", "2 logical CPUs, default strategy"))
-    print("  mixed_bfloat16 / float32 (2 threads): ", ratio("2 threads, mixed_bfloat16", "2 threads, float32"))
+    print("  2 threads / 1 thread:                 ", ratio("2 threads, float32", "1 thread, float32"), tag("float32"))
+    print("  mirrored 2 replicas / default:        ", ratio("2 logical CPUs, mirrored (2 replicas)", "2 logical CPUs, default strategy"), tag("float32"))
+    print("  mixed_bfloat16 / float32 (2 threads): ", ratio("2 threads, mixed_bfloat16", "2 threads, float32"),
+          tag("mixed_bfloat16 / float32"))
     if has_gpu:
-        print("  GPU mixed_float16 / float32:          ", ratio("1 GPU, mixed_float16", "1 GPU, float32"))
+        print("  GPU mixed_float16 / float32:          ", ratio("1 GPU, mixed_float16", "1 GPU, float32"),
+              tag("mixed_float16 / float32"))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         keras.utils.set_random_seed(0)
         base = application("vgg19", weights=None, include_top=False, input_shape=(None, None, 3))
         weights = None
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU threads: {os.cpu_count()}")
+    from _machine import describe, tag
+
+    print(describe())
     print(f"weights: {'ImageNet' if weights else 'random (ImageNet weights unavailable offline)'}")
 
     content = data.sample_image("photo", max_dim=size)
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(rounds):
         for k, fn in candidates.items():
             times[k].append(timed(fn))
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()), flush=True)
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()) + f" {tag()}", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     # Per-round ratios: each pair was measured back to back, under the same machine load.
     ratio = {
@@ -208,16 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     mm_gflops = n_chain * 2 * n_mm**3 / med["matmul"] / 1e9
     print()
     print(f"== per-step time at {h}x{w}, median of {rounds} interleaved rounds ==")
-    print(f"VGG-19 forward+backward (reference) : {med['reference'] * 1e3:9.1f} ms   ({ref_flops / med['reference'] / 1e9:6.1f} GFLOP/s)")
+    print(f"VGG-19 forward+backward (reference) : {med['reference'] * 1e3:9.1f} ms   ({ref_flops / med['reference'] / 1e9:6.1f} GFLOP/s) {tag()}")
     print(f"visionkit step (compiled)           : {med['visionkit'] * 1e3:9.1f} ms   = {med['visionkit'] / med['reference']:.2f}x reference "
-          f"(median per-round ratio {ratio['vk/ref']:.2f}x; target <= 1.25x)")
+          f"(median per-round ratio {ratio['vk/ref']:.2f}x; target <= 1.25x) {tag()}")
     if "visionkit+xla" in med:
         print(f"visionkit step, jit_compile=True    : {med['visionkit+xla'] * 1e3:9.1f} ms   = {med['visionkit+xla'] / med['visionkit']:.2f}x the default step "
-              f"(per-round {ratio['xla/vk']:.2f}x)")
+              f"(per-round {ratio['xla/vk']:.2f}x) {tag()}")
     print(f"naive textbook step (eager)         : {med['naive'] * 1e3:9.1f} ms   -> visionkit is {med['naive'] / med['visionkit']:.2f}x faster "
-          f"(per-round {ratio['naive/vk']:.2f}x; target >= 2x)")
+          f"(per-round {ratio['naive/vk']:.2f}x; target >= 2x) {tag()}")
     print(f"visionkit step: {step_flops / 1e9:.1f} GFLOP -> {step_flops / med['visionkit'] / 1e9:.1f} GFLOP/s; "
-          f"{n_mm}x{n_mm} float32 matmul: {mm_gflops:.1f} GFLOP/s ({100 * step_flops / med['visionkit'] / 1e9 / mm_gflops:.0f}% of it)")
+          f"{n_mm}x{n_mm} float32 matmul: {mm_gflops:.1f} GFLOP/s ({100 * step_flops / med['visionkit'] / 1e9 / mm_gflops:.0f}% of it) {tag()}")
 
     # --- losses after N steps
     print()
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         first, last = hist[0], hist[-1]
         print(f"{opt:>5}: total {first['total']:.4g} -> {last['total']:.4g}  "
               f"(style {first['style']:.4g} -> {last['style']:.4g}, content {first['content']:.4g} -> {last['content']:.4g}, "
-              f"tv {first['tv']:.4g} -> {last['tv']:.4g}) in {len(hist)} steps, {dt:.1f} s")
+              f"tv {first['tv']:.4g} -> {last['tv']:.4g}) in {len(hist)} steps, {dt:.1f} s {tag()}")
     return 0
 
 

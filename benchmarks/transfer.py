@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from _machine import describe, tag
 
 CAT, DOG = 3, 5
 
@@ -106,7 +107,7 @@ def pretrain(tmp_path: Path, x_train, y_train, x_test, y_test, n_pre: int, pre_e
     weights_file = tmp_path / "small_vgg_8classes.weights.h5"
     base.save_weights(str(weights_file))
     print(f"\npretraining on 8 non-cat/dog classes: {len(xp)} images, {pre_epochs} epochs, "
-          f"{t_pre:.0f} s; 8-class test accuracy {pre_acc:.3f}; saved {weights_file.name}")
+          f"{t_pre:.0f} s; 8-class test accuracy {pre_acc:.3f}; saved {weights_file.name} {tag()}")
     return weights_file
 
 
@@ -169,7 +170,7 @@ def compare_methods(tmp_path: Path, weights_file: Path, train32, test32, *, epoc
         acc, t = timed(run)
         t_c = t if run is run_c else t_c
         results.append((name, acc, t + (t_c if run is run_d else 0.0)))
-        print(f"{name}: {acc:.3f} in {results[-1][2]:.0f} s", flush=True)
+        print(f"{name}: {acc:.3f} in {results[-1][2]:.0f} s {tag()}", flush=True)
     if figures:
         save_curves(curves, epochs, figures)
     return results
@@ -215,7 +216,7 @@ def throughput(weights_file: Path, tmp_path: Path, test32, *, batch: int, quick:
         (f1, l1), t1 = timed(lambda b=b, ds=ds: transfer.extract_features(b, ds, progress=False))
         (f2, l2), t2 = timed(lambda b=b, ds=ds: naive(b, ds))
         assert np.allclose(f1, f2, atol=1e-4) and np.array_equal(l1, l2)
-        print(f"{name:<30} {n / t1:22.0f} {n / t2:25.0f} {t2 / t1:8.2f}x")
+        print(f"{name:<30} {n / t1:22.0f} {n / t2:25.0f} {t2 / t1:8.2f}x  {tag()}")
 
 
 def main() -> int:
@@ -225,7 +226,6 @@ def main() -> int:
         return 2
 
     import keras
-    import tensorflow as tf
 
     from visionkit.data import image_folder, load_cifar10
 
@@ -240,7 +240,7 @@ def main() -> int:
 
     (x_train, y_train), (x_test, y_test) = load_cifar10()
     y_train, y_test = y_train[:, 0], y_test[:, 0]
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU threads: {os.cpu_count()}")
+    print(describe())
     print(f"settings: {'quick' if quick else 'full'}; pretrain {n_pre} images x {pre_epochs} epochs; "
           f"(a)-(c) {epochs} epochs, (d) +{ft_epochs} fine-tuning epochs; batch {batch}")
 
@@ -256,7 +256,7 @@ def main() -> int:
                                   batch=batch, figures=args.figures)
         print("\nmethod                                                   test acc   wall s")
         for name, acc, t in results:
-            print(f"{name:<56} {acc:8.3f} {t:8.0f}")
+            print(f"{name:<56} {acc:8.3f} {t:8.0f}  {tag()}")
         throughput(weights_file, tmp_path, test32, batch=batch, quick=quick)
     return 0
 

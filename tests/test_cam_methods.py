@@ -213,7 +213,7 @@ def test_aug_smooth_maps_back_to_the_frame(functional, images):
     assert not np.allclose(smooth, plain, atol=1e-3)
     # the augmentations are symmetric under a flip: explaining the flipped image gives the flipped map
     flipped = grad_cam(functional, images[:, :, ::-1], class_index=2, aug_smooth=True)
-    np.testing.assert_allclose(flipped[:, :, ::-1], smooth, atol=1e-4)
+    np.testing.assert_allclose(flipped[:, :, ::-1], smooth, atol=2e-4)
     assert grad_cam(functional, images, aug_smooth=True, upsample=False).shape == (3, 10, 10)
 
 

@@ -122,3 +122,25 @@ def test_recipe_argument_errors():
         convnets.cifar10_convnet(rotation=400)
     with pytest.raises(InvalidArgumentError, match="lr_schedule"):
         convnets.train_mnist(sample=True, lr_schedule="step")
+
+
+# ----------------------------------------------------------------------------- errors at the edges (#19)
+
+
+def _tiny_classifier() -> keras.Model:
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3, padding="same")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(x), name="tiny")
+
+
+@pytest.mark.parametrize("shape", [(0, 8, 8, 3), (2, 8, 8, 1), (2, 6, 6, 3)], ids=["empty", "one-channel", "wrong-size"])
+def test_predict_tta_refuses_batches_that_do_not_fit_the_model(shape):
+    with pytest.raises(InvalidArgumentError, match=r"`images`.*\(N, 8, 8, 3\).*'tiny'.*Received: images=.*" + str(shape[1])):
+        convnets.predict_tta(_tiny_classifier(), np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("images", [np.zeros((4, 28, 28, 1)), np.zeros((4, 32, 32))], ids=["mnist-shaped", "no-channels"])
+def test_cifar10_convnet_refuses_normalization_images_of_another_shape(images):
+    # these were adapted silently: a 1-channel mean broadcast over the 3 channels
+    with pytest.raises(InvalidArgumentError, match=r"`normalization`.*\(N, 32, 32, 3\).*Received"):
+        convnets.cifar10_convnet(normalization=images)

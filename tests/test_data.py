@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from visionkit import data
+from visionkit.data import _sources
 from visionkit.errors import DataNotFoundError, ImageReadError, InvalidArgumentError, VisionkitError
 
 # ----------------------------------------------------------------------------- loaders
@@ -136,8 +137,8 @@ def test_offline_error_lists_places(tmp_path, monkeypatch):
     with socket.socket() as s:  # a free port, closed again: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(data, "_MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
-    monkeypatch.setattr(data, "_CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+    monkeypatch.setattr(_sources, "MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
+    monkeypatch.setattr(_sources, "CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
     with pytest.raises(DataNotFoundError) as info:
         data.load_mnist()
     msg = str(info.value)

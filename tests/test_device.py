@@ -98,3 +98,25 @@ def test_info_shows_cpu_features_and_the_auto_choice():
     assert set(shown["cpu_features"]) <= {"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8"}
     if {"avx512_bf16", "amx_bf16"} & set(shown["cpu_features"]) and not shown["gpus"]:
         assert shown["auto_precision"] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32], ids=["negative", "beyond-numpy"])
+def test_configure_refuses_seeds_outside_numpys_range(seed):
+    # 2**32 reached NumPy's bare ValueError from keras.utils.set_random_seed (#19)
+    with pytest.raises(InvalidArgumentError, match=r"`seed`.*<= 4294967295.*Received: seed="):
+        device.configure(seed=seed, memory_growth=False)
+
+
+def test_auto_precision_follows_an_onednn_isa_cap(monkeypatch):
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 oneDNN cannot build bfloat16 convolutions: auto picks float32."""
+    monkeypatch.setattr(device, "_cpu_flags_from_machine", lambda: {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert device.auto_precision(gpu_capabilities=[], tpu=False) == "float32"
+    assert device.info()["cpu_features"] == ["avx2"]
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_vnni")
+    assert device.auto_precision(gpu_capabilities=[], tpu=False) == "float32"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert device.auto_precision(gpu_capabilities=[], tpu=False) == "mixed_bfloat16"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert device.auto_precision(gpu_capabilities=[], tpu=False) == "mixed_bfloat16"

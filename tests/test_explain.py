@@ -11,9 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from visionkit import _explain_core as core
 from visionkit import explain, gradcam
 from visionkit.errors import InvalidArgumentError, MissingDependencyError, VisionkitError
+from visionkit.explain import _pixels as core
+from visionkit.explain import _probe
 
 # ------------------------------------------------------------------ fixtures
 
@@ -299,9 +300,9 @@ def test_the_compiled_step_is_reused_and_does_not_keep_the_model_alive():
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
     x, maps = np.ones((2, 4, 4, 1)), np.ones((2, 4, 4))
     explain.deletion(model, x, maps, steps=2)
-    step = core._STEPS[model]
+    step = _probe.cached(model, ("predict",), lambda: None)
     explain.insertion(model, x, maps, steps=3, batch_size=5)
-    assert core._STEPS[model] is step and step.experimental_get_tracing_count() == 1
+    assert _probe.cached(model, ("predict",), lambda: None) is step and step.experimental_get_tracing_count() == 1
     ref = weakref.ref(model)
     del model, step
     gc.collect()

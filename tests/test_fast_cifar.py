@@ -32,7 +32,8 @@ def test_whitening_layer_whitens_training_patches(cifar_sample):
     first = out[..., :12].reshape(-1, 12).astype(np.float64)
     cov = first.T @ first / len(first)
     np.testing.assert_allclose(cov, np.eye(12), atol=2e-3)
-    np.testing.assert_allclose(out[..., 12:], -out[..., :12], atol=1e-5)  # the negated half
+    # the negated half: its own conv channels, so float32 rounding differs by CPU (3.8e-5 seen on AVX2)
+    np.testing.assert_allclose(out[..., 12:], -out[..., :12], rtol=1e-4, atol=1e-4 * np.abs(out).max())
     # the recipe's epsilon shrinks only the smallest directions: still uncorrelated, variances <= 1
     layer = F.PatchWhitening(2)
     layer.adapt(images)
@@ -104,10 +105,10 @@ def test_tta_is_the_weighted_mean_of_the_explicit_views():
     up_left, down_right = padded[:, :8, :8], padded[:, 2:, 2:]
     mirror = 0.5 * out(x) + 0.5 * out(x[:, :, ::-1])
     shifted = [0.5 * out(v) + 0.5 * out(v[:, :, ::-1]) for v in (up_left, down_right)]
-    np.testing.assert_allclose(convnets.predict_tta(model, x, level=0), out(x), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(convnets.predict_tta(model, x, level=1, batch_size=3), mirror, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(convnets.predict_tta(model, x), 0.5 * mirror + 0.25 * (shifted[0] + shifted[1]),
-                               rtol=1e-5, atol=1e-4)
+    tol = {"rtol": 1e-4, "atol": 1e-4 * np.abs(out(x)).max()}  # other batches: float32 sums in another order
+    np.testing.assert_allclose(convnets.predict_tta(model, x, level=0), out(x), **tol)
+    np.testing.assert_allclose(convnets.predict_tta(model, x, level=1, batch_size=3), mirror, **tol)
+    np.testing.assert_allclose(convnets.predict_tta(model, x), 0.5 * mirror + 0.25 * (shifted[0] + shifted[1]), **tol)
     with pytest.raises(InvalidArgumentError, match="level"):
         convnets.predict_tta(model, x, level=3)
 

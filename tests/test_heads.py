@@ -76,7 +76,7 @@ def test_logits_substitute_shares_weights():
     sub = _heads.logits_substitute(dense)
     f = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
     expected = f @ dense.kernel.numpy() + dense.bias.numpy()
-    np.testing.assert_allclose(np.asarray(sub(f)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(sub(f)), expected, rtol=1e-4, atol=1e-5)
     dense.kernel.assign(-dense.kernel)  # later training is seen: the variables are shared
-    np.testing.assert_allclose(np.asarray(sub(f)), f @ dense.kernel.numpy() + dense.bias.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(sub(f)), f @ dense.kernel.numpy() + dense.bias.numpy(), rtol=1e-4, atol=1e-5)
     assert len(model.layers) == 2 and dense.activation is keras.activations.softmax

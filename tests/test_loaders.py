@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from visionkit import data
+from visionkit.data import _cifar_readers, _sources
 from visionkit.errors import DataNotFoundError, ImageReadError, InvalidArgumentError
 
 # ----------------------------------------------------------------------------- builders
@@ -168,7 +169,7 @@ def test_cifar_damaged_batch_is_named(tmp_path, blob, match):
 
 def test_cifar_damaged_python_tar_member_is_named(tmp_path, monkeypatch):
     blob = _cifar_python_tar({"test_batch": _cifar_batch(labels=[4, 300])})
-    monkeypatch.setattr(data, "_CIFAR_PY_SHA256", hashlib.sha256(blob).hexdigest())
+    monkeypatch.setattr(_sources, "CIFAR_PY_SHA256", hashlib.sha256(blob).hexdigest())
     file = tmp_path / "cifar-10-python.tar.gz"
     file.write_bytes(blob)
     with pytest.raises(ImageReadError, match=r"test_batch.*outside \[0, 9\]") as info:
@@ -194,10 +195,10 @@ def test_cifar_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     (cache,) = (tmp_path / "cache").glob("cifar10-*.npz")
     cache.write_bytes(_bad_crc(cache.read_bytes()))
     with pytest.raises(ImageReadError, match=r"member 'x_train\.npy'.*CRC"):  # the damage is real
-        data._read_cifar_npz(cache)
+        _cifar_readers.read_cifar_npz(cache)
     (x2, _), _ = data.load_cifar10(root)
     np.testing.assert_array_equal(x2, x)
-    (x3, _), _ = data._read_cifar_npz(cache)  # rebuilt
+    (x3, _), _ = _cifar_readers.read_cifar_npz(cache)  # rebuilt
     np.testing.assert_array_equal(x3, x)
 
 
@@ -305,8 +306,8 @@ def test_stalled_network_fails_with_the_offline_error(offline_home, monkeypatch)
         thread = threading.Thread(target=accept_and_never_answer, daemon=True)
         thread.start()
         port = listener.getsockname()[1]
-        monkeypatch.setattr(data, "_MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
-        monkeypatch.setattr(data, "_CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+        monkeypatch.setattr(_sources, "MNIST_URL", f"http://127.0.0.1:{port}/mnist.npz")
+        monkeypatch.setattr(_sources, "CIFAR_PY_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
         try:
             _, error = _in_thread(data.load_mnist)
             _, error_cifar = _in_thread(data.load_cifar10)
@@ -326,9 +327,9 @@ def test_stalled_network_fails_with_the_offline_error(offline_home, monkeypatch)
 
 def test_slow_but_live_download_completes_and_is_cached(offline_home, monkeypatch):
     payload = _npz_bytes(_mnist_arrays())
-    monkeypatch.setattr(data, "_MNIST_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(_sources, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
     with _Server(payload, chunks=5, delay=0.3) as server:  # 1.5 s in all, more than the 1 s timeout
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         result, error = _in_thread(data.load_mnist)
     assert error is None, error
     (x, _), _ = result
@@ -341,7 +342,7 @@ def test_slow_but_live_download_completes_and_is_cached(offline_home, monkeypatc
 
 def test_download_with_wrong_hash_is_refused(offline_home, monkeypatch):
     with _Server(_npz_bytes(_mnist_arrays())) as server:
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         with pytest.raises(DataNotFoundError, match=r"download of .*sha256 [0-9a-f]{12}\.\.\., expected 731c5ac60275"):
             data.load_mnist()
     assert not offline_home.exists() or not list(offline_home.iterdir())
@@ -349,11 +350,11 @@ def test_download_with_wrong_hash_is_refused(offline_home, monkeypatch):
 
 def test_damaged_keras_cache_is_downloaded_again(offline_home, monkeypatch):
     payload = _npz_bytes(_mnist_arrays())
-    monkeypatch.setattr(data, "_MNIST_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(_sources, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
     offline_home.mkdir(parents=True)
     (offline_home / "mnist.npz").write_bytes(payload[:100])  # a download cut short
     with _Server(payload) as server:
-        monkeypatch.setattr(data, "_MNIST_URL", server.url)
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
         (x, _), _ = data.load_mnist()
     assert server.requests == 1
     np.testing.assert_array_equal(x, _mnist_arrays()["x_train"])
@@ -362,9 +363,9 @@ def test_damaged_keras_cache_is_downloaded_again(offline_home, monkeypatch):
 
 def test_cifar_download_is_kept_where_keras_keeps_it(offline_home, monkeypatch):
     payload = _cifar_python_tar()
-    monkeypatch.setattr(data, "_CIFAR_PY_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(_sources, "CIFAR_PY_SHA256", hashlib.sha256(payload).hexdigest())
     with _Server(payload) as server:
-        monkeypatch.setattr(data, "_CIFAR_PY_URL", server.url)
+        monkeypatch.setattr(_sources, "CIFAR_PY_URL", server.url)
         (x, y), (xt, yt) = data.load_cifar10()
     assert x.shape == (10, 32, 32, 3) and y.shape == (10, 1) and xt.shape == (2, 32, 32, 3)
     assert (offline_home / "cifar-10-batches-py-target_archive").read_bytes() == payload
@@ -377,3 +378,127 @@ def test_download_timeout_must_be_positive_seconds(offline_home, monkeypatch, va
     monkeypatch.setenv("VISIONKIT_DOWNLOAD_TIMEOUT", value)
     with pytest.raises(InvalidArgumentError, match="VISIONKIT_DOWNLOAD_TIMEOUT"):
         data.load_mnist()
+
+
+# ----------------------------------------------------------------------------- bombs: sizes checked before reading (#19)
+
+
+def _npz_declaring(shape: tuple[int, ...], key: str = "x_train") -> bytes:
+    """A tiny .npz whose member ``key`` declares ``shape`` (uint8) but holds 16 bytes."""
+    arrays = _npz_bytes(_mnist_arrays())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(arrays)) as src, zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            if info.filename == f"{key}.npy":
+                head = io.BytesIO()
+                np.lib.format.write_array_header_1_0(head, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                out.writestr(info.filename, head.getvalue() + bytes(16))
+            else:
+                out.writestr(info, src.read(info))
+    return buf.getvalue()
+
+
+def test_npz_declaring_an_enormous_array_is_refused_before_reading(tmp_path):
+    file = tmp_path / "mnist.npz"
+    file.write_bytes(_npz_declaring((10**7, 10**6, 28)))  # 280 TB declared in a file of a few KiB
+    with pytest.raises(ImageReadError, match=r"array 'x_train' declares shape \(10000000, 1000000, 28\)") as info:
+        data.load_mnist(file)
+    assert str(file) in str(info.value) and "MAX_NPZ_ARRAY_BYTES" in str(info.value)
+
+
+def test_npz_declaring_more_than_its_member_holds_is_refused(tmp_path):
+    file = tmp_path / "mnist.npz"
+    file.write_bytes(_npz_declaring((1000, 28, 28)))  # under the cap, but the member holds 16 bytes
+    with pytest.raises(ImageReadError, match=r"declares shape \(1000, 28, 28\).*holds 16 bytes"):
+        data.load_mnist(file)
+
+
+def test_cifar_cache_declaring_an_enormous_array_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONKIT_CACHE", str(tmp_path / "cache"))
+    root = _jpeg_tree(tmp_path / "cifar10")
+    (x, _), _ = data.load_cifar10(root)
+    (cache,) = (tmp_path / "cache").glob("cifar10-*.npz")
+    cache.write_bytes(_npz_declaring((10**7, 10**6, 32, 3)))
+    (x2, _), _ = data.load_cifar10(root)  # the damaged cache is treated as damaged: rebuilt
+    np.testing.assert_array_equal(x2, x)
+    (x3, _), _ = _cifar_readers.read_cifar_npz(cache)
+    np.testing.assert_array_equal(x3, x)
+
+
+def test_cifar_archive_member_larger_than_an_image_is_refused_unread(tmp_path, monkeypatch):
+    src = _jpeg_tree(tmp_path / "tree")
+    file = tmp_path / "cifar10-jpeg.tar.gz"
+    with tarfile.open(file, "w:gz") as tar:
+        tar.add(src, arcname="cifar10")
+        info = tarfile.TarInfo("cifar10/train/cat/huge.jpg")
+        info.size = data.MAX_ARCHIVE_MEMBER_BYTES + 1  # zeros: a few KiB once compressed
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    read_sizes: list[int] = []
+    real = tarfile.TarFile.extractfile
+
+    def spy(self, member):
+        read_sizes.append(member.size if isinstance(member, tarfile.TarInfo) else -1)
+        return real(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", spy)
+    with pytest.raises(ImageReadError, match=r"member 'cifar10/train/cat/huge\.jpg' declares 1,048,577 bytes") as info:
+        data.load_cifar10(file)
+    assert str(file) in str(info.value) and "MAX_ARCHIVE_MEMBER_BYTES" in str(info.value)
+    assert max(read_sizes) <= data.MAX_ARCHIVE_MEMBER_BYTES  # never opened
+
+
+class _EndlessServer:
+    """An HTTP server on 127.0.0.1 whose body never ends (no Content-Length), or announces ``announce`` bytes."""
+
+    def __init__(self, *, announce: int | None = None) -> None:
+        outer = self
+        self.sent = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # http.server calls it by this name
+                self.send_response(200)
+                if announce is not None:
+                    self.send_header("Content-Length", str(announce))
+                self.end_headers()
+                try:
+                    while outer.sent < 64 << 20:  # a guard for the old code: 64 MiB, then stop
+                        self.wfile.write(bytes(1 << 16))
+                        outer.sent += 1 << 16
+                except OSError:
+                    pass  # the client hung up
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+def test_download_stops_at_the_known_size_and_keeps_nothing(offline_home, monkeypatch):
+    monkeypatch.setattr(_sources, "MNIST_SIZE", 1 << 20)  # the official file's size, made small for the test
+    with _EndlessServer() as server:
+        monkeypatch.setattr(_sources, "MNIST_URL", server.url)
+        _, error = _in_thread(data.load_mnist)
+    assert isinstance(error, DataNotFoundError), error
+    assert "sent more than the 1048576 bytes of the file" in str(error)
+    assert server.sent < 16 << 20  # stopped near the size, not at the server's end
+    assert not offline_home.exists() or not list(offline_home.iterdir())
+
+
+def test_download_announcing_more_than_the_known_size_is_refused(offline_home, monkeypatch):
+    with _EndlessServer(announce=10**12) as server:
+        monkeypatch.setattr(_sources, "CIFAR_PY_URL", server.url)
+        _, error = _in_thread(data.load_cifar10)
+    assert isinstance(error, DataNotFoundError), error
+    assert f"announces 1000000000000 bytes, more than the {_sources.CIFAR_PY_SIZE} bytes" in str(error)
+    assert not offline_home.exists() or not list(offline_home.iterdir())

@@ -45,7 +45,10 @@ def test_mirrored_two_logical_cpus_matches_default(tmp_path, repo_root):
         results[kind] = json.loads(out.read_text())
     assert results["default"]["replicas"] == 1
     assert results["mirrored"]["replicas"] == 2
-    np.testing.assert_allclose(results["mirrored"]["loss"], results["default"]["loss"], rtol=2e-3)
+    # the first epoch agrees to float32 rounding; three epochs of training amplify the other
+    # all-reduce summation order (0.5% apart on AVX2, 0.2% on AVX-512)
+    np.testing.assert_allclose(results["mirrored"]["loss"][0], results["default"]["loss"][0], rtol=1e-4)
+    np.testing.assert_allclose(results["mirrored"]["loss"], results["default"]["loss"], rtol=2e-2)
     assert results["default"]["loss"][-1] < results["default"]["loss"][0]
 
 
@@ -108,7 +111,7 @@ def test_multi_worker_identical_weights_and_resume_after_kill(tmp_path, repo_roo
     assert 0.0 <= resumed[0]["test"]["accuracy"] <= 1.0
 
 
-def test_mixed_bfloat16_trains_with_float32_outputs(tmp_path, repo_root):
+def test_mixed_bfloat16_trains_with_float32_outputs(tmp_path, repo_root, bfloat16_kernels):
     code = (
         "import json, numpy as np\n"
         "from visionkit import convnets, device\n"

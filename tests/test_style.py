@@ -36,8 +36,8 @@ def test_gram_matrix_matches_numpy() -> None:
     f = rng.normal(size=(2, 5, 7, 4)).astype(np.float32)
     flat = f.reshape(2, 35, 4)
     expected = np.einsum("bpc,bpd->bcd", flat, flat) / 35.0
-    np.testing.assert_allclose(style.gram_matrix(f).numpy(), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(style.gram_matrix(f[0]).numpy(), expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(style.gram_matrix(f).numpy(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(style.gram_matrix(f[0]).numpy(), expected[0], rtol=1e-4, atol=1e-5)
     with pytest.raises(InvalidArgumentError, match="features"):
         style.gram_matrix(np.ones((3, 3), np.float32))
 
@@ -224,7 +224,7 @@ def test_intermediate_files_written_atomically(photo: np.ndarray, painting: np.n
         used.append(str(path))
         return real(path)
 
-    monkeypatch.setattr("visionkit.data.atomic_path", spy)
+    monkeypatch.setattr("visionkit.data._image_io.atomic_path", spy)
     out = style.style_transfer(photo, painting, max_dim=48, steps=5, save_every=2, output_dir=tmp_path / "run", **QUICK)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["step_00002.png", "step_00004.png", "step_00005.png"]
@@ -330,3 +330,16 @@ def test_cli_defaults_and_choices_come_from_the_library() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in sub.choices["style"]._actions if a.choices}
     assert choices == {"optimizer": style.OPTIMIZERS, "pooling": style.POOLINGS}
+
+
+# ----------------------------------------------------------------------------- errors at the edges (#19)
+
+
+@pytest.mark.parametrize(("which", "argument"), [("content", "content"), ("style", "style"), ("second-style", r"style\[1\]")])
+def test_style_transfer_names_the_image_argument_at_fault(photo, painting, which, argument):
+    bad = np.zeros((32, 32, 2), np.uint8)  # two channels: neither grey, RGB nor RGBA
+    content = bad if which == "content" else photo
+    styles = bad if which == "style" else [painting, bad] if which == "second-style" else painting
+    # before: "Argument `source`", the parameter of data.load_image
+    with pytest.raises(InvalidArgumentError, match=rf"Argument `{argument}` must be an image array.*Received: {argument}="):
+        style.style_transfer(content, styles, weights=None, steps=1, max_dim=32, progress=False)

@@ -559,3 +559,27 @@ def test_with_flock_a_released_lock_from_another_host_is_taken_over(tmp_path):
         with _lock.RunLock(ckpt):
             assert json.loads((ckpt / "lock.json").read_text())["host"] == socket.gethostname()
     assert not (ckpt / "lock.json").exists()
+
+
+# ----------------------------------------------------------------------------- errors at the edges (#19)
+
+
+@pytest.mark.parametrize("where", ["train_data", "validation_data"])
+def test_train_refuses_empty_arrays_and_names_the_argument(arrays, where):
+    x, y = arrays
+    empty = (x[:0], y[:0])
+    kwargs = {"validation_data": empty} if where == "validation_data" else {}
+    train_data = empty if where == "train_data" else (x, y)
+    # before: `x` (from_arrays' parameter) was named, not the argument the caller passed
+    with pytest.raises(InvalidArgumentError, match=rf"Argument `{where}` must be at least one example.*Received: {where}="):
+        training.train(tiny_model(), train_data, epochs=1, progress=False, **kwargs)
+
+
+def test_train_refuses_an_empty_dataset(arrays):
+    import tensorflow as tf
+
+    x, y = arrays
+    ds = tf.data.Dataset.from_tensor_slices((x[:0], y[:0])).batch(4)
+    # before: Keras "trained" zero steps and returned a History with no losses
+    with pytest.raises(InvalidArgumentError, match=r"`train_data` must be a non-empty dataset.*0 batches"):
+        training.train(tiny_model(), ds, epochs=1, progress=False)

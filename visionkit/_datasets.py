@@ -46,6 +46,8 @@ def as_dataset(
         x_shape = tuple(spec[0].shape)
         if len(x_shape) < 1 or not shape_fits(x_shape[1:], want):
             raise V.fail(name, f"a batched dataset whose inputs have shape (batch, {shape_text(want)})", f"dataset of inputs {x_shape}")
+        if int(data.cardinality()) == 0:  # Keras would "train" zero steps and say nothing
+            raise V.fail(name, "a non-empty dataset", "a dataset of 0 batches")
         y_shape = tuple(spec[1].shape)
         info = {"label_shape": y_shape[1:], "source": "dataset", "input_shape": x_shape[1:]}
         return guard_labels(model, data, label_kind(model, loss, info["label_shape"]), name), info
@@ -56,6 +58,8 @@ def as_dataset(
         x = x[..., None]  # (N, H, W) grayscale for an (H, W, 1) model
     if x.ndim < 1 or not shape_fits(x.shape[1:], want):
         raise V.fail(name, f"inputs of shape (N, {shape_text(want)}) for model '{model.name}'", f"x of shape {x.shape}")
+    if len(x) == 0:
+        raise V.fail(name, f"at least one example (x of shape (N, {shape_text(want)}) with N >= 1)", f"x of shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise V.fail(name, "numeric inputs", f"x of dtype {x.dtype}")
     if len(y) != len(x):

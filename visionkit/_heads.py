@@ -187,7 +187,7 @@ def final_layer(model: Any, *, prefix: str = "") -> tuple[str, Any] | None:
     if op is None or getattr(op, "name", None) is None:
         return None
     name = f"{prefix}{op.name}"
-    if isinstance(op, keras.Model) and _layers._is_graph_model(op):
+    if isinstance(op, keras.Model) and _layers.is_graph_model(op):
         return final_layer(op, prefix=f"{name}/") or (name, op)
     return name, op
 

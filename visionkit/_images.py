@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["as_batch", "display", "to_rgb", "to_uint8"]
+__all__ = ["as_batch", "check_fits", "display", "literal", "load_image_as", "model_images", "to_rgb", "to_uint8"]
 
 
 def to_uint8(image: Any) -> np.ndarray:
@@ -174,3 +174,110 @@ def as_batch(model: Any, images: Any, *, argument: str = "images") -> tuple[np.n
         f"one image of shape {shape} or a batch of shape (N, *{shape}) for model '{model.name}'",
         f"array of shape {x.shape}",
     )
+
+
+def literal(text: object) -> str:
+    """``text`` made safe to draw with matplotlib: drawn as written, never parsed as mathtext.
+
+    Class names and file names are data: ``bill_$5_to_$10`` would otherwise be read as
+    a formula (and fail to draw). Escaping ``$`` is all mathtext needs.
+    """
+    return str(text).replace("$", r"\$")
+
+
+def check_fits(model: Any, batch: Any, *, argument: str = "images") -> None:
+    """Raise unless ``batch`` ``(N, ...)`` is non-empty and fits the model's first input.
+
+    A dimension the model leaves open (``None``) fits any size. The message names
+    ``argument``, the shape the model takes and the shape that arrived, instead of the
+    error Keras raises from inside the model.
+
+    Examples
+    --------
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()], name="m")
+    >>> check_fits(m, np.zeros((2, 8, 8, 3)))
+    >>> check_fits(m, np.zeros((2, 4, 4, 3)))
+    Traceback (most recent call last):
+    ...
+    visionkit.errors.InvalidArgumentError: Argument `images` must be a non-empty batch of shape (N, 8, 8, 3) for model 'm'. Received: images='array of shape (2, 4, 4, 3)'
+    """
+    shape = tuple(np.shape(batch))
+    want = tuple(model.inputs[0].shape[1:]) if model.inputs else None
+    fits = len(shape) >= 1 and shape[0] > 0
+    if want is not None:
+        fits = fits and len(shape) == len(want) + 1 and all(w is None or int(w) == g for g, w in zip(shape[1:], want))
+    if not fits:
+        text = "(N, " + ", ".join("None" if w is None else str(w) for w in want) + ")" if want is not None else "(N, ...)"
+        raise V.fail(argument, f"a non-empty batch of shape {text} for model '{model.name}'", f"array of shape {shape}")
+
+
+def load_image_as(source: Any, argument: str) -> np.ndarray:
+    """``visionkit.data.load_image(source)``, its argument errors naming ``argument``.
+
+    ``load_image`` names its own parameter (``source``); a recipe's caller passed
+    ``content``, ``style`` or ``image``, and that is the name the message should give.
+    """
+    from .data import load_image
+    from .errors import InvalidArgumentError
+
+    try:
+        return load_image(source)
+    except InvalidArgumentError as exc:
+        text = str(exc).replace("Argument `source`", f"Argument `{argument}`").replace("Received: source=", f"Received: {argument}=")
+        raise InvalidArgumentError(text) from None
+
+
+def model_images(model: Any, images: Any, *, argument: str = "images", first: int = 0) -> tuple[Any, bool]:
+    """``images`` as a batch the model can take, or an error that says why not.
+
+    The one check every explanation entry point (Grad-CAM and its methods, the
+    attributions, the faithfulness metrics, ``interpret``) runs before the model
+    sees the images: the model has one output, the images fit its input spec
+    (``model.inputs[0].shape``: channels and any fixed height/width) and every value
+    is finite. A batch of 0 images is returned as is (callers answer with an empty
+    result of the right shape).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Not modified.
+    images : array-like
+        One image or a batch, as `as_batch` takes them.
+    argument : str, default "images"
+        The argument name used in error messages.
+    first : int, default 0
+        The index of ``images[0]`` in the caller's data (for streamed batches), so
+        that the error names the caller's image indices.
+
+    Returns
+    -------
+    batch : numpy.ndarray
+        ``(N, *shape)``, values untouched (a view where possible: do not write to it).
+    single : bool
+        True when ``images`` was one image.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A model with several outputs, images of the wrong shape, channels or size
+        (the message gives the model's expected shape and the array's), or images
+        with NaN or infinite values (the message names their indices).
+    """
+    V.one_output(model)
+    x, single = as_batch(model, images, argument=argument)
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        spec = tuple(inputs[0].shape[1:])
+        if len(spec) != x.ndim - 1 or any(s is not None and s != d for s, d in zip(spec, x.shape[1:])):
+            expected = "(N, " + ", ".join("any" if s is None else str(s) for s in spec) + ")"
+            axes = " (height, width, channels)" if len(spec) == 3 else ""
+            raise V.fail(argument, f"images of shape {expected}{axes} for model "
+                       f"'{model.name}', whose input is {(None, *spec)}", f"array of shape {x.shape}")
+    if x.size and np.issubdtype(x.dtype, np.inexact):
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        if bad.size:
+            shown = ", ".join(str(first + int(i)) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+            raise V.fail(argument, f"finite (no NaN or infinite values); {bad.size} of {len(x)} images are not: "
+                       f"index {shown}", f"array of shape {x.shape} with non-finite values")
+    return x, single

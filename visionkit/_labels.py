@@ -16,8 +16,9 @@ from typing import Any
 import keras
 
 from . import _validate as V
+from .errors import InvalidArgumentError
 
-__all__ = ["ClassNames", "check_names", "class_names", "is_passthrough", "with_class_names"]
+__all__ = ["ClassNames", "check_names", "check_saved_names", "class_names", "is_passthrough", "with_class_names"]
 
 
 @keras.saving.register_keras_serializable(package="visionkit", name="ClassNames")
@@ -44,6 +45,25 @@ class ClassNames(keras.layers.Layer):
         super().__init__(**kwargs)
         self.class_names = [str(c) for c in class_names]
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ClassNames:
+        """Rebuild the layer from a saved configuration, which is data: checked, never trusted.
+
+        Raises [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] unless
+        ``class_names`` is a non-empty list of distinct strings (a string, ``None``,
+        numbers or repeated names would silently relabel the predictions).
+        """
+        config = dict(config)
+        names = config.pop("class_names", None)
+        check_saved_names(names, None)
+        return cls(names, **config)
+
+    def build(self, input_shape: Any) -> None:
+        units = input_shape[-1] if input_shape is not None and len(input_shape) else None
+        if units is not None:  # a saved model whose names do not match its outputs
+            check_saved_names(self.class_names, int(units))
+        super().build(input_shape)
+
     def call(self, inputs: Any) -> Any:
         return inputs
 
@@ -67,7 +87,12 @@ def class_names(model: Any) -> list[str] | None:
     """
     found = _find(model)
     if found is not None:
-        return list(found.class_names)
+        try:
+            shape = found.input.shape
+        except (AttributeError, ValueError):  # never called, or called more than once
+            shape = None
+        units = shape[-1] if shape is not None and len(shape) else None
+        return check_saved_names(found.class_names, None if units is None else int(units))
     names = getattr(model, "class_names", None)
     return [str(n) for n in names] if names is not None else None
 
@@ -95,6 +120,45 @@ def check_names(names: Any, units: int | None, *, argument: str = "class_names")
         if len(names) != expected:
             raise V.fail(argument, f"{expected} names (the model has {units} output unit(s))", names)
     return names
+
+
+def check_saved_names(names: Any, units: int | None) -> list[str]:
+    """Check class names read from a saved model: a non-empty list of distinct strings, one per output.
+
+    ``units`` is the number of output units of the layer the names label (two names
+    for one unit), or ``None`` when unknown. Raises
+    [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError] saying what is wrong;
+    [`load_model`][visionkit.training.load_model] adds the file's name.
+    """
+    if not isinstance(names, (list, tuple)) or not names:
+        raise InvalidArgumentError(
+            "The model's class-name metadata must be a non-empty list of strings (edited or damaged "
+            f"file?). Received: class_names={_short(names)}"
+        )
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise InvalidArgumentError(
+            "The model's class names must all be strings (edited or damaged file?). "
+            f"Received: non-string items {_short(bad[:5])} in class_names={_short(names)}"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidArgumentError(
+            f"The model's class names must be distinct (edited or damaged file?). Received: {_short(repeated)} "
+            f"repeated in class_names={_short(names)}"
+        )
+    if units is not None and len(names) != (2 if units == 1 else units):
+        raise InvalidArgumentError(
+            f"The model has {units} output unit(s), so its class-name metadata must hold "
+            f"{2 if units == 1 else units} names (edited or damaged file?). Received: {len(names)} names "
+            f"class_names={_short(names)}"
+        )
+    return list(names)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def with_class_names(model: Any, names: Sequence[str]) -> keras.Model:

@@ -22,7 +22,7 @@ import keras
 from . import _validate as V
 from .errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["candidates", "get_layer", "iter_layers", "output_rank", "tap"]
+__all__ = ["candidates", "get_layer", "is_graph_model", "iter_layers", "output_rank", "short_list", "tap"]
 
 
 def iter_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -72,20 +72,22 @@ def get_layer(model: Any, name: str, *, argument: str = "layer") -> Any:
             names = candidates(model)
             raise V.fail(
                 argument,
-                f"the name of a layer of model '{model.name}'; valid names: {_short(names)}",
+                f"the name of a layer of model '{model.name}'; valid names: {short_list(names)}",
                 name,
             )
         current = found
     return current
 
 
-def _short(names: Sequence[str], limit: int = 60) -> str:
+def short_list(names: Sequence[str], limit: int = 60) -> str:
+    """The first ``limit`` names joined by commas, with how many more there are."""
     names = list(names)
     text = ", ".join(names[:limit])
     return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _is_graph_model(model: Any) -> bool:
+def is_graph_model(model: Any) -> bool:
+    """True for a Sequential or functional model (one whose layers form a graph)."""
     return isinstance(model, keras.Sequential) or hasattr(model, "_run_through_graph")
 
 
@@ -107,7 +109,7 @@ def _run(
         def call(*args: Any, **kwargs: Any) -> Any:
             if substitute is not None:
                 out = substitute(*args, **kwargs)
-            elif isinstance(layer, keras.Model) and (inner or replace is not None) and _is_graph_model(layer):
+            elif isinstance(layer, keras.Model) and (inner or replace is not None) and is_graph_model(layer):
                 if len(args) != 1:
                     raise InvalidArgumentError(f"Nested model '{name}' takes several inputs; cannot address its layers.")
                 out = _run(layer, args[0], f"{name}/", wanted, found, replace)

@@ -22,6 +22,7 @@ __all__ = [
     "conv_base",
     "feature_classifier",
     "find_base",
+    "min_input_size",
     "preprocessing_for",
     "transfer_model",
     "unfreeze",
@@ -118,7 +119,8 @@ def conv_base(
         (``.weights.h5`` saved by ``base.save_weights``, or Keras' ``.h5``) for this
         architecture and input shape.
     input_shape : (height, width, channels), default (150, 150, 3)
-        Size of the input images.
+        Size of the input images: height and width at least 32 (75 for
+        ``inception_v3``, 71 for ``xception``); 3 channels with ImageNet weights.
     trainable : bool, default False
         Whether the base's weights train. Bases are frozen by default.
     preprocess : bool, default True
@@ -165,6 +167,7 @@ def conv_base(
         base = _custom_base(name, weights, shape)
     else:
         V.one_of("name", name, _applications.APPLICATIONS)
+        _check_base_shape(name, shape, weights)
         kwargs: dict[str, Any] = {}
         if preprocess:
             inputs = keras.Input(shape=shape, name="image")
@@ -172,6 +175,25 @@ def conv_base(
         base = _applications.application(name, weights=weights, include_top=False, input_shape=shape, **kwargs)
     base.trainable = bool(trainable)
     return base
+
+
+#: The smallest height and width each ``keras.applications`` base accepts (Keras' ``min_size``).
+_MIN_SIZES = {"inception_v3": 75, "xception": 71}
+
+
+def min_input_size(name: str) -> int:
+    """The smallest height and width the ``keras.applications`` base ``name`` takes."""
+    return _MIN_SIZES.get(name, 32)
+
+
+def _check_base_shape(name: str, shape: tuple[int, int, int], weights: Any) -> None:
+    """Refuse an input shape the backbone cannot take, before Keras does so from inside."""
+    low = min_input_size(name)
+    if min(shape[:2]) < low:
+        raise V.fail("input_shape", f"a (height, width, channels) tuple with height and width >= {low} for "
+                     f"base '{name}'", shape)
+    if weights == "imagenet" and shape[2] != 3:
+        raise V.fail("input_shape", f"3 channels (RGB) for base '{name}' with ImageNet weights", shape)
 
 
 def _input_shape(input_shape: Any) -> tuple[int, int, int]:

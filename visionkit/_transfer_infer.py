@@ -29,9 +29,11 @@ __all__ = ["LRFinderResult", "classify", "extract_features", "lr_find"]
 # ----------------------------------------------------------------------------- features
 
 
-def _as_dataset(data: Any, batch_size: int, argument: str = "data") -> tuple[Any, bool, int | None]:
-    """``(dataset of batches, has_labels, number of batches or None)``."""
+def _as_dataset(data: Any, batch_size: int, argument: str = "data", model: Any = None) -> tuple[Any, bool, int | None]:
+    """``(dataset of batches, has_labels, number of batches or None)``; the images must fit ``model``."""
     import tensorflow as tf
+
+    from ._images import check_fits
 
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
@@ -39,6 +41,11 @@ def _as_dataset(data: Any, batch_size: int, argument: str = "data") -> tuple[Any
         x_spec = spec[0] if isinstance(spec, tuple) else spec
         if getattr(x_spec, "shape", None) is not None and x_spec.shape.rank == 3:
             data = data.batch(batch_size)
+            x_spec = data.element_spec[0] if has_labels else data.element_spec
+        shape = getattr(x_spec, "shape", None)
+        if model is not None and shape is not None and shape.rank and all(d is not None for d in shape[1:]):
+            # a spec's batch size is unknown: check one image's dimensions
+            check_fits(model, np.empty((1, *shape[1:]), np.uint8), argument=argument)
         n = int(data.cardinality())
         return data, has_labels, (n if n >= 0 else None)
     if isinstance(data, (tuple, list)) and len(data) == 2 and not np.isscalar(data[0]):
@@ -53,6 +60,8 @@ def _as_dataset(data: Any, batch_size: int, argument: str = "data") -> tuple[Any
         has_labels = False
     if x.ndim != 4 or len(x) == 0:
         raise V.fail(argument, "images (N, H, W, C), an (images, labels) pair or a tf.data.Dataset", f"array of shape {x.shape}")
+    if model is not None:
+        check_fits(model, x, argument=argument)  # not Keras' error from inside the model
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return ds, has_labels, math.ceil(len(x) / batch_size)
 
@@ -133,7 +142,7 @@ def extract_features(
     if not isinstance(base, keras.Model):
         raise V.fail("base", "a keras.Model (e.g. from conv_base)", base)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
-    ds, has_labels, total = _as_dataset(data, batch_size)
+    ds, has_labels, total = _as_dataset(data, batch_size, model=base)
 
     step = _inference_step(base)
 
@@ -168,8 +177,9 @@ def _images_batch(images: Any, size: tuple[int, int]) -> np.ndarray:
         arr = np.asarray(images.numpy() if hasattr(images, "numpy") else images)
         if arr.ndim == 3:
             arr = arr[None]
-        if arr.ndim != 4:
-            raise V.fail("images", "an image (H, W, 3), a batch (N, H, W, 3), a path or a list of them", f"array of shape {arr.shape}")
+        if arr.ndim != 4 or len(arr) == 0:
+            raise V.fail("images", "an image (H, W, 3), a non-empty batch (N, H, W, 3), a path or a list of them",
+                         f"array of shape {arr.shape}")
         if tuple(arr.shape[1:3]) != size:
             return np.stack([load_image(a, size=size) for a in arr])
         return arr.astype(np.float32, copy=False)
@@ -362,7 +372,7 @@ def lr_find(
     steps = V.integer("steps", steps, minimum=5)
     stop_factor = V.number("stop_factor", stop_factor, minimum=1.0, exclusive_minimum=True)
     shared = TrainOptions(optimizer=optimizer, batch_size=batch_size, progress=progress)  # the same checks
-    ds, has_labels, _ = _as_dataset(train_data, shared.batch_size, "train_data")
+    ds, has_labels, _ = _as_dataset(train_data, shared.batch_size, "train_data", model=model)
     if not has_labels:
         raise V.fail("train_data", "(images, labels) batches or arrays", "data without labels")
     if loss is None:

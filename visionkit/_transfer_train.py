@@ -34,6 +34,7 @@ from ._transfer_base import (
     conv_base,
     feature_classifier,
     find_base,
+    min_input_size,
     transfer_model,
     unfreeze,
 )
@@ -298,7 +299,10 @@ def _check_recipe(opts: TrainOptions, **kw: Any) -> _Recipe:
             f"Pass `from_layer` or `last_n`, not both. Received: from_layer={from_layer!r}, last_n={last_n!r}"
         )
     _, hidden, dropout = check_head_args(2, kw["hidden"], kw["dropout"], "flatten")
-    return _Recipe(base=base, method=kw["method"], weights=weights, image_size=V.size2d("image_size", kw["image_size"]),
+    image_size = V.size2d("image_size", kw["image_size"])
+    if isinstance(base, str) and min(image_size) < min_input_size(base):  # before the folder is read
+        raise V.fail("image_size", f"at least {min_input_size(base)} pixels on each side for base '{base}'", image_size)
+    return _Recipe(base=base, method=kw["method"], weights=weights, image_size=image_size,
                    head_epochs=head_epochs, head_learning_rate=head_lr, from_layer=from_layer, last_n=last_n,
                    hidden=hidden, dropout=dropout, augment=V.boolean("augment", kw["augment"]))
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._images import as_batch, display, to_rgb
+from ._images import as_batch, check_fits, display, literal, to_rgb
 
 # Keras and _layers (which imports it) are imported inside the functions: the command
 # line reads these functions' defaults without loading TensorFlow.
@@ -93,6 +93,7 @@ def activations(model: Any, image: Any, *, layers: Sequence[str] | None = None) 
         for n in names:
             _layers.get_layer(model, n, argument="layers")
     x, single = as_batch(model, image, argument="image")
+    check_fits(model, x, argument="image")
     tapped = _cached(model, ("acts", *names), lambda: _layers.tap(model, names, include_output=False))
     out = tapped(tf.convert_to_tensor(x, dtype=model.inputs[0].dtype), training=False)
     result: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -172,7 +173,7 @@ def plot_activations(acts: Mapping[str, Any], *, images_per_row: int = 16, cmap:
         fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.add_subplot()
         ax.imshow(grid, cmap=cmap, vmin=0, vmax=255, aspect="equal", interpolation="nearest")
-        ax.set_title(f"{name}  {a.shape[0]}×{a.shape[1]}×{a.shape[2]}", fontsize=10)
+        ax.set_title(f"{literal(name)}  {a.shape[0]}×{a.shape[1]}×{a.shape[2]}", fontsize=10)
         ax.axis("off")
         figures[name] = fig
     return figures
@@ -275,7 +276,8 @@ def _check_filters(model: Any, layer: str, filters: Sequence[int], argument: str
     lyr = _layers.get_layer(model, layer)
     if _layers.output_rank(lyr) != 4:
         names = _layers.candidates(model, lambda ly: _layers.output_rank(ly) == 4 and not hasattr(ly, "layers"))
-        raise V.fail("layer", f"a layer with a 4-D output; valid names: {_layers._short(names)}", layer)
+        valid = f"valid names: {_layers.short_list(names)}" if names else f"model '{model.name}' has none"
+        raise V.fail("layer", f"a layer with a 4-D output (batch, height, width, filters); {valid}", layer)
     n = int(lyr.output.shape[-1])
     bad = [f for f in filters if not 0 <= f < n]
     if bad:
@@ -458,7 +460,7 @@ def image_grid(
     ncols : int, optional
         Columns; default ``ceil(sqrt(N))``.
     titles : sequence of str, optional
-        One title per image.
+        One title per image, drawn as written (a `$` is not read as mathtext).
     tile_size : float, default 2.0
         Inches per tile.
 
@@ -493,5 +495,5 @@ def image_grid(
     for i, (ax, img) in enumerate(zip(axes.flat, items)):
         ax.imshow(display(img, argument="images"), interpolation="nearest" if max(np.shape(img)[:2]) < 64 else "antialiased")
         if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=9)
+            ax.set_title(literal(titles[i]), fontsize=9)  # data, drawn literally (no mathtext)
     return fig

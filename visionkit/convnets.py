@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ import numpy as np
 
 from . import _validate as V
 from ._options import TrainOptions
+from ._recipe_data import holdout, sample_cats_dogs, subset
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -199,7 +199,7 @@ def cifar10_convnet(
     elif isinstance(normalization, layers.Normalization):
         norm = normalization
     else:
-        norm = standardization(normalization)
+        norm = standardization(_cifar_images(normalization))
     inputs = keras.Input((32, 32, 3), name="image")
     x = inputs
     if augment:
@@ -215,6 +215,18 @@ def cifar10_convnet(
     x = layers.Dropout(0.5, name="dropout")(x)
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="cifar10_convnet")
+
+
+def _cifar_images(data: Any) -> Any:
+    """``data`` if it holds CIFAR-sized images ``(N, 32, 32, 3)`` (or a dataset of them); raise otherwise."""
+    spec = getattr(data, "element_spec", None)
+    spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = tuple(spec.shape if spec is not None else np.shape(data))
+    what = f"a dataset of images {shape}" if spec is not None else f"an array of shape {shape}"
+    if len(shape) < 3 or any(g is not None and g != w for g, w in zip(shape[-3:], (32, 32, 3))):
+        raise V.fail("normalization", "None, a keras.layers.Normalization, or CIFAR-10 training images "
+                     "(N, 32, 32, 3) (or a tf.data.Dataset of them) to adapt one on", what)
+    return data
 
 
 def small_convnet(
@@ -407,6 +419,9 @@ def predict_tta(model: keras.Model, images: Any, *, level: int = 2, batch_size: 
     shape = np.shape(images)
     if len(shape) != 4 or min(shape[1:3]) < 2:
         raise V.fail("images", "an array of shape (N, H, W, C) with H, W >= 2", f"an array of shape {shape}")
+    from ._images import check_fits
+
+    check_fits(model, images, argument="images")  # not Keras' error for an empty batch or another size
     from ._fast_cifar import predict_tta as tta
 
     return tta(model, images, level=level, batch_size=batch_size)
@@ -471,8 +486,8 @@ def train_mnist(
     from .training import run_recipe
 
     (x_train, y_train), (x_test, y_test) = load_mnist(path, sample=sample)
-    x_train, y_train = _subset(x_train[..., None], y_train, limit, opts.seed)
-    train_part, val_part = _holdout(x_train, y_train, validation_split)
+    x_train, y_train = subset(x_train[..., None], y_train, limit, opts.seed)
+    train_part, val_part = holdout(x_train, y_train, validation_split)
     return run_recipe(
         lambda: mnist_convnet(variant=variant), train_part, validation_data=val_part,
         test_data=(x_test[..., None], y_test), class_names=[str(i) for i in range(10)], options=opts,
@@ -545,8 +560,8 @@ def train_cifar10(
     from .training import run_recipe
 
     (x_train, y_train), (x_test, y_test) = load_cifar10(path, sample=sample)
-    x_train, y_train = _subset(x_train, y_train, limit, opts.seed)
-    train_part, val_part = _holdout(x_train, y_train, validation_split)
+    x_train, y_train = subset(x_train, y_train, limit, opts.seed)
+    train_part, val_part = holdout(x_train, y_train, validation_split)
 
     def build() -> keras.Model:
         return cifar10_convnet(normalization=train_part[0] if normalize else None, augment=augment,
@@ -650,8 +665,8 @@ def train_cifar10_fast(
     from .data import load_cifar10
 
     (x_train, y_train), test = load_cifar10(path, sample=sample)
-    x_train, y_train = _subset(x_train, y_train, limit, opts.seed)
-    train_part, val_part = _holdout(x_train, y_train, validation_split)
+    x_train, y_train = subset(x_train, y_train, limit, opts.seed)
+    train_part, val_part = holdout(x_train, y_train, validation_split)
     return run(train_part, val_part, test, options=opts, paper_schedule="lr_schedule" not in options,
                parts=Parts(label_smoothing=label_smoothing, translation=translation, **parts),
                settings={"recipe": "cifar10_fast", "validation_split": validation_split, "limit": limit,
@@ -732,7 +747,7 @@ def train_image_folder(
     resolved = opts.resolve()  # strategy, precision and global batch, once for the whole recipe
     opts = resolved.options
     with contextlib.ExitStack() as stack:
-        root = stack.enter_context(_sample_cats_dogs()) if sample else Path(directory)  # type: ignore[arg-type]
+        root = stack.enter_context(sample_cats_dogs()) if sample else Path(directory)  # type: ignore[arg-type]
         splits = folder_splits(root, image_size=image_size, batch_size=resolved.global_batch,
                                validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
         n = len(splits.class_names)
@@ -749,39 +764,6 @@ def train_image_folder(
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _sample_cats_dogs() -> Iterator[Path]:
-    """A temporary cats-vs-dogs tree (``train/``, ``test/``) made of the CIFAR-10 sample's cats and dogs."""
-    from .data import CIFAR10_CLASSES, load_cifar10, save_image
-
-    (x_train, y_train), (x_test, y_test) = load_cifar10(sample=True)
-    with tempfile.TemporaryDirectory(prefix="visionkit-cats-dogs-") as tmp:
-        root = Path(tmp)
-        for split, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
-            for name in ("cat", "dog"):
-                label = CIFAR10_CLASSES.index(name)
-                for i, img in enumerate(xs[ys[:, 0] == label]):
-                    save_image(root / split / name / f"{i:04d}.png", img)
-        yield root
-
-
-def _subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle once (seeded; some sources are sorted by class), then keep ``limit`` examples."""
-    order = np.random.default_rng(0 if seed is None else seed).permutation(len(x))
-    if limit is not None:
-        order = order[:limit]
-    return x[order], y[order]
-
-
-def _holdout(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[tuple[Any, Any], tuple[Any, Any] | None]:
-    n_val = round(len(x) * fraction)
-    if n_val == 0:
-        return (x, y), None
-    if n_val >= len(x):
-        raise V.fail("validation_split", f"a fraction that leaves training examples (there are {len(x)})", fraction)
-    return (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
 
 
 def _split(name: str, value: Any) -> float:

@@ -124,7 +124,8 @@ def configure(
         The global Keras dtype policy. ``"auto"`` picks with [`auto_precision`][visionkit.device.auto_precision]. ``None`` leaves it as it is. The recipes keep their last layer in
         float32, so losses and outputs stay float32.
     seed : int, optional
-        Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``).
+        Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``); in
+        ``[0, 2**32 - 1]``.
     deterministic : bool, default False
         Ask TensorFlow for deterministic kernels (slower).
 
@@ -134,7 +135,7 @@ def configure(
         What was applied: ``{"memory_growth", "precision", "seed", "deterministic"}``.
     """
     V.one_of("precision", precision, (*PRECISIONS, None))
-    seed = V.integer("seed", seed, minimum=0, allow_none=True)
+    seed = V.integer("seed", seed, minimum=0, maximum=2**32 - 1, allow_none=True)  # NumPy's seed range
     import keras
     import tensorflow as tf
 
@@ -319,7 +320,8 @@ def auto_precision(*, cpu_flags: Iterable[str] | None = None, gpu_capabilities: 
     ----------
     cpu_flags : iterable of str, optional
         The CPU's feature flags (as in ``/proc/cpuinfo``); read from the machine when
-        ``None``.
+        ``None``, less the ones a ``ONEDNN_MAX_CPU_ISA`` cap below AVX-512 BF16 (such
+        as ``AVX2``, which emulates an AVX2-only CPU) keeps oneDNN from using.
     gpu_capabilities : iterable of (major, minor), optional
         Compute capabilities of the GPUs; asked of TensorFlow when ``None``.
     tpu : bool, optional
@@ -371,7 +373,7 @@ def _capability(gpu: Any) -> tuple[int, int] | None:
 _PRECISION_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8"})
 
 
-def _cpu_flags() -> set[str]:
+def _cpu_flags_from_machine() -> set[str]:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -380,6 +382,17 @@ def _cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's flags, less those a ``ONEDNN_MAX_CPU_ISA`` cap keeps oneDNN from using."""
+    flags = _cpu_flags_from_machine()
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    if not any(isa in cap for isa in ("BF16", "AMX", "AVX10", "ALL")):  # e.g. AVX2, AVX512_CORE_VNNI
+        flags -= {"avx512_bf16", "amx_bf16", "amx_tile", "amx_int8", "avx512_fp16"}  # bfloat16 convs fail there
+    if not cap.startswith(("AVX512", "AVX10", "ALL")):
+        flags = {f for f in flags if not f.startswith("avx512")}
+    return flags
 
 
 def resolve_precision(precision: str | None) -> str | None:

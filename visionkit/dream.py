@@ -142,9 +142,11 @@ def dream_model(model: Any, layers: Any) -> Any:
     >>> sorted(dream_model(base, VGG16_LAYERS).output)
     ['block3_conv3', 'block4_conv3', 'block5_conv3']
     """
-    from ._layers import tap
+    from ._layers import get_layer, tap
 
     names = list(_layer_weights(layers))
+    for n in names:  # the message names `layers`, the argument the caller passed
+        get_layer(model, n, argument="layers")
     _check_float32(model)
     return tap(model, names, include_output=False, name=f"{model.name}_dream")
 
@@ -257,11 +259,14 @@ class _Dreamer:
         """
         import tensorflow as tf
 
-        g = _as_image(guide)
+        g = _as_image(guide, "guide")
         h, w = g.shape[:2]
         if max(h, w) > tile_size:
             s = tile_size / max(h, w)
             g = _resize(g, (max(1, round(h * s)), max(1, round(w * s))))
+        if not _fits(self.features, g.shape[:2]):
+            raise V.fail("guide", f"an image large enough for model '{self.features.name}'",
+                         f"image of size {h}x{w} (used at {g.shape[0]}x{g.shape[1]})")
         x = tf.constant(g)[tf.newaxis]
         if self.preprocess is not None:
             x = self.preprocess(x)
@@ -348,14 +353,14 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def _as_image(image: Any) -> np.ndarray:
-    from .data import load_image
+def _as_image(image: Any, argument: str = "image") -> np.ndarray:
+    from ._images import load_image_as
 
     if hasattr(image, "numpy") and not isinstance(image, np.ndarray):
         image = image.numpy()
     if isinstance(image, np.ndarray) and image.ndim == 4 and image.shape[0] == 1:
         image = image[0]
-    return np.array(load_image(image), dtype=np.float32, copy=True)
+    return np.array(load_image_as(image, argument), dtype=np.float32, copy=True)
 
 
 def _make_dreamer(model: Any, weights: Any, layers: Any, preprocess: Any) -> _Dreamer:
@@ -448,12 +453,56 @@ def _dream_settings(
     )
 
 
+def _fits(features: Any, shape: tuple[int, int]) -> bool:
+    """Whether ``features`` maps a ``(1, *shape, 3)`` input to non-empty outputs (shape inference only)."""
+    import keras
+
+    try:
+        out = features.compute_output_spec(keras.KerasTensor((1, *shape, 3)))
+    except (ValueError, TypeError):
+        return False
+    outs = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]
+    return all(d is None or d > 0 for o in outs for d in o.shape)
+
+
+def _check_tiles(dreamer: _Dreamer, shape: tuple[int, int], settings: _DreamSettings) -> None:
+    """Refuse, before any step, an image whose smallest octave or tile the model cannot process.
+
+    Checked by Keras' shape inference (no computation): a too-small input can crash the
+    whole process in the convolution kernels instead of raising.
+    """
+    h, w = shape
+    for oh, ow in _octave_shapes(h, w, settings.octaves, settings.octave_scale):
+        th = min(np.diff(_splits(oh, settings.tile_size)))
+        tw = min(np.diff(_splits(ow, settings.tile_size)))
+        if _fits(dreamer.features, (int(th), int(tw))):
+            continue
+        low, high = 1, 4096  # the smallest square side the model takes, when there is one below 4096
+        if _fits(dreamer.features, (high, high)):
+            while low < high:
+                mid = (low + high) // 2
+                low, high = (low, mid) if _fits(dreamer.features, (mid, mid)) else (mid + 1, high)
+        need = f"at least {low}x{low} pixels" if low < 4096 else "a larger input"
+        fixed = tuple(dreamer.features.inputs[0].shape[1:3])
+        if any(d is not None for d in fixed):
+            need = (f"inputs of exactly {fixed[0]}x{fixed[1]} pixels (its input size is fixed; build it on "
+                    "keras.Input((None, None, 3)) to dream at any size)")
+        raise InvalidArgumentError(
+            f"Argument `image` must be large enough for model '{dreamer.features.name}' at every octave and "
+            f"tile: its layers need {need}, but the image is too small: its smallest octave is {oh}x{ow} pixels and smallest "
+            f"tile {th}x{tw}. Use fewer `octaves`, a smaller `octave_scale`, a larger `tile_size` or a larger "
+            f"image. Received: image of size {h}x{w}, octaves={settings.octaves}, "
+            f"octave_scale={settings.octave_scale}, tile_size={settings.tile_size}"
+        )
+
+
 def _prepare(
     image: Any, settings: _DreamSettings, *, model: Any, weights: Any, layers: Any, preprocess: Any, guide: Any = None
 ) -> tuple[np.ndarray, _Dreamer, np.random.Generator]:
     """The float32 image, the dreamer (with its guide) and the random generator of a run."""
     base = _as_image(image)
     dreamer = _make_dreamer(model, weights, layers, preprocess)
+    _check_tiles(dreamer, base.shape[:2], settings)
     if guide is not None:
         dreamer.set_guide(guide, settings.tile_size)
     return base, dreamer, settings.rng()

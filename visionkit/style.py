@@ -285,12 +285,12 @@ def _luminance_image(rgb: np.ndarray, *, match: np.ndarray | None = None) -> np.
 # ----------------------------------------------------------------------------- the recipe
 
 
-def _load(source: Any) -> np.ndarray:
-    from .data import load_image
+def _load(source: Any, argument: str) -> np.ndarray:
+    from ._images import load_image_as
 
     if hasattr(source, "numpy") and not isinstance(source, np.ndarray):
         source = np.asarray(source.numpy())
-    return load_image(source)
+    return load_image_as(source, argument)
 
 
 @dataclass(frozen=True)
@@ -307,8 +307,8 @@ class _Sources:
 
 
 def _load_sources(content: Any, styles: Sequence[Any], *, preserve_color: bool) -> _Sources:
-    content_rgb = _load(content)
-    style_rgbs = tuple(_load(s) for s in styles)
+    content_rgb = _load(content, "content")
+    style_rgbs = tuple(_load(s, "style" if len(styles) == 1 else f"style[{i}]") for i, s in enumerate(styles))
     if not preserve_color:
         return _Sources(content_rgb, content_rgb, style_rgbs)
     return _Sources(

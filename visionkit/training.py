@@ -96,6 +96,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "LR_SCHEDULES",
+    "MAX_MODEL_BYTES",
+    "MAX_MODEL_COMPRESSION_RATIO",
+    "MAX_MODEL_CONFIG_BYTES",
     "OPTIMIZERS",
     "TRAINING_OPTIONS",
     "Checkpoint",
@@ -111,6 +114,17 @@ __all__ = [
     "train",
     "with_class_names",
 ]
+
+#: Largest JSON member (``config.json``, ``metadata.json``) of a ``.keras`` file that
+#: [`load_model`][visionkit.training.load_model] opens, uncompressed: 16 MiB (real configurations take well under 1 MiB).
+MAX_MODEL_CONFIG_BYTES: int = 16 * 2**20
+
+#: Largest total uncompressed size of a ``.keras`` file's members that [`load_model`][visionkit.training.load_model] opens: 16 GiB.
+MAX_MODEL_BYTES: int = 16 * 2**30
+
+#: Largest compression ratio of a ``.keras`` member over 1 MiB (uncompressed / compressed size): 100.
+#: Weights hardly compress; a member that inflates more is a zip bomb.
+MAX_MODEL_COMPRESSION_RATIO: int = 100
 
 # ----------------------------------------------------------------------------- result
 
@@ -580,21 +594,61 @@ def load_model(path: str | os.PathLike[str], *, compile: bool = False, safe_mode
     DataNotFoundError
         ``path`` is not a file.
     InvalidArgumentError
-        The file is not a loadable ``.keras`` model (the message names it).
+        The file is not a loadable ``.keras`` model, its class-name metadata is not one
+        distinct string per output, or its members are larger than
+        [`MAX_MODEL_CONFIG_BYTES`][visionkit.training.MAX_MODEL_CONFIG_BYTES] (JSON),
+        [`MAX_MODEL_BYTES`][visionkit.training.MAX_MODEL_BYTES] (in all) or inflate more than
+        [`MAX_MODEL_COMPRESSION_RATIO`][visionkit.training.MAX_MODEL_COMPRESSION_RATIO]
+        (checked from the zip directory, before Keras reads anything). The message names the file.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise V.fail("path", "a path to a .keras file", path)
     file = Path(path)
     if not file.is_file():
         raise DataNotFoundError(f"Model file not found: '{file}' (argument `path`).")
+    _check_model_archive(file)
     try:
         return keras.saving.load_model(file, safe_mode=safe_mode, compile=compile)
+    except InvalidArgumentError as exc:  # ours, from a layer's saved configuration (class names)
+        raise InvalidArgumentError(f"Could not load the Keras model '{file}': {exc}") from exc
     except Exception as exc:  # Keras raises many kinds; report them all the same way
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidArgumentError(
             f"Could not load the Keras model '{file}' (expected a .keras file saved with "
             f"model.save()): {type(exc).__name__}: {first}"
         ) from exc
+
+
+def _check_model_archive(file: Path) -> None:
+    """Refuse a ``.keras`` zip whose members would inflate past the documented caps (read from its directory)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(file):
+        return  # not a zip: Keras reports it
+    try:
+        with zipfile.ZipFile(file) as zf:
+            infos = zf.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # Keras reports a damaged directory
+    total = sum(i.file_size for i in infos)
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.filename.endswith(".json") and info.file_size > MAX_MODEL_CONFIG_BYTES:
+            why = f"is {info.file_size:,} bytes uncompressed (limit MAX_MODEL_CONFIG_BYTES = {MAX_MODEL_CONFIG_BYTES:,})"
+        elif info.file_size > 2**20 and ratio > MAX_MODEL_COMPRESSION_RATIO:
+            why = (f"inflates {ratio:,.0f} times, from {info.compress_size:,} to {info.file_size:,} bytes "
+                   f"(limit MAX_MODEL_COMPRESSION_RATIO = {MAX_MODEL_COMPRESSION_RATIO})")
+        else:
+            continue
+        raise InvalidArgumentError(
+            f"Refused to load the Keras model '{file}': its member '{info.filename}' {why}; "
+            "the file is damaged or not a model (see visionkit.training)."
+        )
+    if total > MAX_MODEL_BYTES:
+        raise InvalidArgumentError(
+            f"Refused to load the Keras model '{file}': its members take {total:,} bytes uncompressed "
+            f"(limit visionkit.training.MAX_MODEL_BYTES = {MAX_MODEL_BYTES:,})."
+        )
 
 
 def default_loss(model: keras.Model, *, one_hot: bool = False) -> keras.losses.Loss:

@@ -121,6 +121,35 @@ def check_image_output(parser: argparse.ArgumentParser, output: str) -> int:
                        f"{sorted(SAVE_FORMATS)}, got {output!r}")
 
 
+def output_names(inputs: list[str], suffix: str) -> list[str]:
+    """One distinct output file name per input path: ``<stem><suffix>``, never the same twice.
+
+    Inputs whose stems collide (``a/cat.png``, ``b/cat.png``, ``a/cat.jpg``) get their
+    parent folder and then their extension added (``a_cat_png<suffix>``), and a number
+    as a last resort (the same path given twice), so no output replaces another.
+    """
+    import re
+
+    def clean(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "image"
+
+    paths = [Path(p) for p in inputs]
+    names = [clean(p.stem) for p in paths]
+    for widen in ("folder", "extension"):
+        lowered = [n.lower() for n in names]  # case-insensitive file systems
+        for i, n in enumerate(list(names)):
+            if lowered.count(n.lower()) > 1:
+                parent, ext = clean(paths[i].parent.name) if paths[i].parent.name else "", clean(paths[i].suffix)
+                names[i] = (f"{parent}_{n}" if parent else n) if widen == "folder" else f"{n}_{ext}"
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        key = n.lower()
+        seen[key] = seen.get(key, 0) + 1
+        out.append(n if seen[key] == 1 else f"{n}_{seen[key]}")
+    return [n + suffix for n in out]
+
+
 def add_progress(parser: argparse.ArgumentParser) -> None:
     """Add ``--quiet`` (no progress bars)."""
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

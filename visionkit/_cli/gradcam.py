@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from .._heads import is_logits
     from .._labels import class_names
     from ..data import save_image
-    from ._common import require_inputs
+    from ._common import output_names, require_inputs
     from ._model import load_images, load_model
 
     require_inputs(("MODEL", args.model, "file"), *(("IMAGE", image, "file") for image in args.images))
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     images = load_images(model, args.images, rescale=args.rescale)
     batches = [images] if images.dtype != object else [im[None] for im in images]
     out_dir = Path(args.output)
+    files = output_names(args.images, "_gradcam.png")  # one per input, never overwritten by another
     i = 0
     for batch in batches:
         maps = grad_cam(model, batch, class_index=args.class_index, layer=args.layer,
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             src = Path(args.images[i])
             top = int(p.argmax()) if p.size > 1 else int(p[0] > threshold)
             cls = args.class_index if args.class_index is not None else top
-            dest = save_image(out_dir / f"{src.stem}_gradcam.png", overlay(img / args.rescale, heat, alpha=args.alpha))
+            dest = save_image(out_dir / files[i], overlay(img / args.rescale, heat, alpha=args.alpha))
             print(f"{src}: class {shown(cls)} (top class {shown(top)}) -> {dest}")
             i += 1
     return 0

@@ -18,10 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import _heads, _layers
-from . import _validate as V
-from ._cam_core import cached, head_of, select
-from ._cam_methods import minmax
+from .. import _heads, _layers
+from .. import _validate as V
+from ._cams import minmax
+from ._probe import cached, head_of, select
 
 __all__ = ["FullGrad", "fullgrad_maps"]
 

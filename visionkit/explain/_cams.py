@@ -1,12 +1,16 @@
-"""The CAM methods as a table of small NumPy functions (private; public through
-[`visionkit.gradcam`][visionkit.gradcam]).
+"""The CAM methods: one small function each, registered in one table (private; public
+through [`visionkit.gradcam`][visionkit.gradcam]).
 
-Every method turns what one compiled pass gives (float64 activations ``A`` and
-gradients ``G`` of the class score, both ``(N, h, w, C)``, or, for the perturbation
-methods, per-channel scores) into *weighted activations* ``(N, h, w, C)``; the map is
-their sum over channels, or with ``eigen_smooth`` their first principal component
-(``project_2d``), then ReLU and normalisation. This mirrors pytorch-grad-cam, where
-every method derives from one base and differs only in its weights.
+Every method receives one batch (``visionkit.explain._cam.Batch``), asks it for what
+it needs (``gradients()``: float64 activations ``A`` and gradients ``G`` of the class
+score, both ``(N, h, w, C)``; ``forward()``: ``A`` and the class scores;
+``score_weights`` / ``ablation_weights``: per-channel weights from one forward pass per
+(image, channel) pair; ``fullgrad()``: FullGrad's maps) and returns *weighted
+activations* ``(N, h, w, C)``. The map is their sum over channels, or with
+``eigen_smooth`` their first principal component (``project_2d``), then ReLU and
+normalisation. This mirrors pytorch-grad-cam, where every method derives from one base
+and differs only in its weights: a new method is one function here and one line in
+``TABLE``.
 
 NumPy only: the command line reads ``METHODS`` without importing TensorFlow.
 """
@@ -15,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "TABLE", "Method", "class_array", "minmax", "normalise", "project_2d", "reduce"]
+__all__ = ["METHODS", "TABLE", "Method", "minmax", "normalise", "project_2d", "reduce"]
 
 EPS = 1e-7
 
@@ -26,20 +31,22 @@ EPS = 1e-7
 # ----------------------------------------------------------------------------- gradient methods
 
 
-def gradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def gradcam(b: Any) -> np.ndarray:
     """channel weights = spatial mean of the gradients
 
     Selvaraju et al., 2017: ``w_k = mean_hw(dS/dA_k)``, map ``sum_k w_k A_k``.
     """
+    a, g = b.gradients()
     return g.mean(axis=(1, 2), keepdims=True) * a
 
 
-def gradcam_plus_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def gradcam_plus_plus(b: Any) -> np.ndarray:
     """channel weights = positive gradients with higher-order weights
 
     Chattopadhay et al., 2018: ``alpha = g^2 / (2 g^2 + sum_hw(A) g^3)`` (0 where the
     gradient is 0), ``w_k = sum_hw(alpha * relu(g))``.
     """
+    a, g = b.gradients()
     g2 = g**2
     g3 = g2 * g
     denom = 2.0 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3
@@ -47,111 +54,120 @@ def gradcam_plus_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return (alpha * np.maximum(g, 0.0)).sum(axis=(1, 2), keepdims=True) * a
 
 
-def xgradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def xgradcam(b: Any) -> np.ndarray:
     """channel weights = activation-weighted mean of the gradients
 
     Fu et al., 2020 (XGrad-CAM): ``w_k = sum_hw(A_k * g_k) / (sum_hw(A_k) + eps)``.
     """
+    a, g = b.gradients()
     weights = (a * g).sum(axis=(1, 2), keepdims=True) / (a.sum(axis=(1, 2), keepdims=True) + EPS)
     return weights * a
 
 
-def layercam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def layercam(b: Any) -> np.ndarray:
     """element-wise relu(gradient) * activation
 
     Jiang et al., 2021: ``sum_k relu(g_k) * A_k``, position by position.
     """
+    a, g = b.gradients()
     return np.maximum(g, 0.0) * a
 
 
-def hirescam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def hirescam(b: Any) -> np.ndarray:
     """element-wise gradient * activation
 
     Draelos & Carin, 2020: ``sum_k g_k * A_k``, position by position.
     """
+    a, g = b.gradients()
     return g * a
 
 
-def gradcam_elementwise(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def gradcam_elementwise(b: Any) -> np.ndarray:
     """element-wise relu(gradient * activation)
 
     pytorch-grad-cam's GradCAMElementWise: ``sum_k relu(g_k * A_k)``.
     """
+    a, g = b.gradients()
     return np.maximum(g * a, 0.0)
 
 
-def eigencam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def eigencam(b: Any) -> np.ndarray:
     """first principal component of the activations (class-agnostic)
 
     Muhammad & Yeasin, 2020: the projection of ``A`` (positions x channels, centred) on
     its first right singular vector; no gradient, so the same map for every class.
     """
-    return a
+    return b.gradients()[0]
 
 
-def eigengradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def eigengradcam(b: Any) -> np.ndarray:
     """first principal component of gradient * activation
 
     pytorch-grad-cam's EigenGradCAM: the first principal component of ``g * A``.
     """
+    a, g = b.gradients()
     return g * a
 
 
 # ----------------------------------------------------------------------------- perturbation methods
-# Their functions take the activations and per-channel weights ``(N, C)`` computed by
-# the perturbation core (visionkit._cam_perturb).
 
 
-def scorecam(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+def scorecam(b: Any) -> np.ndarray:
     """channel weights = class probability of the image masked by each channel
 
     Wang et al., 2020: ``M_k = minmax(upsample(A_k))``, ``w_k = softmax(f(x * M_k))_c``
     (sigmoid for one unit); ``scorecam_channels=N`` keeps the N channels of largest
     spatial standard deviation (Faster Score-CAM).
     """
-    return w[:, None, None, :] * a
+    a, _scores = b.forward()
+    return b.score_weights(a)[:, None, None, :] * a
 
 
-def ablationcam(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+def ablationcam(b: Any) -> np.ndarray:
     """channel weights = relative drop of the class score when the channel is zeroed
 
     Desai & Ramaswamy, 2020: ``w_k = (y_c - y_c^k) / |y_c|`` with ``y_c^k`` the logit
     when channel ``k`` of the layer is set to zero.
     """
-    return w[:, None, None, :] * a
+    a, scores = b.forward()
+    return b.ablation_weights(scores)[:, None, None, :] * a
 
 
-def fullgrad(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+# ----------------------------------------------------------------------------- all layers
+
+
+def fullgrad(b: Any) -> np.ndarray:
     """input-gradient * input plus bias-gradients of every conv/BN layer
 
     Srinivas & Fleuret, 2019: ``psi(|dS/dx * x|) + sum_layers sum_k psi(|dS/dz_k * b_k|)``,
     each term min-max scaled and resized to the input; ``layer`` is not used.
     """
-    return a  # computed by visionkit._cam_fullgrad; here only for the table
+    return b.fullgrad()[..., None]  # one "channel": the map itself, at the input's resolution
 
 
 @dataclass(frozen=True)
 class Method:
-    """One CAM method: its kind (what the core must compute) and its weighting."""
+    """One CAM method: its weighting and how its weighted activations may be reduced."""
 
-    kind: str  # "gradient", "perturbation" or "fullgrad"
-    weigh: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    weigh: Callable[[Any], np.ndarray]
     eigen: bool = False  # always reduced by the first principal component
+    eigen_smooth: bool = True  # eigen_smooth=True allowed (not when the terms come from several layers)
+    options: tuple[str, ...] = ()  # the method-only options it takes ("scorecam_channels")
 
 
 #: method name -> Method; a new CAM method is one function and one entry.
 TABLE: dict[str, Method] = {
-    "gradcam": Method("gradient", gradcam),
-    "gradcam++": Method("gradient", gradcam_plus_plus),
-    "xgradcam": Method("gradient", xgradcam),
-    "layercam": Method("gradient", layercam),
-    "hirescam": Method("gradient", hirescam),
-    "gradcam_elementwise": Method("gradient", gradcam_elementwise),
-    "eigencam": Method("gradient", eigencam, eigen=True),
-    "eigengradcam": Method("gradient", eigengradcam, eigen=True),
-    "scorecam": Method("perturbation", scorecam),
-    "ablationcam": Method("perturbation", ablationcam),
-    "fullgrad": Method("fullgrad", fullgrad),
+    "gradcam": Method(gradcam),
+    "gradcam++": Method(gradcam_plus_plus),
+    "xgradcam": Method(xgradcam),
+    "layercam": Method(layercam),
+    "hirescam": Method(hirescam),
+    "gradcam_elementwise": Method(gradcam_elementwise),
+    "eigencam": Method(eigencam, eigen=True),
+    "eigengradcam": Method(eigengradcam, eigen=True),
+    "scorecam": Method(scorecam, options=("scorecam_channels",)),
+    "ablationcam": Method(ablationcam),
+    "fullgrad": Method(fullgrad, eigen_smooth=False),
 }
 
 #: method name -> one-line description (the first line of its function's docstring).
@@ -211,18 +227,3 @@ def normalise(maps: np.ndarray) -> tuple[np.ndarray, int]:
     out = np.zeros(maps.shape, dtype=np.float32)
     out[ok] = maps[ok] / peak[ok].reshape(-1, *([1] * (maps.ndim - 1)))
     return np.clip(out, 0.0, 1.0), int((~ok).sum())
-
-
-def class_array(class_index: object, n: int) -> np.ndarray:
-    """``class_index`` (None, an int or one int per image) as int32 ``(n,)``; -1 = top class."""
-    from . import _validate as V
-
-    if class_index is None:
-        return np.full(n, -1, np.int32)
-    if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
-        V.integer("class_index", class_index, minimum=0)
-        return np.full(n, int(class_index), np.int32)
-    arr = np.asarray(class_index)
-    if arr.ndim != 1 or len(arr) != n or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any():
-        raise V.fail("class_index", f"None, a non-negative int, or {n} non-negative ints (one per image)", class_index)
-    return arr.astype(np.int32)

@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _validate as V
+from .. import _validate as V
+from .._images import model_images
+from ._cams import normalise
+from ._common import class_array
 
 # TensorFlow is imported inside the functions (the command line imports this module).
 
@@ -27,19 +30,18 @@ __all__ = ["guided_grad_cam", "integrated_gradients", "saliency", "smoothgrad"]
 
 def _prepare(model: Any, images: Any, class_index: Any, raw: Any, batch_size: Any, guided: bool = False) -> tuple[Any, np.ndarray, np.ndarray, int]:
     """(compiled input-gradient core, float32 batch, resolved classes, batch size)."""
-    from . import _cam_core
-    from ._cam_methods import class_array
+    from . import _probe
 
     if not isinstance(raw, bool):
         raise V.fail("raw", "True or False", raw)
     batch_size = V.integer("batch_size", batch_size, minimum=1)
     if model.inputs and not model.inputs[0].dtype.startswith(("float", "bfloat")):
         raise V.fail("model", f"a model with a floating-point input (gradients w.r.t. pixels); model '{model.name}' takes {model.inputs[0].dtype}", model.name)
-    x, _single = V.model_images(model, images)
+    x, _single = model_images(model, images)
     x = np.asarray(x, np.float32)
     classes = class_array(class_index, len(x))
-    core = _cam_core.input_gradients(model, guided=guided)
-    _cam_core.check_classes(classes, core.n_units, core.binary, class_index)
+    core = _probe.input_gradients(model, guided=guided)
+    _probe.check_classes(classes, core.n_units, core.binary, class_index)
     chosen = np.concatenate([core.classes_of(*_tensors(x[s : s + batch_size], classes[s : s + batch_size]))[1].numpy()
                              for s in range(0, len(x), batch_size)]) if len(x) else classes
     return core, x, chosen.astype(np.int32), batch_size
@@ -58,8 +60,6 @@ def _gradients(core: Any, x: np.ndarray, classes: np.ndarray, batch_size: int) -
 
 
 def _finish(attribution: np.ndarray, raw: bool, reduce: str, name: str) -> np.ndarray:
-    from ._cam_methods import normalise
-
     if raw:
         return attribution.astype(np.float32)
     maps = np.abs(attribution).max(axis=-1) if reduce == "max" else np.abs(attribution.sum(axis=-1))
@@ -280,7 +280,7 @@ def guided_grad_cam(
     >>> guided_grad_cam(model, np.random.rand(2, 16, 16, 3).astype("float32")).shape
     (2, 16, 16)
     """
-    from .gradcam import grad_cam
+    from ._cam import grad_cam
 
     core, x, chosen, batch_size = _prepare(model, images, class_index, raw, batch_size, guided=True)
     with warnings.catch_warnings():

@@ -1,6 +1,6 @@
-"""The compiled core shared by the CAM methods and the gradient attributions (private).
+"""The one compiled core of every explanation, and its one cache (private).
 
-``explainer(model, layer)`` builds (once per model and layer, then cached) a new
+``probe(model, layer)`` builds (once per model and layer, then cached) a new
 functional graph that re-runs the model's own layers, sharing their weights, and
 returns the chosen layer's activations and the class scores taken *before* the final
 softmax/sigmoid (``visionkit._heads``). Its compiled steps give, for a whole batch:
@@ -12,10 +12,13 @@ softmax/sigmoid (``visionkit._heads``). Its compiled steps give, for a whole bat
   each (upsampled, min-max scaled) map (Score-CAM);
 - ``ablated(x, classes, mask)``: the class logit with the layer's channels multiplied
   by ``mask`` (Ablation-CAM; a second graph whose layer output is gated by a variable
-  owned by this explainer).
+  owned by this probe).
 
 ``input_gradients(model, guided=...)`` gives ``dS/dx`` (optionally through guided
-ReLUs). The caller's model is never modified.
+ReLUs) and ``predictor(model, batch_size=...)`` the class probabilities the
+faithfulness metrics and ``interpret`` read. Every compiled step of a model (these,
+and FullGrad's) lives in ONE cache weakly keyed by the model (``cached``), so a
+dropped model frees them. The caller's model is never modified.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import _heads, _layers
+from .. import _heads, _layers
 
-__all__ = ["Explainer", "InputGradients", "cached", "check_classes", "explainer", "head_of", "input_gradients", "is_relu_layer", "resize_maps", "select"]
+__all__ = ["InputGradients", "Probe", "cached", "check_classes", "head_of", "input_gradients", "is_relu_layer", "predictor", "probe", "select"]
 
 # model -> {key: object}; weak keys so a dropped model frees its graphs.
 _CACHE: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
 def cached(model: Any, key: Any, build: Callable[[], Any]) -> Any:
+    """``build()`` once per ``model`` and ``key``, kept while the model lives."""
     try:
         per_model = _CACHE.setdefault(model, {})
     except TypeError:  # not weak-referenceable: build every time
@@ -115,7 +119,7 @@ def _gated(layer: Any, gate: Any) -> Callable[..., Any]:
     return call
 
 
-class Explainer:
+class Probe:
     """The tapped graph and compiled steps for one (model, layer)."""
 
     def __init__(self, model: Any, layer: str) -> None:
@@ -218,9 +222,9 @@ def _weakable(obj: Any) -> bool:
     return True
 
 
-def explainer(model: Any, layer: str) -> Explainer:
-    """The cached ``Explainer`` of ``model`` at ``layer``."""
-    return cached(model, ("layer", layer), lambda: Explainer(model, layer))
+def probe(model: Any, layer: str) -> Probe:
+    """The cached ``Probe`` of ``model`` at ``layer``."""
+    return cached(model, ("layer", layer), lambda: Probe(model, layer))
 
 
 class InputGradients:
@@ -273,18 +277,65 @@ def input_gradients(model: Any, *, guided: bool = False) -> InputGradients:
     return cached(model, ("input", guided), lambda: InputGradients(model, guided=guided))
 
 
-def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize maps ``(N, h, w)`` to ``size`` (bilinear), negative values clipped to 0."""
-    if maps.shape[1:3] == tuple(size):
-        return maps
-    out = tf.image.resize(np.asarray(maps, np.float32)[..., None], size, method="bilinear").numpy()[..., 0]
-    return np.maximum(out, 0.0)
-
-
 def check_classes(classes: np.ndarray, n_units: int, binary: bool, class_index: Any) -> None:
     """Raise when a class index is not below the model's number of classes."""
-    from . import _validate as V
+    from .. import _validate as V
 
     n_classes = 2 if binary else n_units
     if classes.size and classes.max() >= n_classes:
         raise V.fail("class_index", f"a class index below {n_classes} (the model's number of classes)", class_index)
+
+
+# ----------------------------------------------------------------------------- probabilities
+
+
+def _build_step(model: Any) -> Any:
+    """One compiled forward pass (one trace, any batch size); holds the model weakly."""
+    signature = None
+    if getattr(model, "inputs", None):
+        spec = model.inputs[0]
+        signature = [tf.TensorSpec((None, *spec.shape[1:]), spec.dtype)]
+
+    ref = weakref.ref(model) if _weakable(model) else (lambda m=model: m)  # the cache's key stays collectable
+
+    @tf.function(input_signature=signature, reduce_retracing=True)
+    def step(x: Any) -> Any:
+        out = tf.cast(ref()(x, training=False), tf.float32)
+        return tf.reshape(out, [tf.shape(out)[0], -1])
+
+    return step
+
+
+def predictor(model: Any, *, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict(x) -> (N, K)`` float64 class probabilities, ``batch_size`` images per step.
+
+    One compiled forward pass (``training=False``) per batch, built once per model (so
+    repeated metric calls do not retrace); a logits head gets its softmax (sigmoid for
+    one unit), a one-unit head gives two columns ``[1 - p, p]``. The model is only
+    called, never changed.
+    """
+    logits = _heads.is_logits(model)
+    dtype = model.inputs[0].dtype if getattr(model, "inputs", None) else "float32"
+    step = cached(model, ("predict",), lambda: _build_step(model))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        chunks = [
+            step(tf.convert_to_tensor(x[start : start + batch_size], dtype=dtype)).numpy()
+            for start in range(0, len(x), batch_size)
+        ]
+        if not chunks:  # no images: no rows, one column per class
+            outputs = getattr(model, "outputs", None)
+            k = int(np.prod(outputs[0].shape[1:])) if outputs else 0
+            return np.zeros((0, 2 if k == 1 else k))
+        p = np.concatenate(chunks).astype(np.float64)
+        if logits:
+            if p.shape[1] == 1:
+                p = 1.0 / (1.0 + np.exp(-p))
+            else:
+                e = np.exp(p - p.max(axis=1, keepdims=True))
+                p = e / e.sum(axis=1, keepdims=True)
+        if p.shape[1] == 1:
+            p = np.concatenate([1.0 - p, p], axis=1)
+        return p
+
+    return predict
