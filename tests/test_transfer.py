@@ -516,6 +516,15 @@ def test_never_released_names_are_gone(tmp_path):
     np.testing.assert_allclose(head.rates, [1e-2], rtol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["features", "frozen"])
+def test_head_only_methods_refuse_a_base_learning_rate(tmp_path, method):
+    # the base never trains there: a `learning_rate` would be silently unused (the head's is head_learning_rate)
+    write_folder(tmp_path, per_class=6)
+    with pytest.raises(InvalidArgumentError, match=r"`learning_rate`.*head_learning_rate.*Received: learning_rate=0.01"):
+        T.train_transfer(tmp_path, base=tiny_base, weights=None, method=method, image_size=16, epochs=1,
+                         learning_rate=1e-2, progress=False)
+
+
 def test_lr_find_takes_the_shared_optimizer_option():
     model = _tiny_model()
     x, y = synthetic(16)

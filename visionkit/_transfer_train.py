@@ -291,6 +291,11 @@ def _check_recipe(opts: TrainOptions, **kw: Any) -> _Recipe:
                                      exclusive_minimum=True, allow_none=True))
     if kw["method"] == "fine_tune":
         head_epochs, head_lr = _check_phases(opts.epochs, head_epochs, head_lr)
+    elif opts.learning_rate not in (None, RECIPE_DEFAULTS["train_transfer"]["learning_rate"]):
+        # the base never trains: a rate given for it would be silently unused
+        raise V.fail("learning_rate", f"unset with method={kw['method']!r}, which trains only the head "
+                     "(its rate is `head_learning_rate`; `learning_rate` is the unfrozen base's rate, "
+                     "method='fine_tune')", opts.learning_rate)
     from_layer, last_n = kw["from_layer"], V.integer("last_n", kw["last_n"], minimum=1, allow_none=True)
     if from_layer is not None and (not isinstance(from_layer, str) or not from_layer):
         raise V.fail("from_layer", "a layer name (str) or None", from_layer)
