@@ -583,3 +583,16 @@ def test_train_refuses_an_empty_dataset(arrays):
     # before: Keras "trained" zero steps and returned a History with no losses
     with pytest.raises(InvalidArgumentError, match=r"`train_data` must be a non-empty dataset.*0 batches"):
         training.train(tiny_model(), ds, epochs=1, progress=False)
+
+
+def test_an_unwritable_checkpoint_folder_is_named(arrays, tmp_path, monkeypatch):
+    # as root a chmod'ed folder stays writable: make the lock's open fail as a read-only folder would
+    from visionkit import _lock
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_lock.os, "open", refuse)
+    with pytest.raises(InvalidArgumentError, match=r"`checkpoint_dir` must be a folder this process can write.*"
+                                                   r"PermissionError: Permission denied"):
+        training.train(tiny_model(), arrays, epochs=1, batch_size=BATCH, progress=False, checkpoint_dir=tmp_path / "c")

@@ -73,18 +73,23 @@ class RunLock:
         """Take the lock (taking over a stale one, with a ``RuntimeWarning``); return ``self``."""
         if self.folder.exists() and not self.folder.is_dir():
             raise V.fail("checkpoint_dir", "a folder (it is created if missing)", str(self.folder))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        key = str(self.path.resolve())
-        if key in _HELD:
-            raise self._refusal(_read(self.path), "this process is already training into it")
-        for _ in range(10):  # another process may take or release it between our steps: try again
-            fd = self._open_flocked() if fcntl is not None else None
-            if fd is None:
-                fd = self._open_exclusive()
-            if fd is not None:
-                self._fd = fd
-                _HELD.add(key)
-                return self
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            key = str(self.path.resolve())
+            if key in _HELD:
+                raise self._refusal(_read(self.path), "this process is already training into it")
+            for _ in range(10):  # another process may take or release it between our steps: try again
+                fd = self._open_flocked() if fcntl is not None else None
+                if fd is None:
+                    fd = self._open_exclusive()
+                if fd is not None:
+                    self._fd = fd
+                    _HELD.add(key)
+                    return self
+        except OSError as exc:
+            # a read-only or full folder: say which, instead of the bare OSError
+            raise V.fail("checkpoint_dir", "a folder this process can write (it holds the run's lock, "
+                         f"weights and state; {type(exc).__name__}: {exc.strerror or exc})", str(self.folder)) from exc
         raise self._refusal(_read(self.path), "it kept changing hands while this run tried to take it")
 
     def release(self) -> None:
