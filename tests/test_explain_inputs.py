@@ -165,3 +165,14 @@ def test_scorecam_numpy_memory_does_not_grow_with_channels_times_activations():
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20, f"NumPy peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("metric", ["deletion", "insertion", "confidence_change"])
+def test_metrics_refuse_non_finite_maps_naming_them(metric):
+    # before: NaN in a caller's map was zeroed silently and the metric scored the garbage
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    x = np.random.default_rng(0).random((3, 8, 8, 3)).astype("float32")
+    maps = np.random.default_rng(1).random((3, 8, 8))
+    maps[2, 1, 1] = np.nan
+    with pytest.raises(InvalidArgumentError, match=r"`maps` must be finite heatmaps.*1 of 3 are not: index 2"):
+        getattr(explain, metric)(model, x, maps)

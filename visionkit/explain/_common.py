@@ -122,7 +122,9 @@ def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def check_maps(maps: Any, images: np.ndarray, *, argument: str = "maps") -> np.ndarray:
     """Check heatmaps against their images; bilinear-resize them to the images' size.
 
-    Returns float64 ``(N, H, W)``; NaN counts as 0.
+    Returns float64 ``(N, H, W)``. Maps with NaN or infinite values are refused, naming
+    the images: a faithfulness score of a broken map would be a confident answer from
+    garbage.
     """
     m = np.asarray(maps)
     if m.ndim == 2 and len(images) == 1:
@@ -132,7 +134,12 @@ def check_maps(maps: Any, images: np.ndarray, *, argument: str = "maps") -> np.n
     if m.dtype == object or not np.issubdtype(m.dtype, np.number) or m.ndim != 3 or len(m) != len(images):
         raise V.fail(argument, f"{len(images)} heatmaps of shape (N, H, W), one per image",
                      f"array of shape {np.shape(maps)}")
-    m = np.nan_to_num(m.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    m = m.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(m.reshape(len(m), -1)).all(axis=1)) if m.size else np.array([], int)
+    if bad.size:
+        shown = ", ".join(str(int(i)) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+        raise V.fail(argument, f"finite heatmaps (no NaN or infinite values); {bad.size} of {len(m)} are not: "
+                     f"index {shown}", f"array of shape {m.shape} with non-finite values")
     return resize_maps(m, images.shape[1:3]).astype(np.float64)
 
 
