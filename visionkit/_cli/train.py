@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_output(args.output)
     result = train_image_folder(
         args.directory, image_size=args.image_size, validation_split=args.validation_split,
-        test_directory=args.test_dir, augment=args.augment, sample=args.sample, **training_options(args),
+        test_directory=args.test_dir, augment=args.augment_preset or args.augment, sample=args.sample, **training_options(args),
     )
     write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
     return 0
