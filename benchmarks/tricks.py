@@ -49,6 +49,10 @@ ROWS: dict[str, dict[str, object]] = {
     "cutmix": {"augment": "cutmix"},
     "new": {"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "one_cycle", "augment": "light",
             "label_smoothing": 0.1, "tta": True},
+    "new_ema": {"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "one_cycle", "augment": "light",
+                "label_smoothing": 0.1, "tta": True, "ema": 0.99},
+    # for the transfer rows (a head-only method takes no base learning_rate)
+    "tricks": {"augment": "light", "label_smoothing": 0.1, "tta": True},
 }
 
 
