@@ -56,7 +56,8 @@ def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, A
                    help="learning rate " + default("learning_rate", f"{d['learning_rate']:g}" if d["learning_rate"]
                                                    else "the optimizer's"))
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d["lr_schedule"],
-                   help="learning rate constant, or decaying to 0 along a half cosine over --epochs "
+                   help="learning rate constant, decaying to 0 along a half cosine over --epochs, or one cycle (up over "
+                   "the first 30%% of the steps, then down) "
                    + default("lr_schedule", d["lr_schedule"]))
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
