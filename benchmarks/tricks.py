@@ -9,7 +9,7 @@ the load average (the machine may be shared: compare rows of one run, which are
 interleaved in the order given).
 
     python benchmarks/tricks.py --root /tmp/cifar10 --train 4000 --test 2000 --epochs 6
-    python benchmarks/tricks.py --rows keras,today,light --out results.jsonl
+    python benchmarks/tricks.py --rows keras,today,new,light --out results.jsonl
 
 ``--root`` is a folder with ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` (the
 extracted archive's ``cifar10`` folder). The ``--transfer`` row trains
@@ -34,7 +34,12 @@ from _machine import describe, tag
 
 from visionkit import convnets
 
-#: The folder-recipe rows: options over today's defaults (``augment=True``: the in-model augmentation).
+#: The former defaults of ``train_image_folder`` (before #22): the rows of single tricks start from them.
+FORMER: dict[str, object] = {"optimizer": "rmsprop", "learning_rate": 1e-4, "lr_schedule": "constant",
+                             "label_smoothing": 0.0, "augment": True}
+
+#: The folder-recipe rows: options over ``FORMER``, except the ``new*`` rows, over the recipe's
+#: current defaults (Adam 1e-3, one-cycle, label smoothing 0.1, ``augment="light"``).
 ROWS: dict[str, dict[str, object]] = {
     "today": {},
     "ema": {"ema": 0.99},
@@ -47,10 +52,9 @@ ROWS: dict[str, dict[str, object]] = {
     "randaugment": {"augment": "randaugment"},
     "mixup": {"augment": "mixup"},
     "cutmix": {"augment": "cutmix"},
-    "new": {"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "one_cycle", "augment": "light",
-            "label_smoothing": 0.1, "tta": True},
-    "new_ema": {"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "one_cycle", "augment": "light",
-                "label_smoothing": 0.1, "tta": True, "ema": 0.99},
+    "new": {},
+    "new_tta": {"tta": True},
+    "new_ema": {"tta": True, "ema": 0.99},
     # for the transfer rows (a head-only method takes no base learning_rate)
     "tricks": {"augment": "light", "label_smoothing": 0.1, "tta": True},
 }
@@ -84,9 +88,8 @@ def keras_row(tree: Path, args: argparse.Namespace) -> dict[str, float]:
 
 
 def recipe_row(tree: Path, options: dict[str, object], args: argparse.Namespace) -> dict[str, float]:
-    opts = {"augment": True, **options}
     result = convnets.train_image_folder(tree, image_size=args.size, epochs=args.epochs, seed=args.seed,
-                                         progress=False, **opts)
+                                         progress=False, **options)
     return dict(result.metrics)
 
 
@@ -114,7 +117,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=48, help="image side (small_convnet needs >= 46)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", default="keras," + ",".join(ROWS) + ",keras")
+    parser.add_argument("--rows", default="keras," + ",".join(r for r in ROWS if r != "tricks") + ",keras")
     parser.add_argument("--vgg16", default="/work/shared/data/vgg16_imagenet_notop.weights.h5")
     parser.add_argument("--out", type=Path, default=None, help="append each row as a JSON line here")
     args = parser.parse_args()
@@ -131,9 +134,9 @@ def main() -> None:
         elif row.startswith("transfer"):
             metrics = transfer_row(tree, args, {} if row == "transfer" else ROWS[row.split("-", 1)[1]])
         else:
-            metrics = recipe_row(tree, ROWS[row], args)
+            metrics = recipe_row(tree, ROWS[row] if row.startswith("new") else {**FORMER, **ROWS[row]}, args)
         seconds = time.perf_counter() - started
-        record = {"row": row, "options": ROWS.get(row, {}), "accuracy": round(metrics["accuracy"], 4),
+        record = {"row": row, "options": ROWS.get(row.split("-", 1)[-1], {}), "accuracy": round(metrics["accuracy"], 4),
                   "accuracy_no_tta": metrics.get("accuracy_no_tta"), "seconds": round(seconds, 1),
                   "load": round(load, 2), "machine": tag()}
         print(json.dumps(record), flush=True)
