@@ -327,3 +327,26 @@ def test_image_folder_recipe_takes_the_tricks():
     assert sorted(result.metrics) == ["accuracy", "accuracy_no_tta", "loss", "loss_no_tta"]
     assert result.settings["augment"] == "light" and result.settings["ema"] == 0.9
     assert not any("random" in layer.name for layer in result.model.layers)  # no in-model augmentation
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_takes_the_tricks(tmp_path):
+    from visionkit.cli import main
+
+    out = tmp_path / "out"
+    argv = ["train", "--sample", "--image-size", "48x48", "--epochs", "1", "--augment", "flip", "--ema", "0.9",
+            "--tta", "--label-smoothing", "0.05", "--lr-schedule", "one_cycle", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    written = json.loads((out / "metrics.json").read_text())
+    assert {k: written["settings"][k] for k in ("augment", "ema", "tta", "label_smoothing", "lr_schedule")} == {
+        "augment": "flip", "ema": 0.9, "tta": True, "label_smoothing": 0.05, "lr_schedule": "one_cycle"}
+    assert "accuracy_no_tta" in written["test"]
+
+
+def test_cli_fast_recipe_refuses_the_classic_only_tricks(capsys):
+    from visionkit.cli import main
+
+    assert main(["cifar10", "--sample", "--ema", "0.9", "-q"]) == 2
+    assert "--ema" in capsys.readouterr().err
