@@ -25,7 +25,8 @@ __all__ = ["check_labels", "guard_labels", "label_kind", "reraise_label_errors"]
 
 _LOSS_KINDS = {"binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary",
                "sparsecategoricalcrossentropy": "sparse", "categoricalcrossentropy": "categorical",
-               "categoricalfocalcrossentropy": "categorical"}
+               "categoricalfocalcrossentropy": "categorical",
+               "softcrossentropy": "sparse"}
 
 
 def label_kind(model: Any, loss: Any, label_shape: tuple[Any, ...]) -> str | None:

@@ -17,19 +17,28 @@ __all__ = ["default_loss_for", "make_optimizer", "resolve_loss", "steps_per_epoc
 
 
 def make_optimizer(
-    optimizer: Any, learning_rate: float | None, *, schedule: str = "constant", total_steps: int | None = None
+    optimizer: Any, learning_rate: float | None, *, schedule: str = "constant", total_steps: int | None = None,
+    ema: float | None = None,
 ) -> Any:
+    """A named optimizer at ``learning_rate`` along ``schedule``, keeping an EMA of the weights when ``ema``."""
     import keras
 
     if not isinstance(optimizer, str):
         return optimizer
-    config: dict[str, Any] = {} if learning_rate is None else {"learning_rate": learning_rate}
+    extra: dict[str, Any] = {} if ema is None else {"use_ema": True, "ema_momentum": float(ema)}
+    config: dict[str, Any] = ({} if learning_rate is None else {"learning_rate": learning_rate}) | extra
     opt = keras.optimizers.get({"class_name": optimizer.lower(), "config": config})
     if schedule == "constant":
         return opt
     initial = float(learning_rate if learning_rate is not None else opt.get_config()["learning_rate"])
-    lr = keras.optimizers.schedules.CosineDecay(initial, decay_steps=max(int(total_steps or 1), 1))
-    return keras.optimizers.get({"class_name": optimizer.lower(), "config": {"learning_rate": lr}})
+    steps = max(int(total_steps or 1), 1)
+    if schedule == "one_cycle":
+        from ._tricks import OneCycle
+
+        lr: Any = OneCycle(initial, steps)
+    else:
+        lr = keras.optimizers.schedules.CosineDecay(initial, decay_steps=steps)
+    return keras.optimizers.get({"class_name": optimizer.lower(), "config": {"learning_rate": lr} | extra})
 
 
 def steps_per_epoch(ds: Any, name: str, schedule: str) -> int:
@@ -62,8 +71,14 @@ def default_loss_for(model: Any, *, one_hot: bool) -> tuple[Any, str, bool]:
     return keras.losses.SparseCategoricalCrossentropy(from_logits=logits), "sparse", logits
 
 
-def resolve_loss(model: Any, loss: Any, metrics: Any, label_info: dict[str, Any]) -> tuple[Any, list[Any], Any]:
-    """Return ``(loss, metrics, loss description for the fingerprint)``."""
+def resolve_loss(model: Any, loss: Any, metrics: Any, label_info: dict[str, Any], *,
+                 label_smoothing: float = 0.0, soft_labels: bool = False) -> tuple[Any, list[Any], Any]:
+    """Return ``(loss, metrics, loss description for the fingerprint)``.
+
+    ``label_smoothing`` smooths the default loss; ``soft_labels``: the training labels
+    will be soft rows (``MixUp``/``CutMix``) while the other data keep the given labels,
+    so a sparse head gets the loss and accuracy that take both.
+    """
     import keras
 
     metric_list = list(metrics or ())
@@ -74,17 +89,29 @@ def resolve_loss(model: Any, loss: Any, metrics: Any, label_info: dict[str, Any]
     label_shape = tuple(label_info.get("label_shape", ()))
     one_hot = units is not None and units > 1 and len(label_shape) == 1 and label_shape[0] == units
     loss_obj, kind, logits = default_loss_for(model, one_hot=one_hot)
+    desc = f"{type(loss_obj).__name__}(from_logits={logits})"
+    if kind == "sparse" and (label_smoothing or soft_labels):
+        from ._tricks import SoftCrossentropy, soft_accuracy
+
+        loss_obj, kind = SoftCrossentropy(int(units), from_logits=logits, label_smoothing=label_smoothing), "soft"
+        desc = f"SoftCrossentropy(from_logits={logits})"
+    elif label_smoothing:
+        loss_obj = type(loss_obj)(from_logits=logits, label_smoothing=label_smoothing)
+    if label_smoothing:  # (no entry without it, so older checkpoint folders still resume)
+        desc = desc[:-1] + f", label_smoothing={label_smoothing:g})"
     resolved = []
     for m in metric_list:
         if m in ("accuracy", "acc"):
-            if kind == "binary":
+            if kind == "soft":
+                m = keras.metrics.MeanMetricWrapper(soft_accuracy, name="accuracy")
+            elif kind == "binary":
                 m = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5)
             elif kind == "sparse":
                 m = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
             else:
                 m = keras.metrics.CategoricalAccuracy(name="accuracy")
         resolved.append(m)
-    return loss_obj, resolved, f"{type(loss_obj).__name__}(from_logits={logits})"
+    return loss_obj, resolved, desc
 
 
 def _loss_config(loss: Any) -> Any:

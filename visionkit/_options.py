@@ -21,8 +21,17 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "RESUME_MODES", "TRAINING_OPTIONS", "Resolved", "TrainOptions",
-           "TrainOptionsKwargs"]
+__all__ = [
+    "AUGMENT_PRESETS",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "RESUME_MODES",
+    "TRAINING_OPTIONS",
+    "Resolved",
+    "TrainOptions",
+    "TrainOptionsKwargs",
+    "augment_switch",
+]
 
 #: Optimizer names [`train`][visionkit.training.train] accepts as strings (or pass a Keras optimizer).
 OPTIMIZERS: tuple[str, ...] = (
@@ -31,7 +40,11 @@ OPTIMIZERS: tuple[str, ...] = (
 )
 
 #: Learning-rate schedules [`train`][visionkit.training.train] can build for a named optimizer.
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "one_cycle")
+
+#: Augmentation presets of the ``augment`` option, applied to whole training batches in the
+#: ``tf.data`` pipeline by Keras 3's own preprocessing layers (see the "Training tricks" page).
+AUGMENT_PRESETS: tuple[str, ...] = ("none", "flip", "light", "randaugment", "erasing", "mixup", "cutmix")
 
 #: Values of the ``resume`` option: how a ``checkpoint_dir`` that already holds a run is continued.
 RESUME_MODES: tuple[str, ...] = ("auto", "weights", "never")
@@ -60,6 +73,10 @@ class TrainOptionsKwargs(TypedDict, total=False):
     precision: str | None
     seed: int | None
     progress: bool
+    ema: float | None
+    tta: bool
+    label_smoothing: float
+    augment: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +100,14 @@ class TrainOptions:
     learning_rate : float, optional
         Learning rate of a named optimizer (Keras' default for it when ``None``).
         Not allowed with an optimizer instance (set it on the instance).
-    lr_schedule : {"constant", "cosine"}, default "constant"
+    lr_schedule : {"constant", "cosine", "one_cycle"}, default "constant"
         ``"cosine"``: the rate falls from ``learning_rate`` to 0 along a half
         cosine over the ``epochs × steps per epoch`` optimizer steps of the run
-        (``keras.optimizers.schedules.CosineDecay``); it follows
-        ``optimizer.iterations``, so a resumed run continues it.
+        (``keras.optimizers.schedules.CosineDecay``). ``"one_cycle"``: it rises from
+        ``learning_rate / 25`` to ``learning_rate`` along a half cosine over the
+        first 30 % of the steps, then falls along a half cosine to
+        ``learning_rate / 25e4`` ([`OneCycle`][visionkit.training.OneCycle]). Both follow
+        ``optimizer.iterations``, so a resumed run continues them.
     callbacks : sequence of keras.callbacks.Callback, optional
         Extra callbacks, run after visionkit's own.
     checkpoint_dir : str or os.PathLike, optional
@@ -123,6 +143,35 @@ class TrainOptions:
     progress : bool, default True
         Keras progress bars (one line per epoch when output is not a terminal) and
         tqdm bars; ``False`` for silence.
+    ema : float, optional
+        Keep an exponential moving average of the weights with this decay per
+        optimizer step (``0 < ema < 1``, e.g. 0.999; ``None`` or ``False``: none), and
+        put it into the model when training ends: the returned model, its test
+        metrics and ``model.keras`` are the averaged weights. Keras optimizers' own
+        ``use_ema``: the average is optimizer state, so it is saved in the epoch
+        checkpoints and a resumed run is exact. Validation metrics during training,
+        ``best.keras`` and the epoch checkpoints hold the live (not averaged) weights.
+        With an optimizer instance, set ``use_ema`` on it instead.
+    tta : bool, default False
+        Evaluate the held-out metrics with test-time augmentation: the mean of the
+        model's outputs on each image and its mirror image. ``metrics["accuracy"]``
+        and ``metrics["loss"]`` are then with it, ``"accuracy_no_tta"`` and
+        ``"loss_no_tta"`` without. Training is unchanged.
+    label_smoothing : float, default 0.0
+        Label smoothing of the default cross-entropy loss, in ``[0, 1)``: the
+        targets become ``y × (1 − ε) + ε / K`` for ``K`` classes (``K = 2`` for a
+        one-unit binary head). Not allowed with an explicit ``loss``.
+    augment : str, default "none"
+        An augmentation preset from [`AUGMENT_PRESETS`][visionkit.training.AUGMENT_PRESETS], applied to whole
+        training batches in the ``tf.data`` pipeline by Keras' preprocessing
+        layers, seeded by ``seed``: ``"flip"`` (horizontal flips), ``"light"``
+        (flips and shifts up to 1/8 of the size), ``"randaugment"`` (flips and
+        ``keras.layers.RandAugment``), ``"erasing"`` (flips, shifts and
+        ``RandomErasing``), ``"mixup"`` / ``"cutmix"`` (flips and shifts, then
+        ``MixUp`` / ``CutMix``: the labels become soft, mixed rows that sum to 1,
+        so they need the default loss). Inputs are taken to be pixels in
+        ``[0, 255]``. Recipes with their own ``augment`` switch (``True``: their
+        in-model augmentation) take a preset name there too.
 
     Examples
     --------
@@ -148,6 +197,10 @@ class TrainOptions:
     precision: str | None = None
     seed: int | None = None
     progress: bool = True
+    ema: float | None = None
+    tta: bool = False
+    label_smoothing: float = 0.0
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -168,7 +221,22 @@ class TrainOptions:
                 raise V.fail(name, "a folder path or None", value)
             set_(self, name, Path(value) if value is not None else None)
         set_(self, "callbacks", _check_callbacks(self.callbacks))
+        if self.ema is False or self.ema is None:
+            set_(self, "ema", None)
+        else:
+            set_(self, "ema", V.number("ema", self.ema, minimum=0.0, maximum=1.0, exclusive_minimum=True,
+                                       exclusive_maximum=True))
+        set_(self, "tta", V.boolean("tta", self.tta))
+        set_(self, "label_smoothing", float(V.number("label_smoothing", self.label_smoothing, minimum=0.0,
+                                                     maximum=1.0, exclusive_maximum=True)))
+        V.one_of("augment", self.augment, AUGMENT_PRESETS)
         _check_optimizer(self.optimizer, self.learning_rate, self.lr_schedule)
+        if self.ema is not None and not isinstance(self.optimizer, str):
+            raise InvalidArgumentError(
+                "Argument `ema` only goes with an optimizer name; create the optimizer instance with "
+                f"use_ema=True, ema_momentum=... instead. Received: optimizer={type(self.optimizer).__name__}, "
+                f"ema={self.ema!r}"
+            )
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any], /, **defaults: Any) -> TrainOptions:
@@ -192,7 +260,7 @@ class TrainOptions:
         if not isinstance(kwargs.get("optimizer", defaults.get("optimizer")), str):
             # a recipe's default rate and schedule are for its named optimizer: an instance
             # brings its own (set them on it)
-            defaults = {k: v for k, v in defaults.items() if k not in ("learning_rate", "lr_schedule")}
+            defaults = {k: v for k, v in defaults.items() if k not in ("learning_rate", "lr_schedule", "ema")}
         return cls(**{**defaults, **kwargs})
 
     def resolve(self) -> Resolved:
@@ -240,6 +308,7 @@ class TrainOptions:
             "checkpoint_dir": str(self.checkpoint_dir) if self.checkpoint_dir else None, "resume": self.resume,
             "log_dir": str(self.log_dir) if self.log_dir else None,
             "strategy": name(self.strategy), "precision": self.precision, "seed": self.seed,
+            "ema": self.ema, "tta": self.tta, "label_smoothing": self.label_smoothing, "augment": self.augment,
         }
 
 
@@ -255,6 +324,21 @@ class Resolved:
 
 #: The names of the shared training options, in the order the docs list them.
 TRAINING_OPTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainOptions))
+
+
+def augment_switch(value: Any) -> tuple[bool, str]:
+    """A recipe's ``augment`` argument as ``(in-model augmentation on, pipeline preset)``.
+
+    ``True``/``False``: the recipe's own in-model augmentation on or off (the preset is
+    ``"none"``); a name from ``AUGMENT_PRESETS``: that preset in the ``tf.data``
+    pipeline, and no in-model augmentation.
+    """
+    if isinstance(value, str):
+        V.one_of("augment", value, AUGMENT_PRESETS)
+        return False, value
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise V.fail("augment", f"True, False or one of {list(AUGMENT_PRESETS)}", value)
+    return bool(value), "none"
 
 
 def _check_callbacks(callbacks: Any) -> tuple[Any, ...]:

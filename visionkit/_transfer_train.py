@@ -27,7 +27,7 @@ import keras
 
 from . import _applications
 from . import _validate as V
-from ._options import TRAINING_OPTIONS, TrainOptions
+from ._options import TRAINING_OPTIONS, TrainOptions, augment_switch
 from ._transfer_base import (
     BaseSpec,
     check_head_args,
@@ -262,7 +262,7 @@ class _Recipe:
     last_n: int | None
     hidden: int | None
     dropout: float
-    augment: bool
+    augment: bool | str
 
     def build_base(self) -> keras.Model:
         return conv_base(self.base, weights=self.weights, input_shape=(*self.image_size, 3))
@@ -309,7 +309,7 @@ def _check_recipe(opts: TrainOptions, **kw: Any) -> _Recipe:
         raise V.fail("image_size", f"at least {min_input_size(base)} pixels on each side for base '{base}'", image_size)
     return _Recipe(base=base, method=kw["method"], weights=weights, image_size=image_size,
                    head_epochs=head_epochs, head_learning_rate=head_lr, from_layer=from_layer, last_n=last_n,
-                   hidden=hidden, dropout=dropout, augment=V.boolean("augment", kw["augment"]))
+                   hidden=hidden, dropout=dropout, augment=kw["augment"])
 
 
 def train_transfer(
@@ -325,7 +325,7 @@ def train_transfer(
     last_n: int | None = None,
     hidden: int | None = 256,
     dropout: float = 0.5,
-    augment: bool = True,
+    augment: bool | str = True,
     validation_split: float = 0.2,
     test_directory: str | os.PathLike[str] | None = None,
     **options: Unpack[TrainOptionsKwargs],
@@ -361,8 +361,11 @@ def train_transfer(
         ([`DEFAULT_FINE_TUNE_FROM`][visionkit.transfer.DEFAULT_FINE_TUNE_FROM]), or its last 3 weighted layers for custom bases.
     hidden, dropout
         The classifier head (see [`transfer_model`][visionkit.transfer.transfer_model]).
-    augment : bool, default True
-        Random flips, rotations, shifts and zooms (``"frozen"`` and ``"fine_tune"``).
+    augment : bool or str, default True
+        Random flips, rotations, shifts and zooms inside the model (``"frozen"`` and
+        ``"fine_tune"``); or a preset name from
+        [`visionkit.training.AUGMENT_PRESETS`][visionkit.training.AUGMENT_PRESETS], applied to whole batches in the
+        ``tf.data`` pipeline instead (the shared ``augment`` option; not with ``"features"``).
     validation_split : float, default 0.2
         Fraction held out for validation when ``directory`` has no ``validation/``.
     test_directory : str or os.PathLike, optional
@@ -415,7 +418,11 @@ def train_transfer(
     (['painting', 'photo'], 2, ['accuracy', 'loss'])
     """
     started = time.perf_counter()
-    opts = _recipe_options(options, "train_transfer")
+    _, preset = augment_switch(augment)
+    opts = _recipe_options({**options, "augment": preset}, "train_transfer")
+    if method == "features" and (preset != "none" or opts.tta):
+        name, value = ("augment", augment) if preset != "none" else ("tta", opts.tta)
+        raise V.fail(name, "off with method='features', which trains on stored features, not images", value)
     recipe = _check_recipe(opts, base=base, method=method, weights=weights, image_size=image_size,
                            head_epochs=head_epochs, head_learning_rate=head_learning_rate, from_layer=from_layer,
                            last_n=last_n, hidden=hidden, dropout=dropout, augment=augment)
@@ -470,7 +477,7 @@ def _run_features(recipe: _Recipe, splits: FolderSplits, opts: TrainOptions) -> 
 def _build_transfer_model(recipe: _Recipe, num_classes: int, seed: int | None) -> keras.Model:
     from .preprocess import augmentation
 
-    aug = augmentation(seed=seed) if recipe.augment else None
+    aug = augmentation(seed=seed) if augment_switch(recipe.augment)[0] else None
     return transfer_model(recipe.build_base(), num_classes=num_classes, hidden=recipe.hidden,
                           dropout=recipe.dropout, augmentation=aug)
 

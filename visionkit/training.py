@@ -84,7 +84,15 @@ from ._lock import RunLock
 from ._logs import log_callbacks
 from ._losses import default_loss_for, make_optimizer, resolve_loss, steps_per_epoch
 from ._nan_guard import NanGuard
-from ._options import LR_SCHEDULES, OPTIMIZERS, TRAINING_OPTIONS, TrainOptions, TrainOptionsKwargs
+from ._options import (
+    AUGMENT_PRESETS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TRAINING_OPTIONS,
+    TrainOptions,
+    TrainOptionsKwargs,
+)
+from ._tricks import MIXING_PRESETS, OneCycle, augment_batches, flip_average
 from .device import (
     precision_scope,
     strategy_scope,
@@ -95,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
 
 __all__ = [
+    "AUGMENT_PRESETS",
     "LR_SCHEDULES",
     "MAX_MODEL_BYTES",
     "MAX_MODEL_COMPRESSION_RATIO",
@@ -103,6 +112,7 @@ __all__ = [
     "TRAINING_OPTIONS",
     "Checkpoint",
     "ClassNames",
+    "OneCycle",
     "TrainOptions",
     "TrainOptionsKwargs",
     "TrainResult",
@@ -330,6 +340,7 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
     batch = run.global_batch
     train_ds, label_info = as_dataset(model, train_data, "train_data", batch_size=batch, shuffle=True, seed=seed,
                                        loss=loss)
+    train_ds = _augment(model, train_ds, options, loss=loss, seed=seed)
     val_ds = None
     if validation_data is not None:
         val_ds, _ = as_dataset(model, validation_data, "validation_data", batch_size=batch, shuffle=False,
@@ -372,6 +383,8 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
                     validation_data=val_ds, accuracy=any(m in ("accuracy", "acc") for m in (metrics or ())),
                     from_logits=is_logits(model), callbacks=callbacks, verbose=verbose,
                 )
+                if options.ema is not None:  # what Keras' fit does at its end
+                    model.optimizer.finalize_variable_values(model.trainable_variables)
             else:
                 history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs, initial_epoch=start,
                                     callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
@@ -395,14 +408,18 @@ def _compile(model: Any, train_ds: Any, guard: EpochCheckpoint, *, options: Trai
         span = max(options.epochs - first_epoch, 1)
         with strategy_scope(strategy):
             opt = make_optimizer(options.optimizer, options.learning_rate, schedule=options.lr_schedule,
-                                  total_steps=None if steps is None else span * steps)
-            loss_obj, metric_objs, loss_desc = resolve_loss(model, loss, metrics, label_info)
+                                  total_steps=None if steps is None else span * steps, ema=options.ema)
+            loss_obj, metric_objs, loss_desc = resolve_loss(model, loss, metrics, label_info,
+                                                            label_smoothing=options.label_smoothing,
+                                                            soft_labels=options.augment in MIXING_PRESETS)
         if guard.directory is None:
             return opt, loss_obj, metric_objs, None
         # no schedule entry for "constant", so older checkpoint folders still resume
         schedule = None if steps is None else f"{options.lr_schedule} over {span} epochs of {steps} steps"
         settings = fingerprint(model, opt, loss=loss_desc, metrics=metrics, label_shape=label_info["label_shape"],
                                batch_size=batch_size, lr_schedule=schedule)
+        if options.augment != "none":  # (no entry without it, so older checkpoint folders still resume)
+            settings["augment"] = options.augment
         return opt, loss_obj, metric_objs, settings | ({"restart_epoch": first_epoch} if first_epoch else {})
 
     opt, loss_obj, metric_objs, settings = build(guard.restart_epoch)
@@ -415,6 +432,26 @@ def _compile(model: Any, train_ds: Any, guard: EpochCheckpoint, *, options: Trai
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
     return loss_obj
+
+
+def _augment(model: Any, train_ds: Any, options: TrainOptions, *, loss: Any, seed: int | None) -> Any:
+    """The training batches through the ``augment`` preset (after the label checks); check the loss fits."""
+    if options.label_smoothing and loss is not None:
+        raise InvalidArgumentError(
+            "Argument `label_smoothing` smooths the default loss; with an explicit `loss`, set the smoothing on "
+            f"it instead (e.g. keras.losses.CategoricalCrossentropy(label_smoothing=...)). Received: "
+            f"label_smoothing={options.label_smoothing!r}, loss={loss!r}"
+        )
+    if options.augment in MIXING_PRESETS and loss is not None:
+        raise InvalidArgumentError(
+            f"Argument `augment`={options.augment!r} turns the labels into soft, mixed rows, which only the "
+            "default loss is set up for; leave `loss` unset or pick another preset. Received: "
+            f"augment={options.augment!r}, loss={loss!r}"
+        )
+    if options.augment == "none":
+        return train_ds
+    units = int(model.outputs[0].shape[-1]) if model.outputs and model.outputs[0].shape[-1] else 1
+    return augment_batches(train_ds, options.augment, units=units, seed=seed)
 
 
 def _warn_diverged(guard: NanGuard, restored: str | None, options: TrainOptions) -> None:
@@ -508,6 +545,9 @@ def run_recipe(
     policy = model.dtype_policy.name  # before the class-names wrapper, built outside the scope
     if test_data is not None:
         metrics = evaluate(model, test_data, batch_size=run.global_batch)
+        if options.tta:  # with test-time augmentation; without it under the _no_tta names
+            plain = {f"{k}_no_tta": v for k, v in metrics.items()}
+            metrics = {**evaluate(model, test_data, batch_size=run.global_batch, tta=True), **plain}
     else:  # the last epoch's validation metrics
         metrics = {k[4:]: float(v[-1]) for k, v in history.history.items() if k.startswith("val_") and v}
     if class_names is not None and carried_class_names(model) != list(class_names):
@@ -521,7 +561,7 @@ def run_recipe(
     )
 
 
-def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str, float]:
+def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32, tta: bool = False) -> dict[str, float]:
     """Evaluate ``model`` on ``data``; return ``{metric_name: value}``.
 
     Parameters
@@ -534,6 +574,10 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
         As for [`train`][visionkit.training.train]; a dataset is used as it is.
     batch_size : int, default 32
         Batch size for arrays.
+    tta : bool, default False
+        Test-time augmentation: evaluate the mean of the model's outputs on each
+        image ``(batch, height, width, channels)`` and on its mirror image (width
+        flipped), with the model's loss and the accuracy that matches its head.
 
     Returns
     -------
@@ -555,6 +599,17 @@ def evaluate(model: keras.Model, data: Any, *, batch_size: int = 32) -> dict[str
                                  loss=compiled_loss)
     from ._distributed import evaluate_local, needs_custom_loop
 
+    if V.boolean("tta", tta):
+        if len(model.inputs[0].shape) != 4:
+            raise V.fail("tta", "False for a model whose input is not images (batch, height, width, channels)",
+                         tta)
+        loss_obj = compiled_loss or resolve_loss(model, None, (), label_info)[0]
+        _, metric_objs, _ = resolve_loss(model, None, ("accuracy",), label_info)
+        averaged = flip_average(model)
+        averaged.compile(loss=loss_obj, metrics=metric_objs)
+        with reraise_label_errors():
+            results = averaged.evaluate(ds, verbose=0, return_dict=True)
+        return {str(k): float(v) for k, v in results.items()}
     if needs_custom_loop(model.distribute_strategy):
         # Keras' evaluate() fails under MultiWorkerMirroredStrategy: evaluate locally.
         loss_obj = getattr(model, "loss", None) or resolve_loss(model, None, (), label_info)[0]

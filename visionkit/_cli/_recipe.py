@@ -16,10 +16,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._options import LR_SCHEDULES, OPTIMIZERS, TrainOptions
+from .._options import AUGMENT_PRESETS, LR_SCHEDULES, OPTIMIZERS, TrainOptions
 from ..device import PRECISIONS, STRATEGIES
 from ..errors import VisionkitError
-from ._common import add_output, add_progress, non_negative_int, positive_float, positive_int
+from ._common import (
+    add_output,
+    add_progress,
+    non_negative_int,
+    number_in,
+    positive_float,
+    positive_int,
+)
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
@@ -49,7 +56,8 @@ def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, A
                    help="learning rate " + default("learning_rate", f"{d['learning_rate']:g}" if d["learning_rate"]
                                                    else "the optimizer's"))
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d["lr_schedule"],
-                   help="learning rate constant, or decaying to 0 along a half cosine over --epochs "
+                   help="learning rate constant, decaying to 0 along a half cosine over --epochs, or one cycle (up over "
+                   "the first 30%% of the steps, then down) "
                    + default("lr_schedule", d["lr_schedule"]))
     add_output(p, output)
     p.add_argument("--checkpoint-dir", default=None,
@@ -68,18 +76,40 @@ def add_training_options(p: argparse.ArgumentParser, *, defaults: Mapping[str, A
                    help="Keras dtype policy to build the model under; auto picks the fastest for this machine "
                    + default("precision", "the global policy, float32"))
     p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the data shuffling, splits and augmentation")
+    add_trick_options(p, d, default)
     add_progress(p)
 
 
+def add_trick_options(p: argparse.ArgumentParser, d: Mapping[str, Any], default: Any) -> None:
+    """The training tricks of the shared options: --ema, --tta, --label-smoothing, --augment."""
+    p.add_argument("--ema", type=number_in(0, 1, open_low=True, open_high=True), default=d["ema"], metavar="DECAY",
+                   help="keep a moving average of the weights with this decay per step (e.g. 0.999) and end "
+                   "with it " + default("ema", d["ema"] or "none"))
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d["tta"],
+                   help="test metrics with flip test-time augmentation (and without, as *_no_tta) "
+                   + default("tta", "on" if d["tta"] else "off"))
+    p.add_argument("--label-smoothing", type=number_in(0, 1, open_high=True), default=d["label_smoothing"],
+                   metavar="EPS", help="label smoothing of the default loss " + default("label_smoothing",
+                                                                                  d["label_smoothing"]))
+    p.add_argument("--augment", dest="augment_preset", choices=AUGMENT_PRESETS, default=None,
+                   help="an augmentation preset on whole batches in the tf.data pipeline (replaces a "
+                   "recipe's own in-model augmentation) " + default("augment", d["augment"]))
+
+
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The shared training options from parsed arguments, as keyword arguments."""
+    """The shared training options from parsed arguments, as keyword arguments.
+
+    ``--augment`` is left out for a command with its own ``augment`` switch (``--no-augment``):
+    the command passes ``args.augment_preset`` or its switch as the recipe's ``augment``.
+    """
     return {
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
         "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule,
         "checkpoint_dir": args.checkpoint_dir, "resume": args.resume, "log_dir": args.log_dir,
         "strategy": args.strategy,
         "precision": args.precision, "seed": args.seed, "progress": not args.quiet,
-    }
+        "ema": args.ema, "tta": args.tta, "label_smoothing": args.label_smoothing,
+    } | ({} if args.augment_preset is None or hasattr(args, "augment") else {"augment": args.augment_preset})
 
 
 def prepare_output(output: str) -> Path:

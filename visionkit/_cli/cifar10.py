@@ -10,7 +10,8 @@ from ._recipe import add_training_options
 
 RECIPES = {"fast": "train_cifar10_fast", "classic": "train_cifar10"}
 # options whose default depends on --recipe: left None in the parser, filled by the recipe
-_PER_RECIPE = ("epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "precision")
+_PER_RECIPE = ("epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "precision", "tta",
+               "label_smoothing")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", choices=tuple(RECIPES), default="fast", help="which recipe (default: fast)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
     p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                   help="fast: report the accuracy after test-time augmentation (flips and shifts; default: on)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="classic: no random flips/rotations/shifts")
     p.add_argument("--translation", type=number_in(0, 1), default=None,
@@ -45,7 +44,9 @@ def _per_recipe_defaults() -> dict[str, str]:
     fast, classic = RECIPE_DEFAULTS["train_cifar10_fast"], RECIPE_DEFAULTS["train_cifar10"]
     special = {("fast", "learning_rate"): "11.5 per 1024 examples with sgd",
                ("fast", "lr_schedule"): "the paper's triangle with sgd",
-               ("classic", "precision"): "the global policy"}
+               ("classic", "precision"): "the global policy",
+               ("fast", "tta"): "on (flips and shifts)", ("classic", "tta"): "off",
+               ("fast", "label_smoothing"): "0.2", ("classic", "label_smoothing"): "0"}
     shown = {}
     for dest in _PER_RECIPE:
         unset = "the optimizer's" if dest == "learning_rate" else "unset"
@@ -64,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
         if options[name] is None:
             del options[name]
     common = {"limit": args.limit, "sample": args.sample, "path": args.data}
-    classic = {"augment": args.augment, "translation": args.translation, "rotation": args.rotation}
+    classic = {"augment": args.augment_preset or args.augment, "translation": args.translation,
+               "rotation": args.rotation, "ema": options.pop("ema")}
     if args.recipe == "fast":
-        given = [f"--{k.replace('_', '-')}" if k != "augment" else "--no-augment"
+        given = [f"--{k.replace('_', '-')}" if k != "augment" else "--augment/--no-augment"
                  for k, v in classic.items() if v is not None]
         if given:  # a usage error: these options belong to the other recipe
             return usage_error(args.parser, f"{', '.join(given)}: option(s) of --recipe classic only "
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     require_inputs(("--data", args.data, "any"))
     prepare_output(args.output)
     if args.recipe == "fast":
-        result = convnets.train_cifar10_fast(tta=args.tta, **common, **options)
+        result = convnets.train_cifar10_fast(**common, **options)  # its own tta and label_smoothing
     else:
         result = convnets.train_cifar10(**{k: v for k, v in classic.items() if v is not None}, **common, **options)
     write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=image_size(46), default=(150, 150), metavar="HxW", help="resize to this (default: 150x150)")
     p.add_argument("--validation-split", type=number_in(0, 1, open_low=True, open_high=True), default=0.2, help="held-out fraction (default: 0.2)")
     p.add_argument("--test-dir", default=None, help="a class-per-folder tree for the test metrics")
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="no random augmentation")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default="light",
+                   help="no random augmentation (default: --augment light)")
     add_training_options(p, defaults=RECIPE_DEFAULTS["train_image_folder"], output="visionkit-train")
     p.set_defaults(func=run, parser=p)
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_output(args.output)
     result = train_image_folder(
         args.directory, image_size=args.image_size, validation_split=args.validation_split,
-        test_directory=args.test_dir, augment=args.augment, sample=args.sample, **training_options(args),
+        test_directory=args.test_dir, augment=args.augment_preset or args.augment, sample=args.sample, **training_options(args),
     )
     write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
     return 0

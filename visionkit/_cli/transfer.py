@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     result = train_transfer(
         args.directory, base=args.base, method=args.method, weights=args.weights, image_size=args.image_size,
         head_epochs=args.head_epochs, head_learning_rate=args.head_learning_rate, from_layer=args.from_layer,
-        last_n=args.last_n, augment=args.augment, validation_split=args.validation_split,
+        last_n=args.last_n, augment=args.augment_preset or args.augment, validation_split=args.validation_split,
         test_directory=args.test_dir, **training_options(args),
     )
     write_outputs(args.output, result, checkpoint_dir=args.checkpoint_dir)
