@@ -262,6 +262,27 @@ class _FolderSettings:
         return cls(root=existing_folder(directory), **kwargs)  # the folder after the arguments
 
 
+def list_folder(
+    directory: Any, *, labels: Any = "inferred", class_names: Any = None, follow_links: bool = False,
+    on_error: str = "raise", check: str = "header", progress: bool = True,
+) -> tuple[list[str], list[int], list[int], list[str] | None]:
+    """The readable image files of a folder as ``image_folder`` lists and checks them.
+
+    Returns ``(files, labels, orientations, class_names)``; raises or warns as
+    [`image_folder`][visionkit.data.image_folder] does.
+    """
+    settings = _FolderSettings.validate(
+        directory, labels=labels, label_mode="int" if labels is not None else None, class_names=class_names,
+        color_mode="rgb", image_size=(1, 1), batch_size=None, shuffle=False, seed=None, validation_split=None,
+        subset=None, follow_links=follow_links, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+        on_error=on_error, check=check, cache=None, progress=progress,
+    )
+    with _progress(settings.progress, "listing") as bar:
+        files, found_labels, names = _list_images(settings, bar)
+    files, found_labels, orientations, _ = _drop_unreadable(settings, files, found_labels)
+    return files, found_labels, orientations, names
+
+
 def _check_cache(cache: Any) -> str | None:
     """``None`` (no cache), ``""`` (memory) or a file prefix."""
     if cache is None or cache is False:

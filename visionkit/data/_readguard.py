@@ -54,34 +54,31 @@ class ReadGuard:
                 del self.epochs[min(self.epochs)]
             return np.int64(self.count), order.astype(np.int64)
 
-    def check(self, token: Any, positions: Any) -> np.int64:
-        """A batch arrived: report the positions skipped since the last one."""
+    def check(self, token: Any, positions: Any) -> tuple[np.int64, np.int64]:
+        """A batch arrived: report the positions skipped since the last one.
+
+        Position -1 is the end-of-epoch marker: then also report the last positions
+        lost, and return how many stand-ins to add and a good file to use (else 0, 0).
+        """
         pos = positions.numpy()
+        real = pos[pos >= 0]
         with self.lock:
             state = self.epochs.get(int(token))
-            if state is None or not len(pos):
-                return np.int64(0)
-            arrived = set(pos.tolist())
-            missing = [p for p in range(state["next"], int(pos[-1]) + 1) if p not in arrived]
-            state["next"] = int(pos[-1]) + 1
-            state["arrived"] += len(pos)
-            state["good"] = int(state["order"][pos[0]])
+            if state is None:
+                return np.int64(0), np.int64(0)
+            end = len(self.files) if len(real) < len(pos) else (int(real[-1]) + 1 if len(real) else state["next"])
+            arrived = set(real.tolist())
+            missing = [p for p in range(state["next"], end) if p not in arrived]
+            state["next"] = end
+            state["arrived"] += len(real)
+            if len(real):
+                state["good"] = int(state["order"][real[0]])
+            if len(real) == len(pos):
+                short = 0
+            else:
+                del self.epochs[int(token)]
+                short = -(-len(self.files) // self.batch_size) - -(-state["arrived"] // self.batch_size)
         self._report(state, missing)
-        return np.int64(len(missing))
-
-    def finish(self, token: Any) -> tuple[np.int64, np.int64]:
-        """The epoch ended: report the last positions lost; how many stand-ins to add, and a good file.
-
-    Stand-ins keep the announced count: batches of ``batch_size`` (one stand-in batch of
-    one image per batch lost), or elements when ``batch_size`` is 1.
-    """
-        with self.lock:
-            state = self.epochs.pop(int(token), None)
-        if state is None:
-            return np.int64(0), np.int64(0)
-        n = len(self.files)
-        self._report(state, list(range(state["next"], n)))
-        short = -(-n // self.batch_size) - -(-state["arrived"] // self.batch_size)
         return np.int64(max(short, 0) if state["good"] >= 0 else 0), np.int64(max(state["good"], 0))
 
     def _report(self, state: dict[str, Any], missing: list[int]) -> None:
@@ -113,44 +110,40 @@ def guarded_epochs(
 ) -> tf.data.Dataset:
     """Every epoch of ``guard``'s files: ``load(index)`` in parallel, checked, batched (or not).
 
-    ``load`` returns the element (a tuple); ``strip`` turns the checked tuple back into
-    the element the dataset yields. With ``batch_size`` None, ``guard.batch_size`` must
-    be 1 (stand-ins are then single elements).
+    ``load`` returns the element (a tuple); ``strip`` turns it into the element the
+    dataset yields. With ``batch_size`` None, ``guard.batch_size`` must be 1 (stand-ins
+    are then single elements). Each epoch's indices are followed by an end marker
+    (position -1) that decodes nothing and is removed after the check.
     """
     import tensorflow as tf
 
-    def start(_: Any) -> Any:
+    load = tf.function(load, input_signature=[tf.TensorSpec([], tf.int64)], autograph=False)  # traced once
+    spec = load.get_concrete_function().structured_outputs
+
+    def indices(_: Any) -> tf.data.Dataset:
         token, order = tf.py_function(guard.start, [], [tf.int64, tf.int64])
         order.set_shape([len(guard.files)])
-        return token, order
+        n = tf.shape(order, out_type=tf.int64)[0]
+        ds = tf.data.Dataset.from_tensor_slices((tf.fill([n], token), tf.range(n), order))
+        return ds.concatenate(tf.data.Dataset.from_tensors((token, tf.constant(-1, tf.int64), tf.constant(-1, tf.int64))))
 
-    def epoch(token: tf.Tensor, order: tf.Tensor) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices(order).enumerate()
-        ds = ds.map(lambda pos, idx: (*load(idx), pos), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors().batch(batch_size or 256)
+    def dummy() -> tuple[Any, ...]:
+        return tuple(tf.zeros(t.shape, t.dtype) for t in spec)
 
-        def check(*batch: Any) -> Any:
-            done = tf.py_function(guard.check, [token, batch[-1]], tf.int64)
-            with tf.control_dependencies([done]):
-                return strip(*(tf.identity(t) for t in batch[:-1]))
+    def read(token: tf.Tensor, pos: tf.Tensor, idx: tf.Tensor) -> Any:
+        return (*tf.cond(idx >= 0, lambda: tuple(load(idx)), dummy), token, pos)
 
-        ds = ds.map(check)
-        if batch_size is None:
-            ds = ds.unbatch()
-        return ds.concatenate(_stand_in(guard, token, load, ds.element_spec, strip, batch_size))
+    def check(*batch: Any) -> Any:
+        short, good = tf.py_function(guard.check, [batch[-2][0], batch[-1]], [tf.int64, tf.int64])
+        keep = batch[-1] >= 0
+        return tuple(tf.boolean_mask(t, keep) for t in batch[:-2]), short, good
 
-    return tf.data.Dataset.from_tensors(0).map(start).flat_map(epoch)
+    def emit(element: Any, short: tf.Tensor, good: tf.Tensor) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensors(element).filter(lambda *e: tf.shape(e[0])[0] > 0)
+        stand_ins = tf.data.Dataset.from_tensors(good).repeat(short).map(lambda i: tuple(load(i))).batch(1)
+        return ds.concatenate(stand_ins).map(strip)
 
-
-def _stand_in(
-    guard: ReadGuard, token: tf.Tensor, load: Callable[[tf.Tensor], Any], spec: Any,
-    strip: Callable[..., Any], batch_size: int | None,
-) -> tf.data.Dataset:
-    """Runs ``guard.finish`` at the end of an epoch; yields the stand-in batches it asks for (usually none)."""
-    import tensorflow as tf
-
-    del spec
-    ds = tf.data.Dataset.from_tensors(token).map(lambda t: tf.py_function(guard.finish, [t], [tf.int64, tf.int64]))
-    ds = ds.flat_map(lambda m, good: tf.data.Dataset.from_tensors(good).repeat(m))
-    ds = ds.map(lambda idx: strip(*load(idx)))
-    return ds.batch(1) if batch_size else ds
+    ds = tf.data.Dataset.from_tensors(0).flat_map(indices)
+    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    ds = ds.batch(batch_size or 256).map(check).flat_map(emit)
+    return ds.unbatch() if batch_size is None else ds
