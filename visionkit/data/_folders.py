@@ -521,7 +521,7 @@ def _drop_unreadable(
     root = settings.root
     with _progress(settings.progress, "checking", total=len(files)) as bar:
         info = X.file_index(root, files, confirm=H.tf_unreadable, progress=bar)
-    digest = X.listing_digest([os.path.relpath(f, root) for f in files], X.stat_files(files)) if settings.cache else ""
+    digest = X.listing_digest(X.relative(files, root), X.stat_files(files)) if settings.cache else ""
     bad_mask = info[:, 3] == 1
     if settings.check == "decode":
         bad_mask[H.tf_unreadable(files)] = True

@@ -38,6 +38,13 @@ def index_path(root: Path) -> Path:
     return S.cache_dir() / "folders" / f"{key}.npz"
 
 
+def relative(files: list[str], root: Path) -> list[str]:
+    """The paths of ``files`` relative to ``root`` (a prefix cut for files listed under it)."""
+    prefix = str(root).rstrip(os.sep) + os.sep
+    cut = len(prefix)
+    return [f[cut:] if f.startswith(prefix) else os.path.relpath(f, root) for f in files]
+
+
 def listing_digest(rel: list[str], stats: np.ndarray) -> str:
     """SHA-256 of the listing: every relative path with its size and ``mtime_ns``."""
     h = hashlib.sha256()
@@ -71,7 +78,7 @@ def file_index(
     are passed to ``confirm`` (indices of those TensorFlow cannot decode). ``progress``
     is called with the number of files done after each chunk.
     """
-    rel = [os.path.relpath(f, root) for f in files]
+    rel = relative(files, root)
     stats = stat_files(files)
     digest = listing_digest(rel, stats)
     path = index_path(root)

@@ -87,7 +87,7 @@ def write_tfrecords(
         progress=progress,
     )
     root, out = Path(directory), Path(out_dir)
-    rel = [os.path.relpath(f, root) for f in files]
+    rel = X.relative(files, root)
     key = hashlib.sha256(repr((X.listing_digest(rel, X.stat_files(files)), shard_size, size)).encode()).hexdigest()
     done = _resumable(out, key)
     encode = _encoder(size, any(o != 1 for o in orientations))
