@@ -253,3 +253,12 @@ def test_tfrecords_at_a_fixed_size_and_an_unreadable_manifest(tmp_path):
     (tmp_path / "rec" / "manifest.json").write_bytes(struct.pack("<I", 7) + b"\xff")
     with pytest.raises(ImageReadError, match="manifest"):
         data.read_tfrecords(tmp_path / "rec")
+
+
+def test_tfrecords_command(tmp_path, capsys):
+    from visionkit.cli import main
+
+    root = _tree(tmp_path / "ds", {"a": 2, "b": 2})
+    assert main(["tfrecords", str(root), "-o", str(tmp_path / "rec"), "--shard-size", "3", "--quiet"]) == 0
+    assert "manifest.json" in capsys.readouterr().out
+    assert data.read_tfrecords(tmp_path / "rec", image_size=4).class_names == ["a", "b"]
