@@ -279,7 +279,7 @@ def list_folder(
     )
     with _progress(settings.progress, "listing") as bar:
         files, found_labels, names = _list_images(settings, bar)
-    files, found_labels, orientations, _ = _drop_unreadable(settings, files, found_labels)
+    files, found_labels, orientations, _, _ = _drop_unreadable(settings, files, found_labels)
     return files, found_labels, orientations, names
 
 
@@ -362,7 +362,7 @@ def _folder_datasets(settings: _FolderSettings) -> tuple[tf.data.Dataset, ...]:
     """
     with _progress(settings.progress, "listing") as bar:
         files, labels, class_names = _list_images(settings, bar)
-    files, labels, orientations, digest = _drop_unreadable(settings, files, labels)
+    files, labels, orientations, digest, jpeg_only = _drop_unreadable(settings, files, labels)
     if settings.labels == "inferred" and class_names is not None:
         _warn_empty_classes(settings.root, class_names, labels)
     parts = _split_files(settings, len(files))
@@ -380,7 +380,7 @@ def _folder_datasets(settings: _FolderSettings) -> tuple[tf.data.Dataset, ...]:
             seed=settings.seed, batch_size=settings.batch_size, label_mode=settings.label_mode,
             color_mode=settings.color_mode, image_size=settings.image_size,
             crop_to_aspect_ratio=settings.crop_to_aspect_ratio, pad_to_aspect_ratio=settings.pad_to_aspect_ratio,
-            on_error=settings.on_error, cache=cache if not cache else f"{cache}-{key}-{name}",
+            on_error=settings.on_error, cache=cache if not cache else f"{cache}-{key}-{name}", jpeg_only=jpeg_only,
         )
         for name, idx in parts.items()
     )
@@ -512,11 +512,12 @@ def _warn_empty_classes(root: Path, class_names: list[str], labels: list[int]) -
 
 def _drop_unreadable(
     settings: _FolderSettings, files: list[str], labels: list[int]
-) -> tuple[list[str], list[int], list[int], str]:
+) -> tuple[list[str], list[int], list[int], str, bool]:
     """Check every file's header (cached per folder state), as the dataset will read it.
 
-    Returns the files TensorFlow decodes, their labels, their EXIF orientations and the
-    digest of the listing. Raises on the others, or drops them with one warning.
+    Returns the files TensorFlow decodes, their labels, their EXIF orientations, the
+    digest of the listing and whether all are JPEGs. Raises on the others, or drops them
+    with one warning.
     """
     root = settings.root
     with _progress(settings.progress, "checking", total=len(files)) as bar:
@@ -527,8 +528,9 @@ def _drop_unreadable(
         bad_mask[H.tf_unreadable(files)] = True
     bad = np.flatnonzero(bad_mask).tolist()
     orientations = info[:, 2].tolist()
+    jpeg_only = bool((info[~bad_mask, 4] == H.KINDS["jpeg"]).all())
     if not bad:
-        return files, labels, orientations, digest
+        return files, labels, orientations, digest, jpeg_only
     listing = "\n".join(f"  {files[i]}: {H.bad_reason(files[i])}" for i in bad[:20])
     more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
     if settings.on_error == "raise":
@@ -540,7 +542,7 @@ def _drop_unreadable(
     keep = np.flatnonzero(~bad_mask).tolist()
     if not keep:
         raise V.fail("directory", "a folder with at least one readable image", str(root))
-    return [files[i] for i in keep], [labels[i] for i in keep], [orientations[i] for i in keep], digest
+    return [files[i] for i in keep], [labels[i] for i in keep], [orientations[i] for i in keep], digest, jpeg_only
 
 
 def _split_files(settings: _FolderSettings, n: int) -> dict[str, list[int]]:

@@ -28,40 +28,47 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 #: How far from its end a JPEG's end-of-image marker may sit (padding some cameras add).
 _JPEG_TAIL = 4096
 
-#: A sniffed file: ``(height, width, orientation, suspect)``; a suspect file gets a full decode check.
-Sniffed = tuple[int, int, int, bool]
+#: A sniffed file: ``(height, width, orientation, suspect, kind)``; a suspect file gets a full decode check.
+Sniffed = tuple[int, int, int, bool, int]
+#: ``kind`` codes: the format the magic bytes say.
+KINDS = {"unknown": 0, "jpeg": 1, "png": 2, "gif": 3, "bmp": 4}
 
 
 def sniff(path: str) -> Sniffed:
     """Format, size, orientation and wholeness of ``path`` from its bytes, without decoding.
 
-    Returns ``(height, width, orientation, suspect)``: the stored size (before the EXIF
-    orientation), the orientation as ``load_image`` applies it, and whether the file
+    Returns ``(height, width, orientation, suspect, kind)``: the stored size (before the
+    EXIF orientation), the orientation as ``load_image`` applies it, whether the file
     failed a check (not a JPEG/PNG/GIF/BMP, a header cut short or broken, no end marker)
-    and must be decoded to know. Never raises: an unreadable file is a suspect.
+    and must be decoded to know, and its format (``KINDS``). Never raises: an unreadable
+    file is a suspect.
     """
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             magic = fh.read(26)
             if magic[:2] == b"\xff\xd8":
+                kind = 1
                 height, width, whole = _sniff_jpeg(fh, size)
             elif magic[:8] == _PNG_MAGIC:
+                kind = 2
                 height, width, whole = _sniff_png(fh, magic, size)
             elif magic[:6] in (b"GIF87a", b"GIF89a"):
+                kind = 3
                 width, height = int.from_bytes(magic[6:8], "little"), int.from_bytes(magic[8:10], "little")
                 fh.seek(-1, os.SEEK_END)
                 whole = fh.read(1) == b"\x3b"
             elif magic[:2] == b"BM" and len(magic) == 26:
+                kind = 4
                 width = abs(int.from_bytes(magic[18:22], "little", signed=True))
                 height = abs(int.from_bytes(magic[22:26], "little", signed=True))
                 whole = int.from_bytes(magic[2:6], "little") <= size
             else:
-                return 0, 0, 1, True
+                return 0, 0, 1, True, 0
     except (OSError, ValueError):
-        return 0, 0, 1, True
-    orientation = _orientation(path) if magic[:2] == b"\xff\xd8" or magic[:8] == _PNG_MAGIC else 1
-    return height, width, orientation, not whole or height <= 0 or width <= 0
+        return 0, 0, 1, True, 0
+    orientation = _orientation(path) if kind in (1, 2) else 1
+    return height, width, orientation, not whole or height <= 0 or width <= 0, kind
 
 
 def _sniff_jpeg(fh: Any, size: int) -> tuple[int, int, bool]:

@@ -25,11 +25,12 @@ from . import _headers as H
 from . import _sources as S
 
 #: Version of the index layout; an index of another version is rebuilt.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _KEYS = {"version", "root", "digest", "paths", "meta"}
-#: Columns of ``meta``: size, mtime_ns, height, width, orientation, bad (TensorFlow cannot decode it).
-_COLUMNS = 6
+#: Columns of ``meta``: size, mtime_ns, height, width, orientation, bad (TensorFlow cannot decode it), kind.
+_COLUMNS = 7
 _CHUNK = 512
+_STAT_CHUNK = 4096
 
 
 def index_path(root: Path) -> Path:
@@ -47,21 +48,31 @@ def relative(files: list[str], root: Path) -> list[str]:
 
 def listing_digest(rel: list[str], stats: np.ndarray) -> str:
     """SHA-256 of the listing: every relative path with its size and ``mtime_ns``."""
-    h = hashlib.sha256()
-    for path, (size, mtime) in zip(rel, stats.tolist()):
-        h.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
+    text = "".join(f"{path}\0{size}\0{mtime}\n" for path, (size, mtime) in zip(rel, stats.tolist()))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def stat_files(files: list[str]) -> np.ndarray:
-    """``(n, 2)`` int64: size and ``mtime_ns`` of each file (``-1`` where it cannot be read)."""
+    """``(n, 2)`` int64: size and ``mtime_ns`` of each file (``-1`` where it cannot be read); in threads."""
     out = np.full((len(files), 2), -1, dtype=np.int64)
-    for i, f in enumerate(files):
-        try:
-            st = os.stat(f)
-        except OSError:
-            continue
-        out[i] = st.st_size, st.st_mtime_ns
+
+    def chunk(start: int) -> None:
+        rows = []
+        for f in files[start:start + _STAT_CHUNK]:
+            try:
+                st = os.stat(f)
+                rows.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                rows.append((-1, -1))
+        out[start:start + len(rows)] = rows
+
+    starts = range(0, len(files), _STAT_CHUNK)
+    if len(starts) <= 1:
+        for start in starts:
+            chunk(start)
+    else:
+        with ThreadPoolExecutor(max_workers=S.workers()) as pool:
+            list(pool.map(chunk, starts))
     return out
 
 
@@ -72,7 +83,7 @@ def file_index(
     confirm: Callable[[list[str]], list[int]],
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """``(n, 4)`` int64 per file: height, width, orientation, bad; from the cached index when unchanged.
+    """``(n, 5)`` int64 per file: height, width, orientation, bad, kind; from the cached index when unchanged.
 
     Files not in the index (or changed) are sniffed in threads; the suspects among them
     are passed to ``confirm`` (indices of those TensorFlow cannot decode). ``progress``
@@ -114,8 +125,9 @@ def _sniff_into(
     suspects: list[int] = []
     with ThreadPoolExecutor(max_workers=S.workers()) as pool:
         for chunk, result in zip(chunks, pool.map(lambda c: H.sniff_many([files[i] for i in c]), chunks)):
-            for i, (height, width, orientation, suspect) in zip(chunk, result):
+            for i, (height, width, orientation, suspect, kind) in zip(chunk, result):
                 meta[i, 2:5] = height, width, orientation
+                meta[i, 6] = kind
                 if suspect:
                     suspects.append(i)
             if progress is not None:
@@ -156,6 +168,7 @@ def _valid(a: dict[str, np.ndarray], root: Path) -> tuple[str, list[str], np.nda
         return None
     if len(paths) and (
         meta[:, 2:4].min() < 0 or meta[:, 4].min() < 1 or meta[:, 4].max() > 8 or not np.isin(meta[:, 5], (0, 1)).all()
+        or meta[:, 6].min() < 0 or meta[:, 6].max() > 4
     ):
         return None
     return digest, paths, meta

@@ -139,11 +139,13 @@ def guarded_epochs(
         return tuple(tf.boolean_mask(t, keep) for t in batch[:-2]), short, good
 
     def emit(element: Any, short: tf.Tensor, good: tf.Tensor) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensors(element).filter(lambda *e: tf.shape(e[0])[0] > 0)
-        stand_ins = tf.data.Dataset.from_tensors(good).repeat(short).map(lambda i: tuple(load(i))).batch(1)
-        return ds.concatenate(stand_ins).map(strip)
+        plain = tf.autograph.experimental.do_not_convert
+        ds = tf.data.Dataset.from_tensors(element).filter(plain(lambda *e: tf.shape(e[0])[0] > 0))
+        stand_ins = tf.data.Dataset.from_tensors(good).repeat(short).map(plain(lambda i: tuple(load(i)))).batch(1)
+        return ds.concatenate(stand_ins).map(plain(strip))
 
-    ds = tf.data.Dataset.from_tensors(0).flat_map(indices)
-    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
-    ds = ds.batch(batch_size or 256).map(check).flat_map(emit)
+    plain = tf.autograph.experimental.do_not_convert  # no Python control flow on tensors here: skip autograph
+    ds = tf.data.Dataset.from_tensors(0).flat_map(plain(indices))
+    ds = ds.map(plain(read), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    ds = ds.batch(batch_size or 256).map(plain(check)).flat_map(plain(emit))
     return ds.unbatch() if batch_size is None else ds
