@@ -161,14 +161,18 @@ def image_folder(
         that lead back to ``directory``, into another class or to a folder already
         read were not followed (the warning names them).
     RuntimeWarning
-        ``on_error="skip"`` skipped unreadable files (one warning listing them).
+        ``on_error="skip"`` skipped unreadable files (one warning listing them); while
+        iterating, a file that failed to decode was skipped (one warning per file).
 
     Raises
     ------
     DataNotFoundError
         ``directory`` does not exist.
     ImageReadError
-        Unreadable files with ``on_error="raise"``; the message lists them.
+        Unreadable files with ``on_error="raise"``; the message lists them. While
+        iterating, a file that fails to decode stops the iteration with TensorFlow's
+        ``InvalidArgumentError`` (``tf.data`` raises only its own errors) whose message
+        is the ``ImageReadError`` naming the file.
     InvalidArgumentError
         A bad argument, a folder without class sub-folders or images, ``labels`` of
         the wrong length, or a split that leaves a subset empty.
