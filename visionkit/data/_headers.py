@@ -49,17 +49,17 @@ def sniff(path: str) -> Sniffed:
             magic = fh.read(26)
             if magic[:2] == b"\xff\xd8":
                 kind = 1
-                height, width, whole = _sniff_jpeg(fh, size)
+                height, width, whole, tagged = _sniff_jpeg(fh, size)
             elif magic[:8] == _PNG_MAGIC:
                 kind = 2
-                height, width, whole = _sniff_png(fh, magic, size)
+                height, width, whole, tagged = _sniff_png(fh, magic, size)
             elif magic[:6] in (b"GIF87a", b"GIF89a"):
-                kind = 3
+                kind, tagged = 3, False
                 width, height = int.from_bytes(magic[6:8], "little"), int.from_bytes(magic[8:10], "little")
                 fh.seek(-1, os.SEEK_END)
                 whole = fh.read(1) == b"\x3b"
             elif magic[:2] == b"BM" and len(magic) == 26:
-                kind = 4
+                kind, tagged = 4, False
                 width = abs(int.from_bytes(magic[18:22], "little", signed=True))
                 height = abs(int.from_bytes(magic[22:26], "little", signed=True))
                 whole = int.from_bytes(magic[2:6], "little") <= size
@@ -67,25 +67,28 @@ def sniff(path: str) -> Sniffed:
                 return 0, 0, 1, True, 0
     except (OSError, ValueError):
         return 0, 0, 1, True, 0
-    orientation = _orientation(path) if kind in (1, 2) else 1
+    orientation = _orientation(path) if tagged else 1  # PIL opens only files with EXIF/XMP metadata
     return height, width, orientation, not whole or height <= 0 or width <= 0, kind
 
 
-def _sniff_jpeg(fh: Any, size: int) -> tuple[int, int, bool]:
-    """``(height, width, whole)`` of a JPEG read past its SOI: segments walked up to the scan."""
+def _sniff_jpeg(fh: Any, size: int) -> tuple[int, int, bool, bool]:
+    """``(height, width, whole, tagged)`` of a JPEG read past its SOI: segments walked up to
+    the scan; ``tagged``: an APP1 (EXIF or XMP) segment, where an orientation may be."""
     fh.seek(2)
     height = width = 0
+    tagged = False
     while True:
         head = fh.read(4)
         if len(head) < 4 or head[0] != 0xFF:
-            return height, width, False
+            return height, width, False, tagged
         marker = head[1]
         if marker == 0xFF:  # fill byte
             fh.seek(-3, os.SEEK_CUR)
             continue
         length = int.from_bytes(head[2:], "big")
         if length < 2 or fh.tell() - 2 + length > size:
-            return height, width, False  # a segment cut short
+            return height, width, False, tagged  # a segment cut short
+        tagged = tagged or marker == 0xE1
         if marker in _SOF_MARKERS:
             frame = fh.read(5)
             height, width = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
@@ -93,19 +96,22 @@ def _sniff_jpeg(fh: Any, size: int) -> tuple[int, int, bool]:
         elif marker == 0xDA:  # start of scan: the pixels follow; the file must end with EOI
             start = max(fh.tell(), size - _JPEG_TAIL)
             fh.seek(start)
-            return height, width, height > 0 and b"\xff\xd9" in fh.read()
+            return height, width, height > 0 and b"\xff\xd9" in fh.read(), tagged
         else:
             fh.seek(length - 2, os.SEEK_CUR)
 
 
-def _sniff_png(fh: Any, magic: bytes, size: int) -> tuple[int, int, bool]:
-    """``(height, width, whole)`` of a PNG: its IHDR, and an IEND chunk at the end."""
+def _sniff_png(fh: Any, magic: bytes, size: int) -> tuple[int, int, bool, bool]:
+    """``(height, width, whole, tagged)`` of a PNG: its IHDR, an IEND chunk at the end, and
+    whether a chunk may hold an orientation (``eXIf``, EXIF or XMP text)."""
     if magic[12:16] != b"IHDR" or size < 8 + 25 + 12:
-        return 0, 0, False
+        return 0, 0, False, False
     width = int.from_bytes(magic[16:20], "big")
     height = int.from_bytes(fh.read(4), "big")
     fh.seek(-12, os.SEEK_END)
-    return height, width, fh.read(12) == _PNG_END
+    whole = fh.read(12) == _PNG_END
+    fh.seek(8)
+    return height, width, whole, _png_has_orientation_chunk(fh)
 
 
 def _orientation(path: str) -> int:
