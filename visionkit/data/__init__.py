@@ -35,6 +35,7 @@ from ._npz import MAX_NPZ_ARRAY_BYTES
 from ._pipeline import from_arrays
 from ._sources import cache_dir, data_dir
 from ._splits import FolderSplits, folder_splits
+from ._tfrecords import read_tfrecords, write_tfrecords
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -53,7 +54,9 @@ __all__ = [
     "load_cifar10",
     "load_image",
     "load_mnist",
+    "read_tfrecords",
     "sample_image",
     "sample_image_path",
     "save_image",
+    "write_tfrecords",
 ]

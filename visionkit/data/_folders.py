@@ -1,13 +1,14 @@
 """Image folders: `image_folder`, its argument checks, the indexing walk with its link-loop
-guards, the one decode check of every file, and the deterministic split."""
+guards, the header check of every file (cached per folder state), and the deterministic split."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from .. import _validate as V
 from ..errors import DataNotFoundError, ImageReadError, InvalidArgumentError
 from . import _headers as H
+from . import _index as X
 from . import _sources as S
 from ._pipeline import COLOR_CHANNELS, files_dataset
 
@@ -43,6 +45,9 @@ def image_folder(
     crop_to_aspect_ratio: bool = False,
     pad_to_aspect_ratio: bool = False,
     on_error: str = "raise",
+    check: str = "header",
+    cache: bool | str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
     """Build a prefetched ``tf.data.Dataset`` from a folder of images.
 
@@ -55,10 +60,17 @@ def image_folder(
 
     What training reads is what [`load_image`][visionkit.data.load_image] reads:
 
-    * every file is decoded once up front, in parallel, by the TensorFlow decoder the
-      dataset uses (JPEGs at 1/8 scale), so a file TensorFlow cannot decode (a PNG
-      without its end chunk, a cut GIF, a truncated JPEG, another format under an
-      image extension) is named before training instead of failing an epoch half-way;
+    * every file's header is checked up front (format, size, every JPEG segment up to
+      the pixels and the end marker, a PNG's ``IEND``, a GIF's trailer), and the files
+      that fail are decoded by TensorFlow to confirm: a file TensorFlow cannot decode (a
+      PNG without its end chunk, a cut GIF, a truncated JPEG, another format under an
+      image extension) is named before training instead of failing an epoch half-way.
+      What the header check learns is kept in an index in
+      [`cache_dir`][visionkit.data.cache_dir], so a folder that did not change (same
+      paths, sizes and modification times) is not read again;
+    * a file whose header is whole but whose data is not (found only by decoding it)
+      is caught when an epoch reads it: named in an ``ImageReadError``, or skipped with
+      a warning under ``on_error="skip"``; the epoch goes on;
     * the EXIF orientation of each file (read from its header during that check) is
       applied, so a photo taken on its side is upright, as ``load_image`` shows it;
     * transparent images are composited on white (``"rgb"``, ``"grayscale"``).
@@ -116,7 +128,22 @@ def image_folder(
     on_error : {"raise", "skip"}, default "raise"
         For files TensorFlow cannot decode: ``"raise"`` an
         [`ImageReadError`][visionkit.errors.ImageReadError] naming them, or ``"skip"``
-        them with one warning that lists them.
+        them with one warning that lists them (files found while reading: one warning
+        per file, the first time).
+    check : {"header", "decode"}, default "header"
+        The check before training: ``"header"`` reads the headers (work proportional
+        to listing, cached per folder state); ``"decode"`` also decodes every file once
+        (JPEGs at 1/8 scale), so that no damage at all is left for read time (about
+        1 ms a photo on two cores, on every call).
+    cache : bool, "memory", str or os.PathLike, optional
+        Cache the decoded, resized images (``tf.data`` cache): ``True`` or ``"memory"``
+        in memory, a path to cache on disk (files ``<path>-<key>.*``, the key a digest of
+        the folder's state and of the options that change the images, so a changed
+        folder never reads a stale cache). Later epochs then skip decoding; shuffling
+        uses a buffer (all images in memory, 10,000 on disk) after a seeded permutation.
+    progress : bool, default True
+        Show a progress bar (``tqdm``, on stderr) while a folder that takes more than a
+        second is listed and checked.
 
     Returns
     -------
@@ -134,14 +161,18 @@ def image_folder(
         that lead back to ``directory``, into another class or to a folder already
         read were not followed (the warning names them).
     RuntimeWarning
-        ``on_error="skip"`` skipped unreadable files (one warning listing them).
+        ``on_error="skip"`` skipped unreadable files (one warning listing them); while
+        iterating, a file that failed to decode was skipped (one warning per file).
 
     Raises
     ------
     DataNotFoundError
         ``directory`` does not exist.
     ImageReadError
-        Unreadable files with ``on_error="raise"``; the message lists them.
+        Unreadable files with ``on_error="raise"``; the message lists them. While
+        iterating, a file that fails to decode stops the iteration with TensorFlow's
+        ``InvalidArgumentError`` (``tf.data`` raises only its own errors) whose message
+        is the ``ImageReadError`` naming the file.
     InvalidArgumentError
         A bad argument, a folder without class sub-folders or images, ``labels`` of
         the wrong length, or a split that leaves a subset empty.
@@ -166,11 +197,12 @@ def image_folder(
     (None, ['/painting/0.png', '/painting/1.png'], TensorShape([10, 8, 8, 1]))
     >>> import shutil; shutil.rmtree(root)
     """
-    settings = _FolderSettings.check(
+    settings = _FolderSettings.validate(
         directory, labels=labels, label_mode=label_mode, class_names=class_names, color_mode=color_mode,
         image_size=image_size, batch_size=batch_size, shuffle=shuffle, seed=seed,
         validation_split=validation_split, subset=subset, follow_links=follow_links,
         crop_to_aspect_ratio=crop_to_aspect_ratio, pad_to_aspect_ratio=pad_to_aspect_ratio, on_error=on_error,
+        check=check, cache=cache, progress=progress,
     )
     datasets = _folder_datasets(settings)
     return datasets if settings.subset == "both" else datasets[0]
@@ -195,15 +227,20 @@ class _FolderSettings:
     crop_to_aspect_ratio: bool
     pad_to_aspect_ratio: bool
     on_error: str
+    check: str
+    cache: str | None
+    progress: bool
 
     @classmethod
-    def check(cls, directory: Any, **kwargs: Any) -> _FolderSettings:
+    def validate(cls, directory: Any, **kwargs: Any) -> _FolderSettings:
         """Validate every argument, then the folder; raise the standard errors."""
         V.one_of("label_mode", kwargs["label_mode"], ("int", "categorical", "binary", None))
         V.one_of("color_mode", kwargs["color_mode"], tuple(COLOR_CHANNELS))
         V.one_of("on_error", kwargs["on_error"], ("raise", "skip"))
+        V.one_of("check", kwargs["check"], ("header", "decode"))
+        kwargs["cache"] = _check_cache(kwargs["cache"])
         V.one_of("subset", kwargs["subset"], ("training", "validation", "both", None))
-        for name in ("shuffle", "follow_links", "crop_to_aspect_ratio", "pad_to_aspect_ratio"):
+        for name in ("shuffle", "follow_links", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "progress"):
             kwargs[name] = V.boolean(name, kwargs[name])
         if kwargs["crop_to_aspect_ratio"] and kwargs["pad_to_aspect_ratio"]:
             raise InvalidArgumentError(
@@ -227,6 +264,38 @@ class _FolderSettings:
                 f"Received: validation_split={split!r}, subset={kwargs['subset']!r}"
             )
         return cls(root=existing_folder(directory), **kwargs)  # the folder after the arguments
+
+
+def list_folder(
+    directory: Any, *, labels: Any = "inferred", class_names: Any = None, follow_links: bool = False,
+    on_error: str = "raise", check: str = "header", progress: bool = True,
+) -> tuple[list[str], list[int], list[int], list[str] | None]:
+    """The readable image files of a folder as ``image_folder`` lists and checks them.
+
+    Returns ``(files, labels, orientations, class_names)``; raises or warns as
+    [`image_folder`][visionkit.data.image_folder] does.
+    """
+    settings = _FolderSettings.validate(
+        directory, labels=labels, label_mode="int" if labels is not None else None, class_names=class_names,
+        color_mode="rgb", image_size=(1, 1), batch_size=None, shuffle=False, seed=None, validation_split=None,
+        subset=None, follow_links=follow_links, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+        on_error=on_error, check=check, cache=None, progress=progress,
+    )
+    with _progress(settings.progress, "listing") as bar:
+        files, found_labels, names = _list_images(settings, bar)
+    files, found_labels, orientations, _, _ = _drop_unreadable(settings, files, found_labels)
+    return files, found_labels, orientations, names
+
+
+def _check_cache(cache: Any) -> str | None:
+    """``None`` (no cache), ``""`` (memory) or a file prefix."""
+    if cache is None or cache is False:
+        return None
+    if cache is True or (isinstance(cache, str) and cache == "memory"):
+        return ""
+    if isinstance(cache, (str, os.PathLike)) and str(cache):
+        return os.fspath(cache)
+    raise V.fail("cache", 'None, True or "memory" (in memory), or a file path', cache)
 
 
 def _check_labels(labels: Any) -> str | tuple[int, ...] | None:
@@ -295,11 +364,19 @@ def _folder_datasets(settings: _FolderSettings) -> tuple[tf.data.Dataset, ...]:
 
     As Keras, ``shuffle`` shuffles a lone subset, but only the training side of ``"both"``.
     """
-    files, labels, class_names = _list_images(settings)
-    files, labels, orientations = _drop_unreadable(settings.root, files, labels, on_error=settings.on_error)
+    with _progress(settings.progress, "listing") as bar:
+        files, labels, class_names = _list_images(settings, bar)
+    files, labels, orientations, digest, jpeg_only = _drop_unreadable(settings, files, labels)
     if settings.labels == "inferred" and class_names is not None:
         _warn_empty_classes(settings.root, class_names, labels)
     parts = _split_files(settings, len(files))
+    cache = settings.cache
+    if cache:
+        key = hashlib.sha256(repr((
+            digest, files, labels, settings.image_size, settings.color_mode, settings.crop_to_aspect_ratio,
+            settings.pad_to_aspect_ratio, settings.label_mode, settings.seed, settings.validation_split,
+        )).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
     return tuple(
         files_dataset(
             [files[i] for i in idx], [labels[i] for i in idx], [orientations[i] for i in idx], class_names,
@@ -307,12 +384,31 @@ def _folder_datasets(settings: _FolderSettings) -> tuple[tf.data.Dataset, ...]:
             seed=settings.seed, batch_size=settings.batch_size, label_mode=settings.label_mode,
             color_mode=settings.color_mode, image_size=settings.image_size,
             crop_to_aspect_ratio=settings.crop_to_aspect_ratio, pad_to_aspect_ratio=settings.pad_to_aspect_ratio,
+            on_error=settings.on_error, cache=cache if not cache else f"{cache}-{key}-{name}", jpeg_only=jpeg_only,
         )
         for name, idx in parts.items()
     )
 
 
-def _list_images(settings: _FolderSettings) -> tuple[list[str], list[int], list[str] | None]:
+#: Seconds a folder must take to list or check before its progress bar shows.
+PROGRESS_DELAY = 1.0
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, what: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A ``tqdm`` bar on stderr (shown after ``PROGRESS_DELAY`` seconds), as a callback ``add(n)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=f"image_folder: {what}", unit=" files", delay=PROGRESS_DELAY, leave=False) as bar:
+        yield bar.update
+
+
+def _list_images(
+    settings: _FolderSettings, bar: Callable[[int], None]
+) -> tuple[list[str], list[int], list[str] | None]:
     """Every image file, its label and the class names, as Keras indexes a folder.
 
     Inferred labels: the files of each class folder, class by class. Otherwise every
@@ -324,6 +420,7 @@ def _list_images(settings: _FolderSettings) -> tuple[list[str], list[int], list[
     labels: list[int] = []
     if settings.labels != "inferred":
         files = _walk_images(str(root), follow_links=follow, avoid=frozenset(), root=str(root), skipped=skipped)
+        bar(len(files))
         labels, class_names = _explicit_labels(settings, len(files))
     else:
         class_names = class_folders(root, settings.class_names)
@@ -339,6 +436,7 @@ def _list_images(settings: _FolderSettings) -> tuple[list[str], list[int], list[
             found = _walk_images(str(root / cls), follow_links=follow, avoid=others, root=str(root), skipped=skipped)
             files.extend(found)
             labels.extend([label] * len(found))
+            bar(len(found))
     if skipped:
         warnings.warn(
             f"image_folder did not read {len(skipped)} folder link(s) that lead back to '{root}', into another "
@@ -417,34 +515,38 @@ def _warn_empty_classes(root: Path, class_names: list[str], labels: list[int]) -
 
 
 def _drop_unreadable(
-    root: Path, files: list[str], labels: list[int], *, on_error: str
-) -> tuple[list[str], list[int], list[int]]:
-    """Check every file once, as the dataset decodes it; read the EXIF orientations.
+    settings: _FolderSettings, files: list[str], labels: list[int]
+) -> tuple[list[str], list[int], list[int], str, bool]:
+    """Check every file's header (cached per folder state), as the dataset will read it.
 
-    Returns the files TensorFlow decodes, their labels and orientations. Raises on the
-    others, or drops them with one warning.
+    Returns the files TensorFlow decodes, their labels, their EXIF orientations, the
+    digest of the listing and whether all are JPEGs. Raises on the others, or drops them
+    with one warning.
     """
-    n = S.workers()
-    with ThreadPoolExecutor(max_workers=n) as pool:  # headers in threads while tf.data decodes
-        chunks = [pool.submit(H.orientations, files[i::n]) for i in range(n)]
-        bad = H.tf_unreadable(files)
-        orientations = [0] * len(files)
-        for i, chunk in enumerate(chunks):
-            orientations[i::n] = chunk.result()
+    root = settings.root
+    with _progress(settings.progress, "checking", total=len(files)) as bar:
+        info = X.file_index(root, files, confirm=H.tf_unreadable, progress=bar)
+    digest = X.listing_digest(X.relative(files, root), X.stat_files(files)) if settings.cache else ""
+    bad_mask = info[:, 3] == 1
+    if settings.check == "decode":
+        bad_mask[H.tf_unreadable(files)] = True
+    bad = np.flatnonzero(bad_mask).tolist()
+    orientations = info[:, 2].tolist()
+    jpeg_only = bool((info[~bad_mask, 4] == H.KINDS["jpeg"]).all())
     if not bad:
-        return files, labels, orientations
+        return files, labels, orientations, digest, jpeg_only
     listing = "\n".join(f"  {files[i]}: {H.bad_reason(files[i])}" for i in bad[:20])
     more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-    if on_error == "raise":
+    if settings.on_error == "raise":
         raise ImageReadError(
             f"{len(bad)} image file(s) in '{root}' that TensorFlow cannot decode:\n{listing}{more}\n"
             "Remove or fix them, or pass on_error='skip'."
         )
     warnings.warn(f"image_folder skipped {len(bad)} unreadable file(s):\n{listing}{more}", RuntimeWarning, stacklevel=4)
-    keep = sorted(set(range(len(files))) - set(bad))
+    keep = np.flatnonzero(~bad_mask).tolist()
     if not keep:
         raise V.fail("directory", "a folder with at least one readable image", str(root))
-    return [files[i] for i in keep], [labels[i] for i in keep], [orientations[i] for i in keep]
+    return [files[i] for i in keep], [labels[i] for i in keep], [orientations[i] for i in keep], digest, jpeg_only
 
 
 def _split_files(settings: _FolderSettings, n: int) -> dict[str, list[int]]:

@@ -1,8 +1,11 @@
-"""Image file headers: EXIF orientation sniffed from JPEG/PNG segments, and TensorFlow's decode check.
+"""Image file headers: format, size and EXIF orientation sniffed from the first bytes, and TensorFlow's decode check.
 
-What [`image_folder`][visionkit.data.image_folder] learns about each file before training:
-its orientation (read cheaply from the header), and whether the TensorFlow decoder the
-dataset uses can decode it (and if not, why).
+What [`image_folder`][visionkit.data.image_folder] learns about each file before training,
+without decoding it: its format (magic bytes), its size (JPEG SOF, PNG IHDR, GIF screen,
+BMP info header), its orientation, and whether it looks whole (every JPEG segment up to
+the scan present and an end-of-image marker, a PNG ending in ``IEND``, a GIF in its
+trailer, a BMP as long as its header says). Only the files that fail those checks are
+decoded by TensorFlow (``tf_unreadable``) to confirm and explain the failure.
 """
 
 from __future__ import annotations
@@ -17,6 +20,98 @@ from PIL import Image, UnidentifiedImageError
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
 
 _ORIENTATION_TAG = 0x0112
+
+#: JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they hold the size.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+#: How far from its end a JPEG's end-of-image marker may sit (padding some cameras add).
+_JPEG_TAIL = 4096
+
+#: A sniffed file: ``(height, width, orientation, suspect, kind)``; a suspect file gets a full decode check.
+Sniffed = tuple[int, int, int, bool, int]
+#: ``kind`` codes: the format the magic bytes say.
+KINDS = {"unknown": 0, "jpeg": 1, "png": 2, "gif": 3, "bmp": 4}
+
+
+def sniff(path: str) -> Sniffed:
+    """Format, size, orientation and wholeness of ``path`` from its bytes, without decoding.
+
+    Returns ``(height, width, orientation, suspect, kind)``: the stored size (before the
+    EXIF orientation), the orientation as ``load_image`` applies it, whether the file
+    failed a check (not a JPEG/PNG/GIF/BMP, a header cut short or broken, no end marker)
+    and must be decoded to know, and its format (``KINDS``). Never raises: an unreadable
+    file is a suspect.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            magic = fh.read(26)
+            if magic[:2] == b"\xff\xd8":
+                kind = 1
+                height, width, whole, tagged = _sniff_jpeg(fh, size)
+            elif magic[:8] == _PNG_MAGIC:
+                kind = 2
+                height, width, whole, tagged = _sniff_png(fh, magic, size)
+            elif magic[:6] in (b"GIF87a", b"GIF89a"):
+                kind, tagged = 3, False
+                width, height = int.from_bytes(magic[6:8], "little"), int.from_bytes(magic[8:10], "little")
+                fh.seek(-1, os.SEEK_END)
+                whole = fh.read(1) == b"\x3b"
+            elif magic[:2] == b"BM" and len(magic) == 26:
+                kind, tagged = 4, False
+                width = abs(int.from_bytes(magic[18:22], "little", signed=True))
+                height = abs(int.from_bytes(magic[22:26], "little", signed=True))
+                whole = int.from_bytes(magic[2:6], "little") <= size
+            else:
+                return 0, 0, 1, True, 0
+    except (OSError, ValueError):
+        return 0, 0, 1, True, 0
+    orientation = _orientation(path) if tagged else 1  # PIL opens only files with EXIF/XMP metadata
+    return height, width, orientation, not whole or height <= 0 or width <= 0, kind
+
+
+def _sniff_jpeg(fh: Any, size: int) -> tuple[int, int, bool, bool]:
+    """``(height, width, whole, tagged)`` of a JPEG read past its SOI: segments walked up to
+    the scan; ``tagged``: an APP1 (EXIF or XMP) segment, where an orientation may be."""
+    fh.seek(2)
+    height = width = 0
+    tagged = False
+    while True:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return height, width, False, tagged
+        marker = head[1]
+        if marker == 0xFF:  # fill byte
+            fh.seek(-3, os.SEEK_CUR)
+            continue
+        length = int.from_bytes(head[2:], "big")
+        if length < 2 or fh.tell() - 2 + length > size:
+            return height, width, False, tagged  # a segment cut short
+        tagged = tagged or marker == 0xE1
+        if marker in _SOF_MARKERS:
+            frame = fh.read(5)
+            height, width = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
+            fh.seek(length - 7, os.SEEK_CUR)
+        elif marker == 0xDA:  # start of scan: the pixels follow; the file must end with EOI
+            start = max(fh.tell(), size - _JPEG_TAIL)
+            fh.seek(start)
+            return height, width, height > 0 and b"\xff\xd9" in fh.read(), tagged
+        else:
+            fh.seek(length - 2, os.SEEK_CUR)
+
+
+def _sniff_png(fh: Any, magic: bytes, size: int) -> tuple[int, int, bool, bool]:
+    """``(height, width, whole, tagged)`` of a PNG: its IHDR, an IEND chunk at the end, and
+    whether a chunk may hold an orientation (``eXIf``, EXIF or XMP text)."""
+    if magic[12:16] != b"IHDR" or size < 8 + 25 + 12:
+        return 0, 0, False, False
+    width = int.from_bytes(magic[16:20], "big")
+    height = int.from_bytes(fh.read(4), "big")
+    fh.seek(-12, os.SEEK_END)
+    whole = fh.read(12) == _PNG_END
+    fh.seek(8)
+    return height, width, whole, _png_has_orientation_chunk(fh)
 
 
 def _orientation(path: str) -> int:
@@ -44,9 +139,9 @@ def _orientation(path: str) -> int:
     return orientation if 1 <= orientation <= 8 else 1
 
 
-def orientations(files: list[str]) -> list[int]:
-    """The EXIF orientation of each file, as ``load_image`` applies it."""
-    return [_orientation(f) for f in files]
+def sniff_many(files: list[str]) -> list[Sniffed]:
+    """``sniff`` each file, in order."""
+    return [sniff(f) for f in files]
 
 
 def _jpeg_has_app1(fh: Any) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import InvalidArgumentError
+from . import _readguard as RG
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -31,43 +32,114 @@ def files_dataset(
     image_size: tuple[int, int],
     crop_to_aspect_ratio: bool,
     pad_to_aspect_ratio: bool,
+    on_error: str = "raise",
+    cache: str | None = None,
+    jpeg_only: bool = False,
 ) -> tf.data.Dataset:
     """Decode, orient, convert and resize ``files`` into a batched, prefetched dataset.
 
-    The options are [`image_folder`][visionkit.data.image_folder]'s, already checked.
+    The options are [`image_folder`][visionkit.data.image_folder]'s, already checked;
+    ``cache`` is ``None``, ``""`` (memory) or a file prefix for ``tf.data``'s cache. Files
+    that fail to decode are handled by the read-time guard (``on_error``). ``jpeg_only``
+    (every header said JPEG) builds the JPEG path alone (a smaller graph, built faster).
     """
     import tensorflow as tf
 
-    num_classes = len(class_names or ())
-    oriented = any(o != 1 for o in orientations)  # the orientation ops only where a file needs them
-    ds = tf.data.Dataset.from_tensor_slices(
-        (files, np.asarray(labels, np.int32), np.asarray(orientations, np.int32))
+    n = len(files)
+    decode = image_decoder(
+        color_mode=color_mode, image_size=image_size, crop=crop_to_aspect_ratio, pad=pad_to_aspect_ratio,
+        oriented=any(o != 1 for o in orientations),  # the orientation ops only where a file needs them
+        jpeg_only=jpeg_only,
     )
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    encode = label_encoder(label_mode, len(class_names or ()))
+    paths = tf.constant(files)
+    label_table = tf.constant(np.asarray(labels, np.int32))
+    orient_table = tf.constant(np.asarray(orientations, np.int32))
 
-    def load(path: tf.Tensor, label: tf.Tensor, orientation: tf.Tensor) -> Any:
-        img = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False, dtype=tf.uint8)
-        img = _tf_color(tf.cast(img, tf.float32), color_mode)
-        if oriented:
-            img = _tf_orient(img, orientation)
-        img = _tf_fit(img, image_size, crop=crop_to_aspect_ratio, pad=pad_to_aspect_ratio)
-        img.set_shape((*image_size, COLOR_CHANNELS[color_mode]))
-        if label_mode is None:
-            return img
-        if label_mode == "categorical":
-            label = tf.one_hot(label, num_classes)
-        elif label_mode == "binary":
-            label = tf.expand_dims(tf.cast(label, tf.float32), -1)
-        return img, label
+    def load(idx: tf.Tensor) -> tuple[Any, ...]:
+        img = decode(tf.io.read_file(tf.gather(paths, idx)), tf.gather(orient_table, idx))
+        return (img,) if label_mode is None else (img, encode(tf.gather(label_table, idx)))
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if batch_size is not None:
-        ds = ds.batch(batch_size)
+    def strip(*element: Any) -> Any:
+        return element[0] if len(element) == 1 else tuple(element)
+
+    if cache is None:
+        guard = RG.ReadGuard(files, on_error=on_error, shuffle=shuffle, seed=seed, batch_size=batch_size or 1)
+        ds = RG.guarded_epochs(guard, load, batch_size=batch_size, strip=strip)
+    else:  # decode once in a fixed (seeded) order, cache, then shuffle the decoded images
+        guard = RG.ReadGuard(files, on_error=on_error, shuffle=False, seed=seed, batch_size=1)
+        if shuffle:
+            guard.fixed = np.random.default_rng(seed).permutation(n).astype(np.int64)
+        ds = RG.guarded_epochs(guard, load, batch_size=None, strip=strip).cache(cache)
+        if shuffle:
+            ds = ds.shuffle(n if cache == "" else min(n, CACHE_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        if batch_size is not None:
+            ds = ds.batch(batch_size)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size) if batch_size else n))
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.class_names = None if class_names is None else list(class_names)
     ds.file_paths = list(files)
     return ds
+
+
+#: Shuffle buffer (images) after a file cache: the files were already permuted once before caching.
+CACHE_SHUFFLE_BUFFER = 10_000
+
+
+def image_decoder(
+    *, color_mode: str, image_size: tuple[int, int], crop: bool, pad: bool, oriented: bool, jpeg_only: bool = False,
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """``decode(raw_bytes, orientation) -> float32 (h, w, channels)``: decode, convert, orient, resize.
+
+    JPEGs read in ``"rgb"`` take the short path (``decode_jpeg`` straight to 3 channels,
+    oriented while still ``uint8``); other files are decoded with ``decode_image`` and
+    converted as ``load_image`` converts (alpha composited on white, gray repeated).
+    ``jpeg_only`` leaves the other path out (a file that is not a JPEG then fails to
+    decode, and the read-time guard names it).
+    """
+    import tensorflow as tf
+
+    channels = COLOR_CHANNELS[color_mode]
+
+    def finish(img: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+        if oriented:
+            img = _tf_orient(img, orientation)
+        if crop or pad:  # Keras' smart_resize keeps the input dtype: resize floats
+            img = tf.cast(img, tf.float32)
+        img = tf.cast(_tf_fit(img, image_size, crop=crop, pad=pad), tf.float32)
+        img.set_shape((*image_size, channels))
+        return img
+
+    def general(raw: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+        img = tf.io.decode_image(raw, channels=0, expand_animations=False, dtype=tf.uint8)
+        return finish(_tf_color(tf.cast(img, tf.float32), color_mode), orientation)
+
+    def decode(raw: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+        if color_mode != "rgb":
+            return general(raw, orientation)
+        if jpeg_only:
+            return finish(tf.io.decode_jpeg(raw, channels=3), orientation)
+        return tf.cond(
+            tf.io.is_jpeg(raw),
+            lambda: finish(tf.io.decode_jpeg(raw, channels=3), orientation),
+            lambda: general(raw, orientation),
+        )
+
+    return decode
+
+
+def label_encoder(label_mode: str | None, num_classes: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``encode(int32 label)`` as ``label_mode`` asks: the int, one-hot float32, or float32 ``(1,)``."""
+    import tensorflow as tf
+
+    def encode(label: tf.Tensor) -> tf.Tensor:
+        if label_mode == "categorical":
+            return tf.one_hot(label, num_classes)
+        if label_mode == "binary":
+            return tf.expand_dims(tf.cast(label, tf.float32), -1)
+        return label
+
+    return encode
 
 
 def _tf_color(img: tf.Tensor, color_mode: str) -> tf.Tensor:
@@ -78,9 +150,19 @@ def _tf_color(img: tf.Tensor, color_mode: str) -> tf.Tensor:
     """
     import tensorflow as tf
 
-    has_alpha = tf.shape(img)[-1] % 2 == 0
-    color = tf.cond(has_alpha, lambda: img[..., :-1], lambda: img)
-    alpha = tf.cond(has_alpha, lambda: img[..., -1:], lambda: tf.fill(tf.shape(img[..., :1]), 255.0))
+    if color_mode == "rgb":  # the common case, RGB files, costs nothing
+        return tf.cond(tf.shape(img)[-1] == 3, lambda: img, lambda: _tf_color_general(img, color_mode))
+    return _tf_color_general(img, color_mode)
+
+
+def _tf_color_general(img: tf.Tensor, color_mode: str) -> tf.Tensor:
+    """``_tf_color`` for any number of channels."""
+    import tensorflow as tf
+
+    channels = tf.shape(img)[-1]
+    has_alpha = channels % 2 == 0  # without branches (cheaper to build than tf.cond): LA, RGBA
+    color = img[..., : channels - tf.cast(has_alpha, tf.int32)]
+    alpha = tf.where(has_alpha, img[..., -1:], 255.0)
     if color_mode == "rgba":
         return tf.concat([tf.tile(color, [1, 1, 3 // tf.shape(color)[-1]]), alpha], axis=-1)
     color = color * (alpha / 255.0) + 255.0 * (1.0 - alpha / 255.0)

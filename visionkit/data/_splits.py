@@ -106,8 +106,9 @@ def folder_splits(
         [`image_folder`][visionkit.data.image_folder] (never in a loop).
     on_error : {"raise", "skip"}, default "raise"
         For images TensorFlow cannot decode, as in
-        [`image_folder`][visionkit.data.image_folder]: every file is decoded once
-        before training, so none fails an epoch half-way.
+        [`image_folder`][visionkit.data.image_folder]: every file's header is checked
+        before training, and what only a decode finds is named (or skipped) when it is
+        read, so no file fails an epoch half-way without its name.
 
     Returns
     -------
