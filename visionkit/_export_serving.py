@@ -1,0 +1,129 @@
+"""The model that is exported: uint8 images of any size in, class probabilities out (private).
+
+``serving_model`` wraps a classifier (cast to float32 first when it computes in mixed
+precision) between two layers: ``ServingResize`` (uint8 ``(N, h, w, C)`` of any size
+→ float32, bilinear resize to the model's input size, values kept in ``[0, 255]``:
+visionkit's models do their own preprocessing inside) and ``ServingProbabilities``
+(a softmax over logits; two columns ``[1 - p, p]`` for one unit). A
+``Temperature`` layer of the model is inside and so is exported with it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from typing import Any
+
+import keras
+import numpy as np
+
+from . import _ship_core as core
+from .errors import InvalidArgumentError
+
+__all__ = ["ServingProbabilities", "ServingResize", "float32_model", "input_size", "serving_model", "versions"]
+
+
+class ServingResize(keras.layers.Layer):
+    """uint8 images of any size → float32 at ``size`` (bilinear), values unchanged in scale."""
+
+    def __init__(self, size: tuple[int, int], **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.size = (int(size[0]), int(size[1]))
+
+    def call(self, inputs: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.image.resize(tf.cast(inputs, tf.float32), self.size, method="bilinear")
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], *self.size, input_shape[-1])
+
+
+class ServingProbabilities(keras.layers.Layer):
+    """Class probabilities ``(N, K)`` float32 from a head's output of kind ``kind``."""
+
+    def __init__(self, kind: str, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def call(self, inputs: Any) -> Any:
+        import tensorflow as tf
+
+        x = tf.cast(inputs, tf.float32)
+        if x.shape[-1] == 1:
+            p = tf.sigmoid(x) if self.kind == "logits" else x
+            return tf.concat([1.0 - p, p], axis=-1)
+        return tf.nn.softmax(x, axis=-1) if self.kind == "logits" else x
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], max(2, int(input_shape[-1])))
+
+
+def input_size(model: Any) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of a model's single image input; an error if any is unknown."""
+    shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) and len(model.inputs) == 1 else ()
+    if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
+        raise InvalidArgumentError(
+            f"Export needs a model with one image input of a known size (H, W, 1 or 3), as visionkit's recipes "
+            f"build. Received: model '{getattr(model, 'name', model)}' with input shape {shape or 'unknown'}.")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def _is_float32(model: Any) -> bool:
+    return all(getattr(layer, "compute_dtype", "float32") in ("float32", None) for layer in _all_layers(model))
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in getattr(model, "layers", []) or []:
+        out.append(layer)
+        if isinstance(layer, keras.Model):
+            out.extend(_all_layers(layer))
+    return out
+
+
+def float32_model(model: Any) -> Any:
+    """``model`` itself when it computes in float32, else a float32 copy with its weights (mixed precision cast)."""
+    if _is_float32(model):
+        return model
+
+    def as_float32(layer: Any) -> Any:
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=as_float32, recursive=True)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def serving_model(model: Any) -> tuple[Any, dict[str, Any]]:
+    """The uint8-in, probabilities-out model to export, and what it is (for the metadata)."""
+    h, w, c = input_size(model)
+    base = float32_model(model)
+    kind = core.output_kind(model)  # a head it cannot name is an error here
+    inputs = keras.Input((None, None, c), dtype="uint8", name="image")
+    outputs = ServingProbabilities(kind, name="probabilities")(base(ServingResize((h, w), name="resize")(inputs)))
+    serving = keras.Model(inputs, outputs, name=f"{model.name}_serving")
+    serving(np.zeros((1, h, w, c), np.uint8))  # called once: Keras exports only called models
+    units = int(model.outputs[0].shape[-1])
+    info = {"input": {"dtype": "uint8", "shape": [None, None, None, c], "resized_to": [h, w],
+                      "resize": "bilinear", "channels": "RGB" if c == 3 else "grayscale"},
+            "output": {"name": "probabilities", "dtype": "float32", "shape": [None, max(2, units)]},
+            "head": kind, "cast_to_float32": base is not model}
+    return serving, info
+
+
+def versions(*extra: str) -> dict[str, str]:
+    """Versions of Python, visionkit and the libraries that made an export or report."""
+    from . import __version__
+
+    out = {"python": platform.python_version(), "visionkit": __version__}
+    for name in ("tensorflow", "keras", "numpy", *extra):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
