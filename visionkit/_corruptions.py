@@ -3,7 +3,7 @@
 Each corruption takes a float32 batch ``(N, H, W, C)`` in ``[0, 1]`` (C = 1 or 3), a
 severity 1-5 and a seed, and returns a batch of the same shape in ``[0, 1]``. The
 parameters follow those of CIFAR-10-C (Hendrycks and Dietterich, ICLR 2019; their
-``make_cifar_c.py``), with the sizes of the blurs scaled by ``min(H, W) / 32``; the
+``make_cifar_c.py``), with the sizes of the blurs scaled by ``max(1, min(H, W) / 32)``; the
 implementations are TensorFlow re-writes, not the published code (no ImageMagick, no
 plasma fractal), so the images are not identical to the published sets.
 """
@@ -47,7 +47,7 @@ def _seed(seed: int, kind: str, severity: int) -> Any:
 
 
 def _scale(x: Any) -> float:
-    return min(int(x.shape[1]), int(x.shape[2])) / 32.0
+    return max(1.0, min(int(x.shape[1]), int(x.shape[2])) / 32.0)
 
 
 def _depthwise(x: Any, kernel: np.ndarray) -> Any:

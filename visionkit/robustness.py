@@ -24,7 +24,7 @@ and its relative drop from the clean accuracy, as a table and a figure.
 The corruptions and their severities follow CIFAR-10-C / ImageNet-C (Hendrycks and
 Dietterich, *Benchmarking Neural Network Robustness to Common Corruptions and
 Perturbations*, ICLR 2019) with the CIFAR-10-C parameters; blur sizes are scaled by
-``min(H, W) / 32``. They are re-implemented in TensorFlow (no ImageMagick motion
+``max(1, min(H, W) / 32)``. They are re-implemented in TensorFlow (no ImageMagick motion
 blur, no plasma-fractal fog, no frost images), so the images are **not identical** to
 the published sets and the numbers are not comparable with published CIFAR-10-C or
 ImageNet-C results; they compare models and settings with each other. The mean
