@@ -99,10 +99,13 @@ def float32_model(model: Any) -> Any:
     return clone
 
 
-def serving_model(model: Any) -> tuple[Any, dict[str, Any]]:
-    """The uint8-in, probabilities-out model to export, and what it is (for the metadata)."""
+def serving_model(model: Any, *, cast: bool = True) -> tuple[Any, dict[str, Any]]:
+    """The uint8-in, probabilities-out model to export, and what it is (for the metadata).
+
+    ``cast=False`` keeps a mixed-precision model as it is (to compare the cast with it).
+    """
     h, w, c = input_size(model)
-    base = float32_model(model)
+    base = float32_model(model) if cast else model
     kind = core.output_kind(model)  # a head it cannot name is an error here
     inputs = keras.Input((None, None, c), dtype="uint8", name="image")
     outputs = ServingProbabilities(kind, name="probabilities")(base(ServingResize((h, w), name="resize")(inputs)))

@@ -152,7 +152,7 @@ def check_parity(
         ``max_abs_diff``, ``top1_agreement``, ``images``, the rule and ``passed``.
     """
     exported = load_exported(folder)
-    serving, _ = S.serving_model(model)
+    serving, info = S.serving_model(model)
     x = _uint8_images(images, "images", S.input_size(model)[2])
     tolerance = float(V.number("tolerance", tolerance, minimum=0.0))
     min_agreement = float(V.number("min_agreement", min_agreement, minimum=0.0, maximum=1.0))
@@ -160,6 +160,11 @@ def check_parity(
     numbers = _parity_numbers(_reference(serving, x), _run_batches(exported.predict, x), tolerance=tolerance,
                               min_agreement=min_agreement, int8=int8)
     numbers["format"] = exported.format
+    if info["cast_to_float32"]:  # how far the float32 cast is from the mixed-precision model itself
+        original = _reference(S.serving_model(model, cast=False)[0], x)
+        numbers["vs_mixed_precision_model"] = {
+            "max_abs_diff": float(np.max(np.abs(original - _reference(serving, x)))),
+            "top1_agreement": float(np.mean(original.argmax(1) == _reference(serving, x).argmax(1)))}
     if raise_on_failure and not numbers["passed"]:
         raise ParityError(
             f"The exported {exported.format} file '{exported.file}' does not reproduce the Keras model on "
