@@ -105,6 +105,7 @@ def model_report(
     calibration_data: Any = None,
     corruptions: Sequence[str] | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
+    robustness_examples: int | None = None,
     bins: int = 15,
     batch_size: int = 256,
     seed: int = 0,
@@ -128,6 +129,10 @@ def model_report(
         Default: all of [`robustness.CORRUPTIONS`][visionkit.robustness.CORRUPTIONS];
         an empty sequence skips the robustness part.
     severities : sequence of int, default 1-5
+    robustness_examples : int, optional
+        Run the robustness part on the first ``robustness_examples`` images only
+        (it costs one pass per corruption and severity: 55 passes for all); default
+        all of them. The report records the number.
     bins : int, default 15
         Bins of the ECE.
     batch_size : int, default 256
@@ -155,7 +160,9 @@ def model_report(
     result = interpret(model, (x, y), batch_size=batch_size, keep=0)
     cal, cal_dict = _calibration(model, x, y, calibration_data, bins=bins, batch_size=batch_size, seed=seed)
     kinds = list(CORRUPTIONS if corruptions is None else corruptions)
-    robust = robustness_report(model, (x, y), corruptions=kinds, severities=severities, batch_size=batch_size,
+    n_robust = len(y) if robustness_examples is None else V.integer("robustness_examples", robustness_examples,
+                                                                     minimum=1)
+    robust = robustness_report(model, (x[:n_robust], y[:n_robust]), corruptions=kinds, severities=severities, batch_size=batch_size,
                                seed=seed, progress=progress) if kinds else None
     figures = {"confusion": save_figure(result.plot_confusion_matrix(), out / "confusion.png"),
                "reliability": save_figure(cal.plot(), out / "reliability.png")}

@@ -577,8 +577,10 @@ def load_model(path: str | os.PathLike[str], *, compile: bool = False, safe_mode
     file = Path(path)
     if not file.is_file():
         raise DataNotFoundError(f"Model file not found: '{file}' (argument `path`).")
-    from . import transfer  # noqa: F401  (registers the backbone preprocessing layer)
-    from . import calibration  # noqa: F401  (registers the Temperature layer)
+    from . import (
+        calibration,  # noqa: F401  (registers the Temperature layer)
+        transfer,  # noqa: F401  (registers the backbone preprocessing layer)
+    )
 
     try:
         return keras.saving.load_model(file, safe_mode=safe_mode, compile=compile)

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated corruptions (default: all); 'none' skips robustness")
     p.add_argument("--severities", type=_ints, default=[1, 2, 3, 4, 5], help="comma-separated, 1-5 (default: all)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of DATA")
+    p.add_argument("--robustness-limit", type=positive_int, default=None,
+                   help="run the corruptions on the first N images only (55 passes over them for all)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="(default: %(default)s)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="(default: %(default)s)")
     p.add_argument("--unsafe-load", action="store_true",
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         [] if args.corruptions == "none" else [k.strip() for k in args.corruptions.split(",") if k.strip()])
     record = training_record(args.model)
     card = model_report(model, data, args.output, calibration_data=calibration, corruptions=kinds,
-                        severities=args.severities, batch_size=args.batch_size, seed=args.seed,
+                        severities=args.severities, robustness_examples=args.robustness_limit, batch_size=args.batch_size, seed=args.seed,
                         metadata={"source_model": str(args.model), **({"training": record} if record else {})},
                         progress=not args.quiet)
     cal = card["calibration"]
