@@ -33,6 +33,8 @@ def main() -> None:
     p.add_argument("--parity-images", type=int, default=2000)
     p.add_argument("--predict-images", type=int, default=10000)
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--model", type=Path, default=None,
+                   help="a .keras file: loaded when it exists, else the trained model is saved there")
     args = p.parse_args()
 
     from visionkit import calibration, convnets, data, export, predict, report, robustness
@@ -43,17 +45,25 @@ def main() -> None:
     results: dict = {"settings": vars(args) | {"out": str(out)}, "cpu_count": os.cpu_count(),
                      "load_average_start": os.getloadavg()}
     t = time.perf_counter()
-    trained = convnets.train_cifar10_fast(epochs=args.epochs, limit=args.limit, tta=False, precision="float32",
-                                          seed=0, progress=False)
+    if args.model is not None and args.model.is_file():
+        from visionkit.training import load_model
+
+        model = load_model(args.model)
+        settings, metrics = "loaded", {}
+    else:
+        trained = convnets.train_cifar10_fast(epochs=args.epochs, limit=args.limit, tta=False, precision="float32",
+                                              seed=0, progress=False)
+        model, settings, metrics = trained.model, trained.settings, trained.metrics
+        if args.model is not None:
+            trained.save(args.model.parent)
     results["train_seconds"] = time.perf_counter() - t
-    model = trained.model
     (x_train, _), (x_test, y_test) = data.load_cifar10()
-    print(f"trained in {results['train_seconds']:.0f}s: {trained.metrics}", flush=True)
+    print(f"trained in {results['train_seconds']:.0f}s: {metrics}", flush=True)
 
     t = time.perf_counter()
     card = report.model_report(model, (x_test, y_test), out / "report", robustness_examples=args.robustness_images,
-                               seed=0, progress=False, metadata={"training": {"settings": trained.settings,
-                                                                              "test": trained.metrics}})
+                               seed=0, progress=False, metadata={"training": {"settings": settings,
+                                                                              "test": metrics}})
     results["report_seconds"] = time.perf_counter() - t
     results["accuracy"] = card["accuracy"]
     results["calibration"] = {k: card["calibration"][k] for k in ("temperature", "before", "after", "sizes",

@@ -150,3 +150,23 @@ def test_missing_converter_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now raises ImportError
     with pytest.raises(MissingDependencyError, match=r"visionkit\[export\]"):
         _export_runtime.require("tf2onnx", "tf2onnx", "onnx")
+
+
+def test_gelu_model_exports_to_onnx(images, tmp_path):
+    """TensorFlow's exact GELU uses Erfc, which tf2onnx cannot convert: it is written with erf."""
+    _onnx()
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="gelu")(x)
+    x = keras.layers.Activation("gelu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    result = E.export(model, tmp_path / "g", format="onnx", parity_data=images, verbose=False)
+    assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-4
+
+
+def test_unloadable_export_is_an_export_error(model, images, tmp_path):
+    result = E.export(model, tmp_path / "l", format="litert", parity_data=images, verbose=False)
+    result.file.write_bytes(b"not a flatbuffer")
+    with pytest.raises(E.ExportError, match="cannot load"):
+        E.check_parity(model, tmp_path / "l", images)

@@ -20,7 +20,7 @@ import numpy as np
 from . import _ship_core as core
 from .errors import InvalidArgumentError
 
-__all__ = ["ServingProbabilities", "ServingResize", "float32_model", "input_size", "serving_model", "versions"]
+__all__ = ["ServingProbabilities", "ServingResize", "erf_gelu", "float32_model", "input_size", "serving_model", "versions"]
 
 
 class ServingResize(keras.layers.Layer):
@@ -84,28 +84,54 @@ def _all_layers(model: Any) -> list[Any]:
     return out
 
 
-def float32_model(model: Any) -> Any:
-    """``model`` itself when it computes in float32, else a float32 copy with its weights (mixed precision cast)."""
-    if _is_float32(model):
+def erf_gelu(x: Any) -> Any:
+    """Exact GELU written with ``erf`` (TensorFlow's uses ``erfc``, which tf2onnx cannot convert)."""
+    return 0.5 * x * (1.0 + keras.ops.erf(x / np.sqrt(2.0).astype("float32")))
+
+
+def _uses_gelu(model: Any) -> bool:
+    return any(_activation_config(layer) == "gelu" for layer in _all_layers(model))
+
+
+def _activation_config(layer: Any) -> Any:
+    try:
+        return layer.get_config().get("activation")
+    except Exception:  # a layer without a config: leave it alone
+        return None
+
+
+def float32_model(model: Any, *, onnx: bool = False) -> Any:
+    """``model`` itself when it computes in float32 (and, for ONNX, has no GELU), else a copy with its weights.
+
+    The copy computes in float32 (a mixed-precision model cast) and, with ``onnx``,
+    has its exact GELUs written with ``erf`` (the same function).
+    """
+    cast = not _is_float32(model)
+    swap = onnx and _uses_gelu(model)
+    if not cast and not swap:
         return model
 
-    def as_float32(layer: Any) -> Any:
+    def clone(layer: Any) -> Any:
         config = layer.get_config()
-        config["dtype"] = "float32"
+        if cast:
+            config["dtype"] = "float32"
+        if swap and config.get("activation") == "gelu":
+            config["activation"] = erf_gelu
         return layer.__class__.from_config(config)
 
-    clone = keras.models.clone_model(model, clone_function=as_float32, recursive=True)
-    clone.set_weights(model.get_weights())
-    return clone
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
-def serving_model(model: Any, *, cast: bool = True) -> tuple[Any, dict[str, Any]]:
+def serving_model(model: Any, *, cast: bool = True, onnx: bool = False) -> tuple[Any, dict[str, Any]]:
     """The uint8-in, probabilities-out model to export, and what it is (for the metadata).
 
-    ``cast=False`` keeps a mixed-precision model as it is (to compare the cast with it).
+    ``cast=False`` keeps a mixed-precision model as it is (to compare the cast with it);
+    ``onnx`` writes exact GELUs with ``erf`` (see ``float32_model``).
     """
     h, w, c = input_size(model)
-    base = float32_model(model) if cast else model
+    base = float32_model(model, onnx=onnx) if cast else model
     kind = core.output_kind(model)  # a head it cannot name is an error here
     inputs = keras.Input((None, None, c), dtype="uint8", name="image")
     outputs = ServingProbabilities(kind, name="probabilities")(base(ServingResize((h, w), name="resize")(inputs)))
@@ -115,7 +141,7 @@ def serving_model(model: Any, *, cast: bool = True) -> tuple[Any, dict[str, Any]
     info = {"input": {"dtype": "uint8", "shape": [None, None, None, c], "resized_to": [h, w],
                       "resize": "bilinear", "channels": "RGB" if c == 3 else "grayscale"},
             "output": {"name": "probabilities", "dtype": "float32", "shape": [None, max(2, units)]},
-            "head": kind, "cast_to_float32": base is not model}
+            "head": kind, "cast_to_float32": cast and not _is_float32(model)}
     return serving, info
 
 

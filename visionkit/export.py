@@ -233,7 +233,14 @@ def load_exported(path: str | os.PathLike[str]) -> Exported:
     names = metadata.get("class_names")
     if names is None and (folder / "labels.txt").is_file():
         names = [ln for ln in (folder / "labels.txt").read_text().splitlines() if ln]
-    return Exported(file, fmt, names, metadata.get("temperature"), metadata, R.load_runtime(file, fmt))
+    try:
+        run = R.load_runtime(file, fmt)
+    except VisionkitError:
+        raise
+    except Exception as exc:  # the runtimes raise many kinds
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"The {fmt} runtime cannot load '{file}': {type(exc).__name__}: {first}") from exc
+    return Exported(file, fmt, names, metadata.get("temperature"), metadata, run)
 
 
 def _representative(data: Any, channels: int, size: tuple[int, int]) -> Any:
@@ -317,7 +324,7 @@ def export(
     from .calibration import temperature_of
     from .training import class_names
 
-    serving, info = S.serving_model(model)
+    serving, info = S.serving_model(model, onnx=format == "onnx")
     h, w, c = S.input_size(model)
     rep, rep_images = (None, None) if representative_data is None else _representative(representative_data, c, (h, w))
     if parity_data is not None:
@@ -352,8 +359,12 @@ def export(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    numbers = check_parity(model, folder, parity_images, tolerance=tolerance, min_agreement=min_agreement,
-                           raise_on_failure=False)
+    try:
+        numbers = check_parity(model, folder, parity_images, tolerance=tolerance, min_agreement=min_agreement,
+                               raise_on_failure=False)
+    except ExportError as exc:  # the file does not even load: recorded, then raised
+        write_json(folder / "parity.json", {"passed": False, "error": str(exc), "format": format})
+        raise
     numbers["source"] = source
     card["parity"] = numbers
     write_json(folder / "parity.json", numbers)
