@@ -170,3 +170,15 @@ def test_unloadable_export_is_an_export_error(model, images, tmp_path):
     result.file.write_bytes(b"not a flatbuffer")
     with pytest.raises(E.ExportError, match="cannot load"):
         E.check_parity(model, tmp_path / "l", images)
+
+
+def test_normalization_model_exports_to_onnx(images, tmp_path):
+    """Keras' ONNX export turns a Normalization's constant mean/variance into missing inputs: held as weights."""
+    _onnx()
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3600.0, 3500.0, 3400.0])(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    result = E.export(model, tmp_path / "n", format="onnx", parity_data=images, verbose=False)
+    assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-4

@@ -20,7 +20,7 @@ import numpy as np
 from . import _ship_core as core
 from .errors import InvalidArgumentError
 
-__all__ = ["ServingProbabilities", "ServingResize", "erf_gelu", "float32_model", "input_size", "serving_model", "versions"]
+__all__ = ["FrozenNormalization", "ServingProbabilities", "ServingResize", "erf_gelu", "float32_model", "input_size", "serving_model", "versions"]
 
 
 class ServingResize(keras.layers.Layer):
@@ -89,10 +89,6 @@ def erf_gelu(x: Any) -> Any:
     return 0.5 * x * (1.0 + keras.ops.erf(x / np.sqrt(2.0).astype("float32")))
 
 
-def _uses_gelu(model: Any) -> bool:
-    return any(_activation_config(layer) == "gelu" for layer in _all_layers(model))
-
-
 def _activation_config(layer: Any) -> Any:
     try:
         return layer.get_config().get("activation")
@@ -100,18 +96,56 @@ def _activation_config(layer: Any) -> Any:
         return None
 
 
-def float32_model(model: Any, *, onnx: bool = False) -> Any:
-    """``model`` itself when it computes in float32 (and, for ONNX, has no GELU), else a copy with its weights.
+class FrozenNormalization(keras.layers.Layer):
+    """A ``Normalization`` layer's computation with its mean and variance held as weights.
 
-    The copy computes in float32 (a mixed-precision model cast) and, with ``onnx``,
-    has its exact GELUs written with ``erf`` (the same function).
+    Keras' ONNX export turns the constant mean and variance of a ``Normalization``
+    built with ``mean=`` / ``variance=`` into inputs the ONNX file then asks for;
+    weights are converted as initializers. Same result: ``(x - mean) / max(sqrt(var), eps)``
+    (or its inverse).
+    """
+
+    def __init__(self, mean: Any, variance: Any, invert: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self._values = (np.asarray(mean, np.float32), np.asarray(variance, np.float32))
+        self.invert = bool(invert)
+
+    def build(self, input_shape: Any) -> None:
+        mean, var = self._values
+        self.mean = self.add_weight(name="mean", shape=mean.shape, trainable=False,
+                                    initializer=keras.initializers.Constant(mean))
+        self.variance = self.add_weight(name="variance", shape=var.shape, trainable=False,
+                                        initializer=keras.initializers.Constant(var))
+
+    def call(self, inputs: Any) -> Any:
+        x = keras.ops.cast(inputs, "float32")
+        std = keras.ops.maximum(keras.ops.sqrt(self.variance), keras.backend.epsilon())
+        return x * std + self.mean if self.invert else (x - self.mean) / std
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+
+def float32_model(model: Any, *, onnx: bool = False) -> Any:
+    """``model`` itself when it computes in float32 (and, for ONNX, needs no rewrite), else a copy.
+
+    The copy has the model's weights; it computes in float32 (a mixed-precision model
+    cast) and, with ``onnx``, has its exact GELUs written with ``erf`` and its
+    ``Normalization`` layers as [`FrozenNormalization`] (the same functions).
     """
     cast = not _is_float32(model)
-    swap = onnx and _uses_gelu(model)
+    layers = _all_layers(model)
+    swap = onnx and any(_activation_config(ly) == "gelu" or isinstance(ly, keras.layers.Normalization)
+                        for ly in layers)
     if not cast and not swap:
         return model
 
     def clone(layer: Any) -> Any:
+        if swap and isinstance(layer, keras.layers.Normalization):
+            return FrozenNormalization(keras.ops.convert_to_numpy(layer.mean),
+                                       keras.ops.convert_to_numpy(layer.variance), invert=layer.invert,
+                                       name=layer.name)
         config = layer.get_config()
         if cast:
             config["dtype"] = "float32"
@@ -120,7 +154,13 @@ def float32_model(model: Any, *, onnx: bool = False) -> Any:
         return layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    copy.set_weights(model.get_weights())
+    new_layers = _all_layers(copy)
+    if len(new_layers) != len(layers):  # pragma: no cover - clone_model keeps the structure
+        copy.set_weights(model.get_weights())
+        return copy
+    for old, new in zip(layers, new_layers):
+        if not isinstance(new, (FrozenNormalization, keras.Model)) and old.weights:
+            new.set_weights(old.get_weights())
     return copy
 
 

@@ -157,8 +157,14 @@ def check_parity(
     tolerance = float(V.number("tolerance", tolerance, minimum=0.0))
     min_agreement = float(V.number("min_agreement", min_agreement, minimum=0.0, maximum=1.0))
     int8 = exported.metadata.get("quantize") == "int8"
-    numbers = _parity_numbers(_reference(serving, x), _run_batches(exported.predict, x), tolerance=tolerance,
-                              min_agreement=min_agreement, int8=int8)
+    try:
+        got = _run_batches(exported.predict, x)
+    except Exception as exc:  # the runtimes raise many kinds
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"The {exported.format} runtime cannot run '{exported.file}': {type(exc).__name__}: "
+                          f"{first}") from exc
+    numbers = _parity_numbers(_reference(serving, x), got, tolerance=tolerance, min_agreement=min_agreement,
+                              int8=int8)
     numbers["format"] = exported.format
     if info["cast_to_float32"]:  # how far the float32 cast is from the mixed-precision model itself
         original = _reference(S.serving_model(model, cast=False)[0], x)
