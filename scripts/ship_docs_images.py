@@ -75,7 +75,7 @@ def main() -> None:
     for name in ("reliability", "robustness", "confusion"):
         (out / f"{name}.png").write_bytes((out / "report" / f"{name}.png").read_bytes())
     save_figure(robustness.plot_corruptions(data.sample_image("chelsea", size=96), severities=(1, 3, 5)),
-                out / "corruptions.png")
+                out / "corruptions.png", dpi=50)
 
     calibrated = calibration.with_temperature(model, card["calibration"]["temperature"])
     parity_x = x_test[: args.parity_images]
