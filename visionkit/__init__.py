@@ -22,15 +22,20 @@ __version__ = "0.1.0"
 
 #: Public submodules, imported on first attribute access.
 _SUBMODULES: tuple[str, ...] = (
+    "calibration",
     "convnets",
     "data",
     "device",
     "dream",
     "errors",
     "explain",
+    "export",
     "gradcam",
     "interpret",
+    "predict",
     "preprocess",
+    "report",
+    "robustness",
     "style",
     "training",
     "transfer",
@@ -41,15 +46,20 @@ __all__ = ["VisionkitError", "__version__", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from . import (  # noqa: F401
+        calibration,
         convnets,
         data,
         device,
         dream,
         errors,
         explain,
+        export,
         gradcam,
         interpret,
+        predict,
         preprocess,
+        report,
+        robustness,
         style,
         training,
         transfer,

@@ -11,10 +11,10 @@ imports it, so a model saved by a recipe loads with ``keras.models.load_model`` 
 
 from __future__ import annotations
 
-from . import _fast_cifar, _labels, _transfer_base
+from . import _fast_cifar, _labels, _temperature, _transfer_base
 
 __all__ = ["MODULES"]
 
 #: The modules that define visionkit's registered Keras classes (the class-names layer, the
 #: transfer backbones' preprocessing, the fast CIFAR-10 recipe's layers, initialiser and optimizer).
-MODULES = (_labels, _transfer_base, _fast_cifar)
+MODULES = (_labels, _transfer_base, _fast_cifar, _temperature)

@@ -1,0 +1,75 @@
+"""The predict, export and report commands (issue #23)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from ship_models import image_folder, tiny_model
+
+from visionkit import calibration as C
+from visionkit.cli import main
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    C.with_temperature(tiny_model("softmax", steps=40), 1.25).save(path)
+    return path
+
+
+def test_cli_export_then_predict_on_the_export(saved, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs", 9)
+    assert main(["export", str(saved), "-o", str(tmp_path / "exp"), "--images", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "parity" in out and "ok" in out
+    meta = json.loads((tmp_path / "exp" / "metadata.json").read_text())
+    assert meta["temperature"] == 1.25 and meta["parity"]["images"] == 9
+    assert main(["predict", str(tmp_path / "exp"), str(folder), "-o", str(tmp_path / "p.csv"), "-q",
+                 "--top-k", "1"]) == 0
+    with open(tmp_path / "p.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 9 and set(rows[0]) == {"path", "class_1", "probability_1"}
+
+
+def test_cli_predict_keras_file_with_glob(saved, tmp_path):
+    folder = image_folder(tmp_path / "imgs", 6)
+    assert main(["predict", str(saved), str(folder / "*" / "*.png"), "-o", str(tmp_path / "p.csv"), "-q"]) == 0
+    with open(tmp_path / "p.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 6
+
+
+def test_cli_report_writes_json_markdown_and_figures(saved, tmp_path, capsys):
+    folder = image_folder(tmp_path / "test", 24)
+    code = main(["report", str(saved), str(folder), "-o", str(tmp_path / "rep"), "-q",
+                 "--corruptions", "contrast,pixelate", "--severities", "1,5"])
+    assert code == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["data"]["examples"] == 24
+    assert 0 <= report["accuracy"] <= 1
+    assert report["calibration"]["fitted_on"] == "carried by the model"
+    assert set(report["robustness"]["accuracy"]) == {"contrast", "pixelate"}
+    assert report["model"]["class_names"] == ["red", "green", "blue"]
+    assert report["versions"]["keras"]
+    page = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Model card" in page and "robustness.png" in page
+    for name in ("confusion.png", "reliability.png", "robustness.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_cli_report_fits_a_temperature_on_half_when_the_model_has_none(tmp_path):
+    path = tmp_path / "m.keras"
+    tiny_model("logits", steps=20).save(path)
+    folder = image_folder(tmp_path / "test", 24)
+    assert main(["report", str(path), str(folder), "-o", str(tmp_path / "rep"), "-q", "--corruptions", "none"]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["calibration"]["fitted_on"].startswith("half of the test data")
+    assert report["calibration"]["temperature"] > 0 and report["robustness"] is None
+
+
+def test_cli_missing_inputs_exit_1(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nope.keras"), str(tmp_path)]) == 1
+    assert "MODEL" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "nope.keras")]) == 1
