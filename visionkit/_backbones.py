@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _validate as V
 
-__all__ = ["PREPROCESSINGS", "Backbone", "PRESETS", "find_preset", "preset"]
+__all__ = ["PREPROCESSINGS", "PRESETS", "Backbone", "find_preset", "preset"]
 
 #: Preprocessing modes of ``keras.applications`` -> range of the values the model takes.
 PREPROCESSINGS: MappingProxyType[str, tuple[float, float]] = MappingProxyType({

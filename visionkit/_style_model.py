@@ -158,5 +158,5 @@ def _from_vgg_pixels_layer() -> Any:
     return FromVGGPixels
 
 
-def _FromVGGPixels(preprocessing: str, **kwargs: Any) -> Any:  # noqa: N802 - a layer factory
+def _FromVGGPixels(preprocessing: str, **kwargs: Any) -> Any:
     return _from_vgg_pixels_layer()(preprocessing, **kwargs)

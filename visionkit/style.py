@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._style_loop import StepCounter, observers_for, progress_bar
 from ._backbones import PRESETS
+from ._style_loop import StepCounter, observers_for, progress_bar
 from ._style_model import VGG19_LAYER_NAMES, build_extractor, min_side
 from ._style_settings import (
     INIT_MODES,
