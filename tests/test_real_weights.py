@@ -199,7 +199,6 @@ def test_grad_cam_of_a_real_cat_dog_classifier_peaks_on_the_cat(real, real_data,
     """VGG16 base + a ridge head fitted on 400 CIFAR cats/dogs at 96 px; Grad-CAM on a cat pasted on coffee."""
     import keras
 
-    from visionkit.data import load_image
     from visionkit.gradcam import grad_cam
     from visionkit.preprocess import vgg_preprocess
 
