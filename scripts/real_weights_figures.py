@@ -96,9 +96,11 @@ def activations(data: Path, weights: Path) -> None:
     image = load_image(data / "images" / "chelsea_cat.png", max_dim=224)
     layers = ["block1_conv2", "block3_conv3", "block5_conv3"]
     out = acts(model, vgg_preprocess(image), layers=layers)
-    tiles, titles = [image], ["input"]
+    tiles, titles = [], []
     for name in layers:
         a = out[name][0] if out[name].ndim == 4 else out[name]
+        tiles.append(image)
+        titles.append("chelsea_cat.png")
         for c in np.argsort(a.mean(axis=(0, 1)))[::-1][:5]:
             tiles.append(a[..., c])
             titles.append(f"{name} #{c}")
@@ -107,21 +109,10 @@ def activations(data: Path, weights: Path) -> None:
 
 def cat_dog_classifier(data: Path, weights: Path):
     """VGG16 base + a ridge head fitted on 400 CIFAR-10 cats and dogs at 96 px: logits (cat, dog)."""
-    import keras
     import test_real_weights as T
 
     x_tr, y_tr = T.cifar_cats_dogs(data, "train", 200)
-    base = preset("vgg16").build(weights=weights, input_shape=(None, None, 3))
-    feats = T.pooled_features(base, x_tr)
-    mu, sd = feats.mean(0), feats.std(0) + 1e-6
-    a1 = np.hstack([(feats - mu) / sd, np.ones((len(feats), 1))])
-    w = np.linalg.solve(a1.T @ a1 + len(a1) * np.eye(a1.shape[1]), a1.T @ (2.0 * y_tr - 1.0))
-    inputs = keras.Input((None, None, 3))
-    dense = keras.layers.Dense(2, name="cat_dog")
-    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(base(inputs))), name="cat_dog")
-    dense.set_weights([((w[:-1] / sd)[:, None] * np.array([[-1.0, 1.0]])).astype(np.float32),
-                       ((w[-1] - (w[:-1] / sd) @ mu) * np.array([-1.0, 1.0])).astype(np.float32)])
-    return model
+    return T.cat_dog_classifier(preset("vgg16").build(weights=weights, input_shape=(None, None, 3)), x_tr, y_tr)
 
 
 def cam(data: Path, weights: Path) -> None:
@@ -131,7 +122,7 @@ def cam(data: Path, weights: Path) -> None:
     from visionkit.visualize import image_grid
 
     model = cat_dog_classifier(data, weights)
-    image = load_image(data / "images" / "chelsea_cat.png", size=(160, 240))
+    image = load_image(data / "images" / "chelsea_cat.png", size=(200, 300))
     x = vgg_preprocess(image)[None]
     methods = ("gradcam", "gradcam++", "layercam", "hirescam", "scorecam", "eigencam")
     tiles, titles = [image], ["chelsea_cat.png"]

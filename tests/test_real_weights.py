@@ -18,6 +18,8 @@ pytestmark = pytest.mark.data
 
 WEIGHTS = "vgg16_imagenet_notop.weights.h5"
 CAT, DOG = 3, 5  # CIFAR-10 label order
+#: The cat's face in chelsea_cat.png (451x300), eyes to muzzle, by inspection: (x0, y0, x1, y1).
+FACE_BOX = (100, 50, 370, 290)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,23 @@ def ridge_accuracy(f_train, y_train, f_test, y_test, alpha: float = 1.0) -> floa
     return float((pred == y_test.astype(bool)).mean())
 
 
+def cat_dog_classifier(base, x: np.ndarray, y: np.ndarray):
+    """``base`` + global average pooling + a ridge head fitted on uint8 cats (0) and dogs (1): logits (cat, dog)."""
+    import keras
+
+    feats = pooled_features(base, x)
+    mu, sd = feats.mean(0), feats.std(0) + 1e-6
+    a1 = np.hstack([(feats - mu) / sd, np.ones((len(feats), 1))])
+    w = np.linalg.solve(a1.T @ a1 + len(a1) * np.eye(a1.shape[1]), a1.T @ (2.0 * y - 1.0))
+    inputs = keras.Input((None, None, 3))
+    dense = keras.layers.Dense(2, name="cat_dog")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(base(inputs))), name="cat_dog")
+    sign = np.array([-1.0, 1.0])  # cat = -score, dog = +score
+    dense.set_weights([((w[:-1] / sd)[:, None] * sign[None]).astype(np.float32),
+                       ((w[-1] - (w[:-1] / sd) @ mu) * sign).astype(np.float32)])
+    return model
+
+
 def vgg16(weights, input_shape=(None, None, 3)):
     from visionkit.backbones import preset
 
@@ -93,7 +112,6 @@ def test_feature_extraction_real_base_beats_random_base(real, vgg16_file, cats_d
     keras.utils.set_random_seed(0)
     base = vgg16(vgg16_file if real else None)
     acc = ridge_accuracy(pooled_features(base, x_tr), y_tr, pooled_features(base, x_te), y_te)
-    print("MEASURE features", real, acc)
     if real:
         assert acc >= 0.75, acc  # measured 0.81
     else:
@@ -143,12 +161,11 @@ def test_style_transfer_moves_gram_statistics_and_keeps_layout(real, real_data, 
     before = _gram_distance(judge, c_img, target)
     after = _gram_distance(judge, out, target)
     layout = _layout_correlation(out, c_img)
-    print("MEASURE style", real, before, after, layout)
     assert layout > 0.6, layout  # the cat is still where it was
     if real:
-        assert after < 0.5 * before, (before, after)
+        assert after < 0.5 * before, (before, after)  # measured 1.23 -> 0.38, layout 0.87
     else:
-        assert after > 0.5 * before, (before, after)
+        assert after > 0.5 * before, (before, after)  # measured 1.23 -> 0.97, layout 0.79
 
 
 # ------------------------------------------------------------------ DeepDream
@@ -183,7 +200,6 @@ def test_deep_dream_raises_vgg16_layers_with_structured_changes(real, real_data,
     gain = energy(out) / energy(image)
     hf = _high_frequency_ratio(out.astype(np.float32) - image)
     noise = _high_frequency_ratio(np.random.default_rng(0).normal(size=image.shape))
-    print("MEASURE dream", real, gain, hf, noise)
     if real:
         assert gain > 3.0, gain  # measured 4.4: the real network's chosen layers respond
         assert hf < 0.5 * noise, (hf, noise)  # measured 0.31 vs 0.75: structured changes, not pixel noise
@@ -196,52 +212,25 @@ def test_deep_dream_raises_vgg16_layers_with_structured_changes(real, real_data,
 
 @pytest.mark.parametrize("real", [True, False], ids=["imagenet", "random"])
 def test_grad_cam_of_a_real_cat_dog_classifier_peaks_on_the_cat(real, real_data, vgg16_file, cats_dogs):
-    """VGG16 base + a ridge head fitted on 400 CIFAR cats/dogs at 96 px; Grad-CAM on a cat pasted on coffee."""
+    """VGG16 base + a ridge head fitted on 400 CIFAR cats/dogs at 96 px; Grad-CAM of 'cat' on chelsea_cat.png."""
     import keras
 
+    from visionkit.data import load_image
     from visionkit.gradcam import grad_cam
     from visionkit.preprocess import vgg_preprocess
 
     (x_tr, y_tr), _ = cats_dogs
     keras.utils.set_random_seed(0)
-    base = vgg16(vgg16_file if real else None)
-    feats = pooled_features(base, x_tr)
-    mu, sd = feats.mean(0), feats.std(0) + 1e-6
-    a1 = np.hstack([(feats - mu) / sd, np.ones((len(feats), 1))])
-    w = np.linalg.solve(a1.T @ a1 + len(a1) * np.eye(a1.shape[1]), a1.T @ (2.0 * y_tr - 1.0))
-    inputs = keras.Input((None, None, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
-    dense = keras.layers.Dense(2, name="cat_dog")
-    model = keras.Model(inputs, dense(pooled))
-    kernel = (w[:-1] / sd)[:, None] * np.array([[-1.0, 1.0]])  # logits: cat = -score, dog = +score
-    bias = (w[-1] - (w[:-1] / sd) @ mu) * np.array([-1.0, 1.0])
-    dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    model = cat_dog_classifier(vgg16(vgg16_file if real else None), x_tr, y_tr)
 
-    scene = cat_on_coffee(real_data)
-    heat = grad_cam(model, vgg_preprocess(scene)[None], class_index=0)[0]  # preset layer vgg16/block5_conv3
-    assert heat.shape == scene.shape[:2]
+    cat = load_image(real_data / "images" / "chelsea_cat.png", size=(200, 300))
+    heat = grad_cam(model, vgg_preprocess(cat)[None], class_index=0)[0]  # preset layer vgg16/block5_conv3
+    assert heat.shape == (200, 300)
     y, x = np.unravel_index(np.argmax(heat), heat.shape)
-    (y0, y1), (x0, x1) = CAT_AT
-    on_cat = y0 <= y < y1 and x0 <= x < x1
-    inside = np.zeros(heat.shape, bool)
-    inside[y0:y1, x0:x1] = True
-    contrast = float(heat[inside].mean() / (heat[~inside].mean() + 1e-6))
-    print("MEASURE cam", real, x, y, on_cat, contrast)
+    x, y = x * 451 / 300, y * 300 / 200  # in the 451x300 photo
+    x0, y0, x1, y1 = FACE_BOX
+    on_face = x0 <= x <= x1 and y0 <= y <= y1
     if real:
-        assert on_cat, (x, y)
+        assert on_face, (x, y)  # measured (162, 86): the cat's left eye
     else:
-        assert not on_cat, (x, y)
-
-
-#: Where cat_on_coffee puts the cat (rows, columns) in its 160x240 scene.
-CAT_AT = ((40, 160), (100, 240))
-
-
-def cat_on_coffee(root: Path) -> np.ndarray:
-    """A 160x240 scene: coffee.png with chelsea_cat.png (120x140) pasted in its lower right."""
-    from visionkit.data import load_image
-
-    scene = load_image(root / "images" / "coffee.png", size=(160, 240)).copy()
-    (y0, y1), (x0, x1) = CAT_AT
-    scene[y0:y1, x0:x1] = load_image(root / "images" / "chelsea_cat.png", size=(y1 - y0, x1 - x0))
-    return scene
+        assert not on_face, (x, y)  # measured (413, 0): the background's top-right corner
