@@ -63,7 +63,7 @@ def style(data: Path, weights: Path) -> None:
         t = time.time()
         images.append(style_transfer(content, painting, backbone="vgg16", weights=weights, max_dim=256,
                                      style_weight=1.0, seed=0, progress=False, **kw))
-        titles.append(f"{title} ({CAPTION})")
+        titles.append(f"{title}, real VGG16")
         print(title, f"{time.time() - t:.0f} s", flush=True)
     _save_fig(image_grid(images, ncols=3, titles=titles, tile_size=3.2), "style_vgg16.jpg")
 
@@ -124,14 +124,14 @@ def cam(data: Path, weights: Path) -> None:
     model = cat_dog_classifier(data, weights)
     image = load_image(data / "images" / "chelsea_cat.png", size=(200, 300))
     x = vgg_preprocess(image)[None]
-    methods = ("gradcam", "gradcam++", "layercam", "hirescam", "scorecam", "eigencam")
+    methods = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam")
     tiles, titles = [image], ["chelsea_cat.png"]
     for m in methods:
         heat = grad_cam(model, x, class_index=0, method=m)[0]
         tiles.append(overlay(image, heat))
         titles.append(f"{m} (cat)")
     _save_fig(image_grid(tiles, ncols=4, titles=titles, tile_size=2.6), "cam_vgg16.png")
-    result = explain.compare_methods(model, x, class_index=0, methods=methods[:4], steps=10)
+    result = explain.compare_methods(model, x, class_index=0, steps=20)  # DEFAULT_METHODS, deletion AUC
     print(result._repr_markdown_(), flush=True)  # the table of docs/explanations-metrics.md
 
 

@@ -65,3 +65,75 @@ def test_the_table_is_the_one_place_layer_names_live(repo_root: Path):
             if pattern.search(line) and "keras.layers." not in line and "name=" not in line:
                 offenders.append(f"{path.relative_to(repo_root)}:{i}: {stripped}")
     assert not offenders, "\n".join(offenders)
+
+
+# ------------------------------------------------------------------ the recipes read the table
+
+
+def test_grad_cam_defaults_to_the_presets_layer_of_a_known_backbone():
+    """Before #21 the default was the last 4-D layer: ``block5_pool`` for VGG16."""
+    import keras
+
+    from visionkit.explain._cam import resolve_layer
+
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    model = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2)])
+    assert resolve_layer(model, None) == "vgg16/block5_conv3"
+    assert resolve_layer(base, None) == "block5_conv3"
+    plain = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="c"),
+                              keras.layers.MaxPooling2D(name="p"), keras.layers.Flatten(), keras.layers.Dense(2)])
+    assert resolve_layer(plain, None) == "p"  # no known backbone: the last 4-D layer, as before
+
+
+def test_style_transfer_backbone_vgg16_and_a_non_vgg_backbone():
+    import numpy as np
+
+    from visionkit.data import sample_image
+    from visionkit.style import style_extractor, style_transfer
+
+    photo, painting = sample_image("photo"), sample_image("painting")
+    out = style_transfer(photo, painting, backbone="vgg16", max_dim=32, steps=1, weights=None, progress=False)
+    assert out.shape[1] == 32 and out.dtype == np.uint8
+    assert sorted(style_extractor(backbone="vgg16", weights=None).output) == sorted(
+        backbones.preset("vgg16").style_layers + backbones.preset("vgg16").content_layers)
+    with pytest.raises(InvalidArgumentError, match="style_layers.*block3_conv4"):
+        style_transfer(photo, painting, backbone="vgg16", style_layers=["block3_conv4"], weights=None)
+    out = style_transfer(photo, painting, backbone="mobilenet_v2", max_dim=64, steps=1, weights=None, progress=False)
+    assert out.shape[1] == 64 and out.dtype == np.uint8
+
+
+def test_deep_dream_backbone():
+    import keras
+
+    from visionkit.data import sample_image
+    from visionkit.dream import deep_dream
+
+    img = sample_image("photo", max_dim=64)
+    out = deep_dream(img, backbone="vgg16", weights=None, octaves=1, steps=1, seed=0, progress=False)
+    assert out.shape == img.shape
+    model = keras.applications.VGG16(weights=None, include_top=False)
+    with pytest.raises(InvalidArgumentError, match="backbone"):
+        deep_dream(img, model=model, backbone="vgg16", progress=False)
+    with pytest.raises(InvalidArgumentError, match="backbone.*Received: backbone='vgg99'"):
+        deep_dream(img, backbone="vgg99", weights=None, progress=False)
+
+
+def test_cli_filters_and_style_take_backbone(tmp_path):
+    from visionkit.cli import main
+
+    out = tmp_path / "f.png"
+    assert main(["filters", "--backbone", "vgg16", "block1_conv1", "--weights", "none", "--filters", "2",
+                 "--size", "32", "--steps", "1", "-o", str(out), "-q"]) == 0
+    assert out.is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(["filters", "-q"])  # neither MODEL LAYER nor --backbone
+    assert exc.value.code == 2
+    out = tmp_path / "s.png"
+    from visionkit.data import sample_image, save_image
+
+    save_image(tmp_path / "c.png", sample_image("photo", max_dim=48))
+    save_image(tmp_path / "p.png", sample_image("painting", max_dim=48))
+    assert main(["style", str(tmp_path / "c.png"), str(tmp_path / "p.png"), "-o", str(out), "--backbone", "vgg16",
+                 "--weights", "none", "--steps", "1", "--max-dim", "32", "-q"]) == 0
+    assert out.is_file()

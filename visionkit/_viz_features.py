@@ -486,8 +486,8 @@ def filter_patterns(
     >>> from visionkit.visualize import filter_patterns
     >>> grids = filter_patterns("vgg16", weights=None, layers=["block1_conv1"], filters=4, size=32,
     ...                         steps=2, progress=False)
-    >>> list(grids), grids["block1_conv1"].shape
-    (['block1_conv1'], (67, 67, 3))
+    >>> [grid.shape for grid in grids.values()]  # 2 x 2 tiles of 32 pixels, 3 pixels apart
+    [(67, 67, 3)]
     """
     from ._backbones import preset
 
