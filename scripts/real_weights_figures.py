@@ -8,7 +8,7 @@ Needs ``VISIONKIT_DATA`` (or ``--data``) holding ``vgg16_imagenet_notop.weights.
 - ``dream_vgg16.jpg``: DeepDream of astronaut.png on VGG16's preset layers (octaves, tiles);
 - ``filters_vgg16.jpg``: filter patterns of block1_conv1 ... block5_conv1;
 - ``activations_vgg16.jpg``: activation grids of chelsea_cat.png;
-- ``cam_vgg16.png``: the CAM methods on chelsea_cat.png from a cat-vs-dog classifier
+- ``cam_vgg16.jpg``: the CAM methods on chelsea_cat.png from a cat-vs-dog classifier
   (real VGG16 base + a head fitted on 400 CIFAR-10 cats and dogs upsampled to 96 px);
   the faithfulness comparison on it is printed as a markdown table.
 
@@ -116,6 +116,8 @@ def cat_dog_classifier(data: Path, weights: Path):
 
 
 def cam(data: Path, weights: Path) -> None:
+    import keras
+
     from visionkit import explain
     from visionkit.gradcam import grad_cam, overlay
     from visionkit.preprocess import vgg_preprocess
@@ -130,9 +132,11 @@ def cam(data: Path, weights: Path) -> None:
         heat = grad_cam(model, x, class_index=0, method=m)[0]
         tiles.append(overlay(image, heat))
         titles.append(f"{m} (cat)")
-    _save_fig(image_grid(tiles, ncols=4, titles=titles, tile_size=2.6), "cam_vgg16.png")
-    result = explain.compare_methods(model, x, class_index=0, steps=20)  # DEFAULT_METHODS, deletion AUC
-    print(result._repr_markdown_(), flush=True)  # the table of docs/explanations-metrics.md
+    _save_fig(image_grid(tiles, ncols=4, titles=titles, tile_size=2.6), "cam_vgg16.jpg")
+    for metric in ("deletion", "insertion", "road"):  # DEFAULT_METHODS; the tables of docs/explanations-metrics.md
+        result = explain.compare_methods(model, x, class_index=0, metric=metric, steps=20)
+        print(result._repr_markdown_(), flush=True)
+    print("p(cat) of a black image:", float(keras.ops.softmax(model(np.zeros_like(x)))[0, 0]), flush=True)
 
 
 def main() -> None:

@@ -72,11 +72,14 @@ def ridge_accuracy(f_train, y_train, f_test, y_test, alpha: float = 1.0) -> floa
     return float((pred == y_test.astype(bool)).mean())
 
 
-def cat_dog_classifier(base, x: np.ndarray, y: np.ndarray):
-    """``base`` + global average pooling + a ridge head fitted on uint8 cats (0) and dogs (1): logits (cat, dog)."""
+def cat_dog_classifier(base, x: np.ndarray, y: np.ndarray, feats: np.ndarray | None = None):
+    """``base`` + global average pooling + a ridge head fitted on uint8 cats (0) and dogs (1): logits (cat, dog).
+
+    ``feats``: ``pooled_features(base, x)`` if already computed.
+    """
     import keras
 
-    feats = pooled_features(base, x)
+    feats = pooled_features(base, x) if feats is None else feats
     mu, sd = feats.mean(0), feats.std(0) + 1e-6
     a1 = np.hstack([(feats - mu) / sd, np.ones((len(feats), 1))])
     w = np.linalg.solve(a1.T @ a1 + len(a1) * np.eye(a1.shape[1]), a1.T @ (2.0 * y - 1.0))
@@ -100,18 +103,30 @@ def cats_dogs(real_data: Path):
     return cifar_cats_dogs(real_data, "train", 200), cifar_cats_dogs(real_data, "test", 100)
 
 
+_EXTRACTED: dict[bool, tuple] = {}
+
+
+def extracted(real: bool, vgg16_file: Path, cats_dogs) -> tuple:
+    """(base, train features, test features) of the real or random VGG16, computed once per module."""
+    import keras
+
+    if real not in _EXTRACTED:
+        (x_tr, _), (x_te, _) = cats_dogs
+        keras.utils.set_random_seed(0)
+        base = vgg16(vgg16_file if real else None)
+        _EXTRACTED[real] = (base, pooled_features(base, x_tr), pooled_features(base, x_te))
+    return _EXTRACTED[real]
+
+
 # ------------------------------------------------------------------ feature extraction
 
 
 @pytest.mark.parametrize("real", [True, False], ids=["imagenet", "random"])
 def test_feature_extraction_real_base_beats_random_base(real, vgg16_file, cats_dogs):
     """Ridge on pooled VGG16 features, 400 train / 200 test CIFAR cats vs dogs upsampled to 96 px."""
-    import keras
-
-    (x_tr, y_tr), (x_te, y_te) = cats_dogs
-    keras.utils.set_random_seed(0)
-    base = vgg16(vgg16_file if real else None)
-    acc = ridge_accuracy(pooled_features(base, x_tr), y_tr, pooled_features(base, x_te), y_te)
+    (_, y_tr), (_, y_te) = cats_dogs
+    _, f_tr, f_te = extracted(real, vgg16_file, cats_dogs)
+    acc = ridge_accuracy(f_tr, y_tr, f_te, y_te)
     if real:
         assert acc >= 0.75, acc  # measured 0.81
     else:
@@ -213,15 +228,13 @@ def test_deep_dream_raises_vgg16_layers_with_structured_changes(real, real_data,
 @pytest.mark.parametrize("real", [True, False], ids=["imagenet", "random"])
 def test_grad_cam_of_a_real_cat_dog_classifier_peaks_on_the_cat(real, real_data, vgg16_file, cats_dogs):
     """VGG16 base + a ridge head fitted on 400 CIFAR cats/dogs at 96 px; Grad-CAM of 'cat' on chelsea_cat.png."""
-    import keras
-
     from visionkit.data import load_image
     from visionkit.gradcam import grad_cam
     from visionkit.preprocess import vgg_preprocess
 
     (x_tr, y_tr), _ = cats_dogs
-    keras.utils.set_random_seed(0)
-    model = cat_dog_classifier(vgg16(vgg16_file if real else None), x_tr, y_tr)
+    base, f_tr, _ = extracted(real, vgg16_file, cats_dogs)
+    model = cat_dog_classifier(base, x_tr, y_tr, f_tr)
 
     cat = load_image(real_data / "images" / "chelsea_cat.png", size=(200, 300))
     heat = grad_cam(model, vgg_preprocess(cat)[None], class_index=0)[0]  # preset layer vgg16/block5_conv3
