@@ -137,3 +137,17 @@ def test_cli_filters_and_style_take_backbone(tmp_path):
     assert main(["style", str(tmp_path / "c.png"), str(tmp_path / "p.png"), "-o", str(out), "--backbone", "vgg16",
                  "--weights", "none", "--steps", "1", "--max-dim", "32", "-q"]) == 0
     assert out.is_file()
+
+
+def test_cli_activations_takes_backbone(tmp_path):
+    from visionkit.cli import main
+    from visionkit.data import sample_image, save_image
+
+    save_image(tmp_path / "c.png", sample_image("photo", max_dim=48))
+    out = tmp_path / "acts"
+    assert main(["activations", "--backbone", "vgg16", str(tmp_path / "c.png"), "--weights", "none",
+                 "--layers", "block1_conv1", "-o", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == ["00_block1_conv1.png"]
+    with pytest.raises(SystemExit) as exc:
+        main(["activations", str(tmp_path / "c.png")])  # neither MODEL nor --backbone
+    assert exc.value.code == 2
