@@ -13,10 +13,10 @@ import re
 import sys
 from pathlib import Path
 
-PUBLIC = ("convnets", "data", "device", "dream", "errors", "explain", "gradcam", "interpret", "preprocess", "style",
+PUBLIC = ("backbones", "convnets", "data", "device", "dream", "errors", "explain", "gradcam", "interpret", "preprocess", "style",
           "training", "transfer", "visualize")
 # private modules whose docstrings are rendered under (or belong to) a public module
-HOME = {"_viz_features": "visualize", "_viz_history": "visualize", "_style_model": "style",
+HOME = {"_backbones": "backbones", "_viz_features": "visualize", "_viz_history": "visualize", "_style_model": "style",
         "_style_optim": "style", "_style_settings": "style", "_style_loop": "style",
         "_options": "training", "_checkpoint": "training", "_labels": "training"}
 ROLE = re.compile(r":(func|class|data|mod|meth|attr|exc|obj):`(~?)([\w.]+?)(\(\))?`")

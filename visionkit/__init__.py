@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 #: Public submodules, imported on first attribute access.
 _SUBMODULES: tuple[str, ...] = (
+    "backbones",
     "calibration",
     "convnets",
     "data",
@@ -46,6 +47,7 @@ __all__ = ["VisionkitError", "__version__", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from . import (  # noqa: F401
+        backbones,
         calibration,
         convnets,
         data,

@@ -11,25 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from . import _validate as V
+from ._backbones import PRESETS
 from .errors import WeightsUnavailableError
 
 __all__ = ["APPLICATIONS", "application", "keras_models_dir", "load_weights_file", "preprocess_function"]
 
-#: name -> (module in keras.applications, constructor name)
-APPLICATIONS: dict[str, tuple[str, str]] = {
-    "vgg16": ("vgg16", "VGG16"),
-    "vgg19": ("vgg19", "VGG19"),
-    "resnet50": ("resnet50", "ResNet50"),
-    "resnet50v2": ("resnet_v2", "ResNet50V2"),
-    "mobilenet_v2": ("mobilenet_v2", "MobileNetV2"),
-    "inception_v3": ("inception_v3", "InceptionV3"),
-    "xception": ("xception", "Xception"),
-    "densenet121": ("densenet", "DenseNet121"),
-    "efficientnet_b0": ("efficientnet", "EfficientNetB0"),
-    "efficientnetv2_b0": ("efficientnet_v2", "EfficientNetV2B0"),
-    "convnext_tiny": ("convnext", "ConvNeXtTiny"),
-}
-
+#: name -> (module in keras.applications, constructor name), from the presets table.
+APPLICATIONS: dict[str, tuple[str, str]] = {name: (b.module, b.constructor) for name, b in PRESETS.items()}
 
 def keras_models_dir() -> Path:
     """Folder where Keras caches downloaded weights (``$KERAS_HOME/models``)."""

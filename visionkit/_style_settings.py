@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._backbones import preset
 from ._style_model import check_layers
 from .errors import InvalidArgumentError, MissingDependencyError
 
@@ -31,7 +32,7 @@ __all__ = [
 
 #: Optimisers of ``style_transfer(optimizer=...)``.
 OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs")
-#: Pooling modes of the VGG-19 extractor (``pooling=...``).
+#: Pooling modes of the VGG extractors (``pooling=...``).
 POOLINGS: tuple[str, ...] = ("avg", "max")
 #: Named starting points of ``style_transfer(init=...)`` (a noise ratio is the other form).
 INIT_MODES: tuple[str, ...] = ("content", "noise")
@@ -50,6 +51,7 @@ class StyleSettings:
     """
 
     sizes: tuple[int, ...]
+    backbone: str
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     style_layer_weights: tuple[float, ...]
@@ -82,10 +84,17 @@ class StyleSettings:
         return self.steps * len(self.sizes)
 
 
-def check_some_layers(content_layers: Any, style_layers: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Validate both layer lists; at least one of them must name a layer."""
-    content_layers = check_layers("content_layers", content_layers, allow_empty=True)
-    style_layers = check_layers("style_layers", style_layers, allow_empty=True)
+def check_some_layers(
+    content_layers: Any, style_layers: Any, backbone: Any = "vgg19"
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Validate both layer lists (None: the backbone's preset); at least one must name a layer."""
+    record = preset(backbone)
+    if content_layers is None:
+        content_layers = record.content_layers
+    if style_layers is None:
+        style_layers = record.style_layers
+    content_layers = check_layers("content_layers", content_layers, allow_empty=True, backbone=record.name)
+    style_layers = check_layers("style_layers", style_layers, allow_empty=True, backbone=record.name)
     if not content_layers and not style_layers:
         raise InvalidArgumentError(
             "At least one of `content_layers` and `style_layers` must name a layer. "
@@ -98,6 +107,7 @@ def style_settings(
     *,
     n_styles: int,
     max_dim: Any,
+    backbone: Any,
     content_layers: Any,
     style_layers: Any,
     style_layer_weights: Any,
@@ -122,7 +132,8 @@ def style_settings(
 ) -> StyleSettings:
     """Validate the options of ``style_transfer`` (with ``n_styles`` style images)."""
     max_dim = int(V.integer("max_dim", max_dim, minimum=16))
-    content_layers, style_layers = check_some_layers(content_layers, style_layers)
+    backbone = preset(backbone).name
+    content_layers, style_layers = check_some_layers(content_layers, style_layers, backbone)
     layer_w = _weights_arg("style_layer_weights", style_layer_weights, max(len(style_layers), 1), "style layer")
     V.one_of("optimizer", optimizer, OPTIMIZERS)
     V.one_of("pooling", pooling, POOLINGS)
@@ -138,6 +149,7 @@ def style_settings(
         )
     return StyleSettings(
         sizes=_scales_arg(scales) or (max_dim,),
+        backbone=backbone,
         content_layers=content_layers,
         style_layers=style_layers,
         style_layer_weights=layer_w,

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ._backbones import PRESETS
+
 __all__ = ["DEFAULT_FINE_TUNE_FROM", "METHODS", "POOLINGS", "RECIPE_DEFAULTS"]
 
 #: The three transfer-learning methods of [`train_transfer`][visionkit.transfer.train_transfer].
@@ -28,17 +30,6 @@ RECIPE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "train_transfer": MappingProxyType({"epochs": 30, "batch_size": 20, "optimizer": "rmsprop", "learning_rate": 1e-5}),
 })
 
-#: First layer to unfreeze when fine-tuning each backbone: its last block.
-DEFAULT_FINE_TUNE_FROM: dict[str, str] = {
-    "vgg16": "block5_conv1",
-    "vgg19": "block5_conv1",
-    "resnet50": "conv5_block1_1_conv",
-    "resnet50v2": "conv5_block1_preact_bn",
-    "mobilenet_v2": "block_16_expand",
-    "inception_v3": "mixed9",
-    "xception": "block14_sepconv1",
-    "densenet121": "conv5_block1_0_bn",
-    "efficientnet_b0": "block7a_expand_conv",
-    "efficientnetv2_b0": "block6a_expand_conv",
-    "convnext_tiny": "convnext_tiny_stage_3_block_0_depthwise_conv",
-}
+#: First layer to unfreeze when fine-tuning each backbone: its last block (from the
+#: presets table, [`visionkit.backbones`][visionkit.backbones]).
+DEFAULT_FINE_TUNE_FROM: dict[str, str] = {name: b.fine_tune_from for name, b in PRESETS.items()}

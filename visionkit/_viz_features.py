@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ from ._images import as_batch, check_fits, display, literal, to_rgb
 # Keras and _layers (which imports it) are imported inside the functions: the command
 # line reads these functions' defaults without loading TensorFlow.
 
-__all__ = ["activations", "filter_grid", "filter_pattern", "image_grid", "plot_activations"]
+__all__ = ["activations", "filter_grid", "filter_pattern", "filter_patterns", "image_grid", "plot_activations"]
 
 # model -> {tuple of layer names: tapped model}
 _TAPS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
@@ -441,6 +442,67 @@ def filter_grid(
         bar.update(len(chunk))
     bar.close()
     return _mosaic(tiles, math.ceil(math.sqrt(len(tiles))), margin=margin)
+
+
+def filter_patterns(
+    backbone: str = "vgg16",
+    *,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    layers: Sequence[str] | None = None,
+    filters: int | Sequence[int] = 16,
+    size: int = 64,
+    margin: int = 3,
+    steps: int = 40,
+    step_size: float = 1.0,
+    seed: int | None = 0,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> OrderedDict[str, np.ndarray]:
+    """Filter-pattern mosaics of a ``keras.applications`` backbone, layer by layer.
+
+    Builds ``backbone`` (a name of [`visionkit.backbones.PRESETS`][visionkit.backbones.PRESETS]) with
+    ``weights`` and runs [`filter_grid`][visionkit.visualize.filter_grid] on each of ``layers`` (default: the
+    preset's ``filter_layers``, ``block1_conv1`` ... ``block5_conv1`` for VGG), in the
+    backbone's own input space (its preset's ``input_range``).
+
+    Parameters
+    ----------
+    backbone : str, default "vgg16"
+        A backbone name (``"vgg16"``, ``"resnet50"``, ...).
+    weights : "imagenet", None or path, default "imagenet"
+        ImageNet weights, random weights (None) or a weights file of the base.
+    layers : sequence of str, optional
+        Layer names; default the preset's filter layers.
+    filters, size, margin, steps, step_size, seed, batch_size, progress
+        As in [`filter_grid`][visionkit.visualize.filter_grid] (``size`` at least the backbone's ``min_size``).
+
+    Returns
+    -------
+    collections.OrderedDict of str -> numpy.ndarray
+        Layer name -> uint8 RGB mosaic, in the order of ``layers``.
+
+    Examples
+    --------
+    >>> from visionkit.visualize import filter_patterns
+    >>> grids = filter_patterns("vgg16", weights=None, layers=["block1_conv1"], filters=4, size=32,
+    ...                         steps=2, progress=False)
+    >>> [grid.shape for grid in grids.values()]  # 2 x 2 tiles of 32 pixels, 3 pixels apart
+    [(67, 67, 3)]
+    """
+    from ._backbones import preset
+
+    record = preset(backbone)
+    size = V.integer("size", size, minimum=record.min_size)
+    if layers is None:
+        layers = record.filter_layers
+    elif isinstance(layers, str) or not isinstance(layers, Sequence) or not layers:
+        raise V.fail("layers", "None or a non-empty sequence of layer names", layers)
+    model = record.build(weights=weights, include_top=False, input_shape=(None, None, 3), float32=True)
+    return OrderedDict(
+        (name, filter_grid(model, name, filters=filters, size=size, margin=margin, steps=steps, step_size=step_size,
+                           seed=seed, value_range=record.input_range, batch_size=batch_size, progress=progress))
+        for name in layers
+    )
 
 
 def image_grid(

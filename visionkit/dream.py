@@ -11,7 +11,7 @@ Building blocks: [`dream_model`][visionkit.dream.dream_model] (a model returning
 [`INCEPTION_V3_LAYERS`][visionkit.dream.INCEPTION_V3_LAYERS], [`VGG16_LAYERS`][visionkit.dream.VGG16_LAYERS], [`VGG19_LAYERS`][visionkit.dream.VGG19_LAYERS] and a zoom
 video generator [`dream_frames`][visionkit.dream.dream_frames].
 
-Mixed precision: the default InceptionV3 model is always built in ``float32``, whatever
+Mixed precision: the default model (InceptionV3, or the ``backbone`` named) is always built in ``float32``, whatever
 the global dtype policy, and the loss is computed in ``float32``. A model of your own
 whose compute dtype is not ``float32`` (for example built under ``mixed_float16``) is
 refused with [`InvalidArgumentError`][visionkit.errors.InvalidArgumentError]: float16 input gradients
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._backbones import PRESETS, find_preset, preset
 from .errors import InvalidArgumentError
 
 __all__ = [
@@ -44,21 +45,17 @@ __all__ = [
     "dream_model",
 ]
 
-INCEPTION_V3_LAYERS: dict[str, float] = {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0, "mixed7": 2.5}
+INCEPTION_V3_LAYERS: dict[str, float] = PRESETS["inception_v3"].dream_weights
 """Default layers of [`deep_dream`][visionkit.dream.deep_dream] (InceptionV3 base), name -> weight."""
 
-VGG16_LAYERS: dict[str, float] = {"block3_conv3": 0.5, "block4_conv3": 1.0, "block5_conv3": 1.5}
+VGG16_LAYERS: dict[str, float] = PRESETS["vgg16"].dream_weights
 """Layers for a VGG16 base (``keras.applications.VGG16``), name -> weight."""
 
-VGG19_LAYERS: dict[str, float] = {"block3_conv4": 0.5, "block4_conv4": 1.0, "block5_conv4": 1.5}
+VGG19_LAYERS: dict[str, float] = PRESETS["vgg19"].dream_weights
 """Layers for a VGG19 base (``keras.applications.VGG19``), name -> weight."""
 
-LAYER_PRESETS: dict[str, dict[str, float]] = {
-    "inception_v3": INCEPTION_V3_LAYERS,
-    "vgg16": VGG16_LAYERS,
-    "vgg19": VGG19_LAYERS,
-}
-"""Presets by ``keras.applications`` model name, used when ``layers=None``."""
+LAYER_PRESETS: dict[str, dict[str, float]] = {name: b.dream_weights for name, b in PRESETS.items()}
+"""Dream layers by backbone name, from [`visionkit.backbones`][visionkit.backbones] (used when ``layers=None``)."""
 
 _MIN_TILE = 32
 
@@ -139,8 +136,8 @@ def dream_model(model: Any, layers: Any) -> Any:
     >>> import keras
     >>> from visionkit.dream import dream_model, VGG16_LAYERS
     >>> base = keras.applications.VGG16(weights=None, include_top=False)
-    >>> sorted(dream_model(base, VGG16_LAYERS).output)
-    ['block3_conv3', 'block4_conv3', 'block5_conv3']
+    >>> sorted(dream_model(base, VGG16_LAYERS).output) == sorted(VGG16_LAYERS)
+    True
     """
     from ._layers import get_layer, tap
 
@@ -207,24 +204,9 @@ def dream_loss(
 # --------------------------------------------------------------------------- internals
 
 
-def _default_model(weights: Any) -> Any:
-    """The InceptionV3 base, built (or copied) in float32 whatever the global policy."""
-    import keras
-
-    from ._applications import application
-
-    model = application("inception_v3", weights=weights, include_top=False, input_shape=(None, None, 3))
-    if all(layer.compute_dtype == "float32" for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)):
-        return model
-
-    def to_float32(layer: Any) -> Any:
-        config = layer.get_config()
-        config["dtype"] = "float32"
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=to_float32)
-    copy.set_weights(model.get_weights())
-    return copy
+def _default_model(weights: Any, backbone: str = "inception_v3") -> Any:
+    """The ``backbone`` base (a preset name), built (or copied) in float32 whatever the global policy."""
+    return preset(backbone).build(weights=weights, include_top=False, input_shape=(None, None, 3), float32=True)
 
 
 class _Dreamer:
@@ -363,28 +345,31 @@ def _as_image(image: Any, argument: str = "image") -> np.ndarray:
     return np.array(load_image_as(image, argument), dtype=np.float32, copy=True)
 
 
-def _make_dreamer(model: Any, weights: Any, layers: Any, preprocess: Any) -> _Dreamer:
+def _make_dreamer(model: Any, weights: Any, layers: Any, preprocess: Any, backbone: str | None = None) -> _Dreamer:
     if model is None:
+        record = preset("inception_v3" if backbone is None else backbone)
         if layers is None:
-            layers = INCEPTION_V3_LAYERS
-        model = _default_model(weights)
+            layers = record.dream_weights
+        model = _default_model(weights, record.name)
         if preprocess == "default":
-            from ._applications import preprocess_function
-
-            preprocess = preprocess_function("inception_v3")
+            preprocess = record.preprocess_input()
     else:
         if weights != "imagenet":
             raise V.fail("weights", "left at 'imagenet' when `model` is given (it applies to the default model only)", weights)
+        if backbone is not None:
+            raise V.fail("backbone", "None when `model` is given (it names the default model only)", backbone)
         if not hasattr(model, "layers") or not hasattr(model, "inputs"):
             raise V.fail("model", "a functional or Sequential keras.Model or None", type(model).__name__)
         if layers is None:
-            if model.name not in LAYER_PRESETS:
+            record = find_preset(model)
+            if record is None:
                 raise V.fail(
                     "layers",
-                    f"given for a model other than {sorted(LAYER_PRESETS)} (a dict name -> weight or a list)",
+                    f"given for a model other than the backbones of visionkit.backbones ({sorted(PRESETS)}): "
+                    "a dict name -> weight or a list",
                     layers,
                 )
-            layers = LAYER_PRESETS[model.name]
+            layers = record.dream_weights
         if preprocess == "default":
             preprocess = None
     if preprocess is not None and not callable(preprocess):
@@ -497,11 +482,12 @@ def _check_tiles(dreamer: _Dreamer, shape: tuple[int, int], settings: _DreamSett
 
 
 def _prepare(
-    image: Any, settings: _DreamSettings, *, model: Any, weights: Any, layers: Any, preprocess: Any, guide: Any = None
+    image: Any, settings: _DreamSettings, *, model: Any, weights: Any, layers: Any, preprocess: Any, guide: Any = None,
+    backbone: str | None = None,
 ) -> tuple[np.ndarray, _Dreamer, np.random.Generator]:
     """The float32 image, the dreamer (with its guide) and the random generator of a run."""
     base = _as_image(image)
-    dreamer = _make_dreamer(model, weights, layers, preprocess)
+    dreamer = _make_dreamer(model, weights, layers, preprocess, backbone)
     _check_tiles(dreamer, base.shape[:2], settings)
     if guide is not None:
         dreamer.set_guide(guide, settings.tile_size)
@@ -567,6 +553,7 @@ def deep_dream(
     image: Any,
     *,
     model: Any = None,
+    backbone: str | None = None,
     weights: str | os.PathLike[str] | None = "imagenet",
     layers: Mapping[str, float] | Sequence[str] | str | None = None,
     octaves: int = 3,
@@ -590,16 +577,19 @@ def deep_dream(
         floats in ``[0, 255]``. Not modified.
     model : keras.Model, optional
         A functional or Sequential float32 model (nested models allowed). Default: the
-        InceptionV3 base of ``keras.applications`` (``include_top=False``), always built
-        in float32.
+        base of ``backbone``, always built in float32.
+    backbone : str, optional
+        The default model when ``model`` is None: a name of
+        [`visionkit.backbones.PRESETS`][visionkit.backbones.PRESETS] (``"vgg16"``, ...), whose dream layers,
+        weights and preprocessing are the defaults. Default: ``"inception_v3"``.
     weights : "imagenet", None or path, default "imagenet"
         Weights of the default model: ImageNet (downloaded once, a clear
         [`WeightsUnavailableError`][visionkit.errors.WeightsUnavailableError] offline), random (None), or a
         weights file. Must stay ``"imagenet"`` when ``model`` is given.
     layers : dict, list of str or str, optional
         Layers to amplify: name -> weight, or names (weight 1); ``"outer/inner"`` for a
-        layer inside a nested model. Default: the preset of the model
-        ([`INCEPTION_V3_LAYERS`][visionkit.dream.INCEPTION_V3_LAYERS], [`VGG16_LAYERS`][visionkit.dream.VGG16_LAYERS], [`VGG19_LAYERS`][visionkit.dream.VGG19_LAYERS]).
+        layer inside a nested model. Default: the dream layers of the backbone (or of
+        ``model`` when its name is a known backbone's) in [`visionkit.backbones`][visionkit.backbones].
     octaves : int, default 3
         Number of scales, processed from the smallest (``1 / octave_scale ** (octaves - 1)``)
         up to the full size; between them the detail lost by downscaling is re-injected.
@@ -624,7 +614,7 @@ def deep_dream(
         Seed of the random shifts: the same seed gives the same output.
     preprocess : callable, None or "default"
         Maps a float32 batch ``(1, h, w, 3)`` in ``[0, 255]`` to the model's input
-        (TensorFlow ops). ``"default"``: InceptionV3's preprocessing for the default
+        (TensorFlow ops). ``"default"``: the backbone's ``preprocess_input`` for the default
         model, none (pixels in ``[0, 255]``) for a model of your own.
     guide : array-like, path or PIL image, optional
         A guide image: instead of amplifying whatever the layers see, push each layer's
@@ -663,7 +653,8 @@ def deep_dream(
         tile_size=tile_size, jitter=jitter, seed=seed, progress=progress,
     )
     base, dreamer, rng = _prepare(
-        image, settings, model=model, weights=weights, layers=layers, preprocess=preprocess, guide=guide
+        image, settings, model=model, weights=weights, layers=layers, preprocess=preprocess, guide=guide,
+        backbone=backbone,
     )
     with _progress_bar(settings.octaves * settings.steps, settings.progress, "dream") as bar:
         return _to_uint8(_dream(dreamer, base, settings, rng=rng, bar=bar))
@@ -675,6 +666,7 @@ def dream_frames(
     *,
     zoom: float = 1.05,
     model: Any = None,
+    backbone: str | None = None,
     weights: str | os.PathLike[str] | None = "imagenet",
     layers: Mapping[str, float] | Sequence[str] | str | None = None,
     octaves: int = 1,
@@ -725,7 +717,9 @@ def dream_frames(
         octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, max_loss=max_loss,
         tile_size=tile_size, jitter=jitter, seed=seed, progress=progress,
     )
-    frame, dreamer, rng = _prepare(image, settings, model=model, weights=weights, layers=layers, preprocess=preprocess)
+    frame, dreamer, rng = _prepare(
+        image, settings, model=model, weights=weights, layers=layers, preprocess=preprocess, backbone=backbone
+    )
     total = n * settings.octaves * settings.steps
     with _progress_bar(total, settings.progress, "dream frames") as bar:
         for i in range(n):

@@ -1,4 +1,4 @@
-"""Neural style transfer (Gatys et al.) with VGG-19.
+"""Neural style transfer (Gatys et al.) with VGG-19 (or another backbone of the presets table).
 
 Repaint a content image in the style of a painting by optimising the pixels of a
 generated image ``x`` against::
@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._backbones import PRESETS
 from ._style_loop import StepCounter, observers_for, progress_bar
-from ._style_model import VGG19_LAYER_NAMES, build_extractor
+from ._style_model import VGG19_LAYER_NAMES, build_extractor, min_side
 from ._style_settings import (
     INIT_MODES,
     OPTIMIZERS,
@@ -70,16 +71,11 @@ __all__ = [
     "total_variation_loss",
 ]
 
-#: Content layer of Gatys et al. (2016) and of the Keras / TensorFlow examples.
-VGG19_CONTENT_LAYERS: tuple[str, ...] = ("block5_conv2",)
+#: Content layer of Gatys et al. (2016) and of the Keras / TensorFlow examples (from
+#: the presets table, [`visionkit.backbones`][visionkit.backbones]).
+VGG19_CONTENT_LAYERS: tuple[str, ...] = PRESETS["vgg19"].content_layers
 #: Style layers of Gatys et al. (2016): the first convolution of every block.
-VGG19_STYLE_LAYERS: tuple[str, ...] = (
-    "block1_conv1",
-    "block2_conv1",
-    "block3_conv1",
-    "block4_conv1",
-    "block5_conv1",
-)
+VGG19_STYLE_LAYERS: tuple[str, ...] = PRESETS["vgg19"].style_layers
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -206,28 +202,34 @@ def total_variation_loss(image: Any) -> Any:
 
 
 def style_extractor(
-    content_layers: Sequence[str] = VGG19_CONTENT_LAYERS,
-    style_layers: Sequence[str] = VGG19_STYLE_LAYERS,
+    content_layers: Sequence[str] | None = None,
+    style_layers: Sequence[str] | None = None,
     *,
+    backbone: str = "vgg19",
     pooling: str = "avg",
     weights: str | os.PathLike[str] | None = "imagenet",
 ) -> Any:
-    """VGG-19 model returning the feature maps of the content and style layers.
+    """A model returning the feature maps of the content and style layers (VGG-19 by default).
 
-    A new float32 functional model (the loaded VGG-19 is not modified): VGG-19's
-    convolutions with their loaded weights, max-pooling replaced by average pooling
-    when ``pooling="avg"``, truncated after the deepest requested layer.
+    A new float32 functional model (the loaded backbone is not modified). For VGG
+    backbones: the convolutions with their loaded weights, max-pooling replaced by
+    average pooling when ``pooling="avg"``, truncated after the deepest requested
+    layer. Other backbones: the backbone tapped at the layers, behind a layer mapping
+    VGG-preprocessed pixels to its own input.
 
     Parameters
     ----------
-    content_layers, style_layers : sequence of str
-        VGG-19 layer names (see ``VGG19_LAYER_NAMES``); a layer may be in both.
+    content_layers, style_layers : sequence of str, optional
+        Layer names of the backbone (for VGG-19 see ``VGG19_LAYER_NAMES``); a layer may
+        be in both. Default: the backbone's preset in [`visionkit.backbones`][visionkit.backbones].
+    backbone : str, default "vgg19"
+        A name of [`visionkit.backbones.PRESETS`][visionkit.backbones.PRESETS] (``"vgg16"``, ``"vgg19"``, ...).
     pooling : {"avg", "max"}, default "avg"
         ``"avg"`` replaces max-pooling by average pooling (Gatys et al. report better
-        gradient flow); ``"max"`` keeps VGG's.
+        gradient flow); ``"max"`` keeps VGG's. VGG backbones only.
     weights : "imagenet", None or path, default "imagenet"
         ImageNet weights (downloaded and cached by Keras), random weights, or a
-        ``.weights.h5`` file of the VGG-19 convolutional base.
+        ``.weights.h5`` file of the backbone's convolutional base.
 
     Returns
     -------
@@ -245,13 +247,16 @@ def style_extractor(
     Examples
     --------
     >>> from visionkit.style import style_extractor
-    >>> model = style_extractor(weights=None)
-    >>> sorted(model.output)
-    ['block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1', 'block5_conv2']
+    >>> from visionkit.backbones import preset
+    >>> model = style_extractor(weights=None, backbone="vgg16")
+    >>> sorted(model.output) == sorted(preset("vgg16").style_layers + preset("vgg16").content_layers)
+    True
     """
-    content_layers, style_layers = check_some_layers(content_layers, style_layers)
+    content_layers, style_layers = check_some_layers(content_layers, style_layers, backbone)
     V.one_of("pooling", pooling, POOLINGS)
-    return build_extractor(tuple(dict.fromkeys(content_layers + style_layers)), pooling=pooling, weights=weights)
+    return build_extractor(
+        tuple(dict.fromkeys(content_layers + style_layers)), backbone=backbone, pooling=pooling, weights=weights
+    )
 
 
 # ----------------------------------------------------------------------------- colour
@@ -323,8 +328,9 @@ def style_transfer(
     style: Any,
     *,
     max_dim: int = 512,
-    content_layers: Sequence[str] = VGG19_CONTENT_LAYERS,
-    style_layers: Sequence[str] = VGG19_STYLE_LAYERS,
+    backbone: str = "vgg19",
+    content_layers: Sequence[str] | None = None,
+    style_layers: Sequence[str] | None = None,
     style_layer_weights: Sequence[float] | None = None,
     content_weight: float = 1e4,
     style_weight: float = 1e-2,
@@ -365,8 +371,13 @@ def style_transfer(
         times the generated image's longer side.
     max_dim : int, default 512
         Longer side of the generated image; the content is scaled to it (up or down).
-    content_layers, style_layers : sequence of str
-        VGG-19 layer names; presets ``VGG19_CONTENT_LAYERS`` and ``VGG19_STYLE_LAYERS``.
+    backbone : str, default "vgg19"
+        The feature network: a name of [`visionkit.backbones.PRESETS`][visionkit.backbones.PRESETS]
+        (``"vgg19"``, ``"vgg16"``, ...). VGG backbones are rebuilt with average pooling;
+        the others are used as built (``pooling`` does not apply).
+    content_layers, style_layers : sequence of str, optional
+        Layer names of the backbone; default its preset (for VGG-19
+        ``VGG19_CONTENT_LAYERS`` and ``VGG19_STYLE_LAYERS``).
         ``content_layers=()`` synthesises texture only.
     style_layer_weights : sequence of float, optional
         One non-negative weight per style layer (normalised to sum 1); default equal.
@@ -389,7 +400,7 @@ def style_transfer(
         ``ratio * noise + (1 - ratio) * content`` (``0.6`` in the classic recipe).
         The noise is uniform in ``[-20, 20]`` around the ImageNet mean colour.
     pooling : {"avg", "max"}, default "avg"
-        Average pooling in VGG-19 instead of max-pooling (the paper's choice) or not.
+        Average pooling in VGG instead of max-pooling (the paper's choice) or not (VGG backbones only).
     preserve_color : bool, default False
         Keep the content's colours: transfer on luminance only (YIQ; the style's
         luminance matched in mean and standard deviation to the content's), then put
@@ -404,7 +415,8 @@ def style_transfer(
         Coarse-to-fine schedule, e.g. ``(256, 512)``: optimise ``steps`` steps at each
         size in turn, upsampling the result to start the next; overrides ``max_dim``.
     weights : "imagenet", None or path, default "imagenet"
-        VGG-19 weights (see [`style_extractor`][visionkit.style.style_extractor]). ``None`` (random) gives textures,
+        Backbone weights (see [`style_extractor`][visionkit.style.style_extractor]): ``"imagenet"``, None or a
+        weights file (e.g. a VGG16 base with ``backbone="vgg16"``). ``None`` (random) gives textures,
         not paintings; it is for tests and timing.
     seed : int, optional
         Seed of the initial noise.
@@ -454,6 +466,7 @@ def style_transfer(
     settings = style_settings(
         n_styles=len(styles),
         max_dim=max_dim,
+        backbone=backbone,
         content_layers=content_layers,
         style_layers=style_layers,
         style_layer_weights=style_layer_weights,
@@ -485,7 +498,9 @@ def _run(sources: _Sources, settings: StyleSettings) -> np.ndarray:
     """Optimise at every size of ``settings.sizes`` in turn; the uint8 RGB result."""
     from .preprocess import vgg_deprocess
 
-    extractor = build_extractor(settings.layers, pooling=settings.pooling, weights=settings.weights)
+    extractor = build_extractor(
+        settings.layers, backbone=settings.backbone, pooling=settings.pooling, weights=settings.weights
+    )
     rng = np.random.default_rng(settings.seed)
     previous: np.ndarray | None = None  # last scale's result, before colour restoration
     result: np.ndarray | None = None
@@ -521,12 +536,12 @@ def _run_scale(
 
     c_rgb = load_image(sources.content, max_dim=size)
     h, w = c_rgb.shape[:2]
-    _check_size("content", (h, w), settings.content_layers, "max_dim` or `scales")
+    _check_size("content", (h, w), settings.content_layers, "max_dim` or `scales", settings.backbone)
     style_dim = max(16, round(max(h, w) * settings.style_scale))
     s_rgbs = [load_image(s, max_dim=style_dim) for s in sources.styles]
     for i, s_rgb in enumerate(s_rgbs):
         what = f"style[{i}]" if len(s_rgbs) > 1 else "style"
-        _check_size(what, s_rgb.shape[:2], settings.style_layers, "style_scale")
+        _check_size(what, s_rgb.shape[:2], settings.style_layers, "style_scale", settings.backbone)
     chroma = _to_yiq(load_image(sources.colour, size=(h, w))) if settings.preserve_color else None
     finish = _finisher(chroma)
     loss_fn = _make_loss(
@@ -615,17 +630,15 @@ def _finisher(chroma: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
     return finish
 
 
-def _check_size(what: str, shape: tuple[int, int], layers: Sequence[str], argument: str) -> None:
+def _check_size(what: str, shape: tuple[int, int], layers: Sequence[str], argument: str, backbone: str) -> None:
     """Raise if an image is too small to reach the deepest layer with a non-empty map."""
     if not layers:
         return
-    deepest = max(VGG19_LAYER_NAMES.index(n) for n in layers)
-    pools = sum(1 for n in VGG19_LAYER_NAMES[:deepest] if n.endswith("_pool"))
-    need = 2**pools
+    need, deepest = min_side(backbone, layers)
     if min(shape) < need:
         raise InvalidArgumentError(
             f"The {what} image is {shape[0]}x{shape[1]} pixels after scaling; layer "
-            f"'{VGG19_LAYER_NAMES[deepest]}' needs at least {need} pixels on the shorter side. "
+            f"'{deepest}' of {backbone} needs at least {need} pixels on the shorter side. "
             f"Raise `{argument}` or use shallower layers."
         )
 

@@ -22,15 +22,17 @@ def add_model_command(
     output: str,
     output_help: str,
     rescale: bool = True,
+    model_optional: bool = False,
 ) -> argparse.ArgumentParser:
     """Add sub-command ``name`` reading a saved ``.keras`` model.
 
     It takes the positional ``MODEL`` (the caller adds its further positionals
     after it), ``-o/--output`` defaulting to ``output``, ``--rescale`` unless
-    ``rescale`` is False, and runs ``run(args)``.
+    ``rescale`` is False, and runs ``run(args)``. With ``model_optional`` ``MODEL`` may
+    be left out (the command then builds a model of its own, e.g. ``--backbone``).
     """
     p = sub.add_parser(name, help=help, description=description)
-    p.add_argument("model", metavar="MODEL", help="a .keras model file")
+    p.add_argument("model", metavar="MODEL", nargs="?" if model_optional else None, help="a .keras model file")
     p.add_argument("-o", "--output", default=output, help=f"{output_help} (default: %(default)s)")
     p.add_argument("--unsafe-load", action="store_true",
                    help="load a model holding Python code (Lambda layers): that code runs, so only for files "

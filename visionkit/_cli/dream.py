@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._backbones import PRESETS
 from ..dream import INCEPTION_V3_LAYERS, deep_dream
 from ._common import (
     add_progress,
@@ -46,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     preset = ",".join(f"{name}={weight:g}" for name, weight in INCEPTION_V3_LAYERS.items())
     p = sub.add_parser(
         "dream",
-        help="DeepDream an image (InceptionV3, octaves, tiled gradients)",
-        description="Amplify what InceptionV3's layers see in IMAGE by gradient ascent on its "
+        help="DeepDream an image (InceptionV3 or --backbone, octaves, tiled gradients)",
+        description="Amplify what InceptionV3's (or --backbone's) layers see in IMAGE by gradient ascent on its "
         "pixels, from the smallest octave up, tile by tile (any image size).",
     )
     p.add_argument("image", help="input image file")
@@ -58,7 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=d["steps"], help="gradient-ascent steps per octave (default: %(default)s)")
     p.add_argument("--step-size", type=positive_float, default=d["step_size"], help="step size (default: %(default)s)")
     p.add_argument("--layers", type=parse_layers, default=d["layers"],
-                   help=f"layers and weights, e.g. mixed4=1,mixed5=1.5 (default: {preset})")
+                   help=f"layers and weights, name=weight,... (default: the backbone's preset; {preset} for inception_v3)")
+    p.add_argument("--backbone", choices=sorted(PRESETS), default=d["backbone"],
+                   help="network to dream with (default: inception_v3)")
     p.add_argument("--tile-size", type=positive_int, default=d["tile_size"],
                    help="gradient tile size in pixels (default: %(default)s)")
     p.add_argument("--max-loss", type=float, default=d["max_loss"], help="stop an octave once the loss exceeds this")
@@ -79,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image, max_dim=args.max_dim)
     out = deep_dream(
         image,
+        backbone=args.backbone,
         weights=args.weights,
         layers=args.layers,
         octaves=args.octaves,

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     p.add_argument("--layer", default=default_of(grad_cam, "layer"),
-                   help="layer name ('outer/inner' for nested); default: the last 4-D layer")
+                   help="layer name ('outer/inner' for nested); default: a known backbone's preset layer (visionkit.backbones), else the last 4-D layer")
     p.add_argument("--class", dest="class_index", type=int, default=default_of(grad_cam, "class_index"),
                    help="class index (default: each image's top class)")
     p.add_argument("--method", choices=list(METHODS), default=default_of(grad_cam, "method"),

@@ -11,6 +11,7 @@ import argparse
 import math
 from pathlib import Path
 
+from .._backbones import PRESETS
 from ..style import INIT_MODES, OPTIMIZERS, POOLINGS, style_transfer
 from ._common import (
     add_progress,
@@ -56,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = defaults_of(style_transfer)
     p = sub.add_parser(
         "style",
-        help="repaint an image in the style of a painting (neural style transfer, VGG-19)",
-        description="Neural style transfer (Gatys et al.) with VGG-19: optimise the pixels of "
+        help="repaint an image in the style of a painting (neural style transfer, VGG-19 or --backbone)",
+        description="Neural style transfer (Gatys et al.) with VGG-19 (or --backbone): optimise the pixels of "
         "CONTENT against content and Gram-matrix style losses of STYLE (several STYLE images "
         "are blended). Writes the result to OUT.",
     )
@@ -86,8 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-every", type=positive_int, default=d["save_every"], help="write intermediate PNGs every N steps")
     p.add_argument("--output-dir", default=d["output_dir"],
                    help="folder of the intermediate PNGs (default: OUT's name + '_steps')")
+    p.add_argument("--backbone", choices=sorted(PRESETS), default=d["backbone"],
+                   help="feature network; its preset layers (visionkit.backbones) are used (default %(default)s)")
     p.add_argument("--weights", type=weights_arg, default=d["weights"],
-                   help="VGG-19 weights: imagenet (default), none (random), or a weights file")
+                   help="backbone weights: imagenet (default), none (random), or a weights file "
+                   "(e.g. a VGG16 base with --backbone vgg16)")
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of the initial noise")
     add_progress(p)
     p.set_defaults(func=run, parser=p)
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         args.content,
         args.style if len(args.style) > 1 else args.style[0],
         max_dim=args.max_dim,
+        backbone=args.backbone,
         scales=args.scales,
         content_weight=args.content_weight,
         style_weight=args.style_weight,

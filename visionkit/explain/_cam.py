@@ -22,7 +22,7 @@ from .._images import model_images
 from ._cams import METHODS, TABLE, normalise, reduce
 from ._common import class_array, resize_maps
 
-__all__ = ["AUG_SCALES", "Batch", "candidate_layers", "grad_cam", "resolve_layer"]
+__all__ = ["AUG_SCALES", "Batch", "candidate_layers", "grad_cam", "preset_layer", "resolve_layer"]
 
 # ----------------------------------------------------------------------------- layers
 
@@ -42,7 +42,8 @@ def candidate_layers(model: Any) -> list[str]:
     """Names of the layers Grad-CAM can use: every layer with a 4-D output.
 
     Nested layers are named ``"outer/inner"``; the list is in graph order, so its last
-    element is the default layer of [`grad_cam`][visionkit.gradcam.grad_cam].
+    element is the default layer of [`grad_cam`][visionkit.gradcam.grad_cam] (unless the model is, or
+    holds, a backbone of [`visionkit.backbones`][visionkit.backbones], whose ``cam_layer`` is the default).
 
     Parameters
     ----------
@@ -67,8 +68,28 @@ def candidate_layers(model: Any) -> list[str]:
     return _layers.candidates(model, _is_4d)
 
 
+def preset_layer(model: Any, names: list[str]) -> str | None:
+    """The Grad-CAM layer of the presets table for ``model`` or its last nested known backbone.
+
+    ``model`` itself a known backbone gives its ``cam_layer``; a model holding one (a
+    transfer model: backbone + head) gives ``"backbone/cam_layer"``. None when no
+    known backbone is found or its layer is not among ``names``.
+    """
+    from .._backbones import find_preset
+
+    record = find_preset(model)
+    if record is not None:
+        return record.cam_layer if record.cam_layer in names else None
+    found = None
+    for sub in getattr(model, "layers", []):
+        record = find_preset(sub) if hasattr(sub, "layers") else None
+        if record is not None and f"{sub.name}/{record.cam_layer}" in names:
+            found = f"{sub.name}/{record.cam_layer}"
+    return found
+
+
 def resolve_layer(model: Any, layer: str | None) -> str:
-    """``layer``, checked against the model's 4-D layers; None gives the last of them."""
+    """``layer``, checked against the model's 4-D layers; None gives the backbone's preset or the last of them."""
     names = candidate_layers(model)
     if layer is None:
         if not names:
@@ -77,7 +98,7 @@ def resolve_layer(model: Any, layer: str | None) -> str:
                 f"given: model '{model.name}' has no layer with a 4-D output (batch, height, width, channels)",
                 layer,
             )
-        return names[-1]
+        return preset_layer(model, names) or names[-1]
     if not isinstance(layer, str) or layer not in names:
         from .. import _layers
 
@@ -135,7 +156,9 @@ def grad_cam(
         unit and class 0 its complement.
     layer : str, optional
         The layer whose activations are weighed, ``"outer/inner"`` for a nested one.
-        Default: the last layer with a 4-D output (see [`candidate_layers`][visionkit.gradcam.candidate_layers]).
+        Default: for a known backbone (or a model holding one, such as a transfer
+        model), its ``cam_layer`` in [`visionkit.backbones`][visionkit.backbones] (``"vgg16/block5_conv3"``);
+        otherwise the last layer with a 4-D output (see [`candidate_layers`][visionkit.gradcam.candidate_layers]).
         ``"fullgrad"`` uses every biased layer and the input; ``layer`` then only sets
         the resolution of ``upsample=False``.
     method : str, default "gradcam"
