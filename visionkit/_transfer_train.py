@@ -145,7 +145,7 @@ def fine_tune(
     validation_data: Any = None,
     head_epochs: int = 5,
     head_learning_rate: float | None = None,
-    from_layer: str | None = "block5_conv1",
+    from_layer: str | None = None,
     last_n: int | None = None,
     **options: Unpack[TrainOptionsKwargs],
 ) -> TrainResult:
@@ -175,8 +175,9 @@ def fine_tune(
         optimizer's default, 1e-3 for RMSprop). With an optimizer instance, phase 1
         uses a copy of it (at this rate when given).
     from_layer, last_n
-        What to unfreeze; see [`unfreeze`][visionkit.transfer.unfreeze]. Default ``"block5_conv1"`` (VGG16/19);
-        an explicit ``last_n`` replaces the default ``from_layer``.
+        What to unfreeze (one of them, not both); see [`unfreeze`][visionkit.transfer.unfreeze].
+        Default: the base's last block from its [`visionkit.backbones`][visionkit.backbones] preset
+        (``fine_tune_from``, ``"block5_conv1"`` for VGG16/19), else its last 3 layers.
     **options
         The shared training options ([`visionkit.training.TrainOptions`][visionkit.training.TrainOptions]); this
         recipe's defaults: ``epochs=15`` (the **total**, both phases; it must exceed
@@ -229,8 +230,7 @@ def fine_tune(
     from .training import class_names, run_recipe
 
     head_epochs, head_learning_rate = _check_phases(opts.epochs, head_epochs, head_learning_rate)
-    if from_layer is not None and last_n is not None:
-        from_layer = None  # an explicit last_n replaces the default from_layer
+    from_layer, last_n = _unfreeze_default(model, from_layer, last_n)
     find_base(model, from_layer)  # check the unfreeze target before anything else
 
     def fit(built: keras.Model, resolved: TrainOptions) -> keras.callbacks.History:
@@ -494,15 +494,32 @@ def _run_frozen(recipe: _Recipe, splits: FolderSplits, opts: TrainOptions) -> Tr
     )
 
 
-def _unfreeze_target(recipe: _Recipe, model: keras.Model) -> tuple[str | None, int | None]:
-    """``(from_layer, last_n)``: as given, else the backbone's last block, else the last 3 layers."""
-    if recipe.from_layer is not None or recipe.last_n is not None:
-        return recipe.from_layer, recipe.last_n
-    default = DEFAULT_FINE_TUNE_FROM.get(recipe.base) if isinstance(recipe.base, str) else None
+def _unfreeze_default(model: keras.Model, from_layer: str | None, last_n: int | None,
+                      base_name: str | None = None) -> tuple[str | None, int | None]:
+    """``(from_layer, last_n)``: as given, else the backbone's last block (from its preset in
+    [`visionkit.backbones`][visionkit.backbones]), else the last 3 layers."""
+    if from_layer is not None and last_n is not None:
+        raise InvalidArgumentError(
+            f"Pass `from_layer` or `last_n`, not both. Received: from_layer={from_layer!r}, last_n={last_n!r}"
+        )
+    if from_layer is not None or last_n is not None:
+        return from_layer, last_n
+    from ._backbones import find_preset
+
     base = find_base(model, None)
+    default = DEFAULT_FINE_TUNE_FROM.get(base_name) if base_name else None
+    if default is None:
+        record = find_preset(base)
+        default = record.fine_tune_from if record is not None else None
     if default is not None and any(layer.name == default for layer in base.layers):
         return default, None
     return None, 3
+
+
+def _unfreeze_target(recipe: _Recipe, model: keras.Model) -> tuple[str | None, int | None]:
+    """``(from_layer, last_n)`` of the folder recipe: as given, else the preset's, else the last 3 layers."""
+    return _unfreeze_default(model, recipe.from_layer, recipe.last_n,
+                             recipe.base if isinstance(recipe.base, str) else None)
 
 
 def _run_fine_tune(recipe: _Recipe, splits: FolderSplits, opts: TrainOptions) -> TrainResult:
