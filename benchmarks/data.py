@@ -40,6 +40,7 @@ SHARED = Path(os.environ.get("VISIONKIT_DATA") or next(
     ROOT.parent / "shared" / "data",
 ))
 WORK = Path(tempfile.gettempdir()) / "visionkit-bench-data"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the header imports TensorFlow here too
 sys.path.insert(0, str(ROOT))  # this worktree's visionkit, for _machine
 
 from _machine import describe, tag  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
