@@ -18,8 +18,8 @@ printed, not asserted.
 
     python benchmarks/data.py [--quick] [--photos N] [--files N] [--repeats R] [--only cifar,photos,listing]
 
-``benchmarks/_machine.py`` (a shared machine-description helper) is used when present;
-otherwise the small local ``machine()`` below.
+The header is ``benchmarks/_machine.py``'s ``describe()`` (CPU, vector features, precision,
+versions), each row carries its ``tag()`` and the load average at the time.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ SHARED = Path(os.environ.get("VISIONKIT_DATA") or next(
     ROOT.parent / "shared" / "data",
 ))
 WORK = Path(tempfile.gettempdir()) / "visionkit-bench-data"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the header imports TensorFlow here too
+sys.path.insert(0, str(ROOT))  # this worktree's visionkit, for _machine
+
+from _machine import describe, tag  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -66,27 +70,6 @@ out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 out["load"] = os.getloadavg()[0]
 print("RESULT " + json.dumps(out))
 """
-
-
-def machine() -> str:
-    """CPU model, the vector features TensorFlow uses, core count and load average."""
-    try:
-        from _machine import describe  # type: ignore[import-not-found]  # the shared helper, when merged
-
-        return str(describe())
-    except ImportError:
-        pass
-    model, flags = "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "?":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
-    return f"{model}; {os.cpu_count()} cores; {' '.join(wanted)}; load {load()}"
 
 
 def load() -> str:
@@ -187,7 +170,7 @@ def compare(name: str, root: Path, size: int, repeats: int, epoch: bool) -> list
         rows.append({"tree": name, "reader": label, **out})
         rate = f"{out['img_s']:.0f} img/s" if out.get("img_s") else "-"
         print(f"{name:>10} | {label:<22} | build {out['build_s']:.2f} s | epoch {rate} | "
-              f"peak RSS {out['peak_rss_mb']:.0f} MB | n {out['n']} | load {out['load']:.1f}", flush=True)
+              f"peak RSS {out['peak_rss_mb']:.0f} MB | n {out['n']} | load {out['load']:.1f} {tag()}", flush=True)
     return rows
 
 
@@ -201,17 +184,18 @@ def main() -> None:
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     only = set(args.only.split(","))
-    print("machine:", machine(), flush=True)
+    print(describe(), flush=True)
+    print(f"load average {load()}", flush=True)
     rows = []
     if "cifar" in only:
         rows += compare("cifar10", cifar_tree(), 32, repeats, epoch=True)
-        print("machine:", machine(), flush=True)
+        print(f"load average {load()}", flush=True)
     if "photos" in only:
         rows += compare("photos", photo_tree(args.photos or (300 if args.quick else 3000)), 224, repeats, epoch=True)
-        print("machine:", machine(), flush=True)
+        print(f"load average {load()}", flush=True)
     if "listing" in only:
         rows += compare("listing", tiny_tree(args.files or (20_000 if args.quick else 1_000_000)), 32, repeats, epoch=False)
-        print("machine:", machine(), flush=True)
+        print(f"load average {load()}", flush=True)
     out = WORK / "results.json"
     out.write_text(json.dumps(rows, indent=1))
     print(f"results: {out}")
