@@ -89,7 +89,7 @@ def child(config: dict) -> None:
 
 
 def _preprocess():
-    from visionkit._applications import preprocess_function
+    from visionkit._backbones import preprocess_function
 
     return preprocess_function("inception_v3")
 

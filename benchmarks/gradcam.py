@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from visionkit._applications import application
+    from visionkit._backbones import application
     from visionkit.gradcam import candidate_layers, grad_cam
 
     keras.utils.set_random_seed(0)

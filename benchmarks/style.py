@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from visionkit import data, style
-    from visionkit._applications import application
+    from visionkit._backbones import application
     from visionkit._style_model import build_extractor
     from visionkit._style_optim import ADAM_EPSILON, make_adam_step
     from visionkit.errors import WeightsUnavailableError

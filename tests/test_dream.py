@@ -163,7 +163,7 @@ def test_mixed_precision_model_refused(image):
 
 def test_default_model_is_float32_under_mixed_policy():
     img = np.random.default_rng(0).uniform(0, 255, (80, 80, 3)).astype(np.float32)
-    from visionkit._applications import preprocess_function
+    from visionkit._backbones import preprocess_function
 
     pre = preprocess_function("inception_v3")
     previous = keras.config.dtype_policy()

@@ -329,7 +329,9 @@ def test_cli_defaults_and_choices_come_from_the_library() -> None:
         assert getattr(args, name) == params[name].default, name
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in sub.choices["style"]._actions if a.choices}
-    assert choices == {"optimizer": style.OPTIMIZERS, "pooling": style.POOLINGS}
+    from visionkit.backbones import PRESETS
+
+    assert choices == {"optimizer": style.OPTIMIZERS, "pooling": style.POOLINGS, "backbone": sorted(PRESETS)}
 
 
 # ----------------------------------------------------------------------------- errors at the edges (#19)

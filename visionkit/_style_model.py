@@ -12,7 +12,7 @@ no loss looks at. Other backbones: the float32 backbone, tapped at the requested
 layers, behind a layer mapping VGG-preprocessed pixels to the backbone's own input
 (``pooling`` does not apply).
 
-The model loaded through ``visionkit._applications.application`` is never modified.
+The model loaded through ``visionkit._backbones.application`` is never modified.
 Every layer carries an explicit ``"float32"`` dtype policy, so a global mixed-precision
 policy (``keras.mixed_precision.set_global_policy("mixed_float16")``) does not change
 the extractor: Gram matrices of large activations overflow float16.

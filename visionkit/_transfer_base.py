@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import _applications
+from . import _backbones
 from . import _validate as V
 from ._layers import get_layer, iter_layers
 from ._transfer_defaults import POOLINGS
@@ -46,14 +46,14 @@ class BackbonePreprocessing(keras.layers.Layer):
     Parameters
     ----------
     backbone : str
-        A name of ``visionkit._applications.APPLICATIONS`` (``"vgg16"``, ...).
+        A name of ``visionkit._backbones.APPLICATIONS`` (``"vgg16"``, ...).
     """
 
     def __init__(self, backbone: str, **kwargs: Any) -> None:
-        V.one_of("backbone", backbone, _applications.APPLICATIONS)
+        V.one_of("backbone", backbone, _backbones.APPLICATIONS)
         super().__init__(**kwargs)
         self.backbone = backbone
-        self._fn = _applications.preprocess_function(backbone)
+        self._fn = _backbones.preprocess_function(backbone)
 
     def call(self, inputs: Any) -> Any:
         return self._fn(keras.ops.cast(inputs, self.compute_dtype))
@@ -90,7 +90,7 @@ def preprocessing_for(name: str) -> BackbonePreprocessing:
     >>> float(np.asarray(pre(np.full((1, 2, 2, 3), 255.0))).max())
     1.0
     """
-    V.one_of("name", name, _applications.APPLICATIONS)
+    V.one_of("name", name, _backbones.APPLICATIONS)
     return BackbonePreprocessing(name, name=f"{name}_preprocess")
 
 
@@ -166,13 +166,13 @@ def conv_base(
     if callable(name) and not isinstance(name, str):
         base = _custom_base(name, weights, shape)
     else:
-        V.one_of("name", name, _applications.APPLICATIONS)
+        V.one_of("name", name, _backbones.APPLICATIONS)
         _check_base_shape(name, shape, weights)
         kwargs: dict[str, Any] = {}
         if preprocess:
             inputs = keras.Input(shape=shape, name="image")
             kwargs["input_tensor"] = preprocessing_for(name)(inputs)
-        base = _applications.application(name, weights=weights, include_top=False, input_shape=shape, **kwargs)
+        base = _backbones.application(name, weights=weights, include_top=False, input_shape=shape, **kwargs)
     base.trainable = bool(trainable)
     return base
 
@@ -217,7 +217,7 @@ def _custom_base(builder: Callable[..., Any], weights: Any, shape: tuple[int, in
         return base
     if not isinstance(weights, (str, os.PathLike)):
         raise V.fail("weights", "'imagenet', None or a path to a weights file", weights)
-    _applications.load_weights_file(base, weights, label=f"base '{base.name}'")
+    _backbones.load_weights_file(base, weights, label=f"base '{base.name}'")
     return base
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from . import _applications
+from . import _backbones
 from . import _validate as V
 from ._options import TRAINING_OPTIONS, TrainOptions, augment_switch
 from ._transfer_base import (
@@ -280,9 +280,9 @@ def _check_recipe(opts: TrainOptions, **kw: Any) -> _Recipe:
     V.one_of("method", kw["method"], METHODS)
     base = kw["base"]
     if isinstance(base, str):
-        V.one_of("base", base, _applications.APPLICATIONS)
+        V.one_of("base", base, _backbones.APPLICATIONS)
     elif not callable(base):
-        raise V.fail("base", f"one of {list(_applications.APPLICATIONS)} or a function returning a keras.Model", base)
+        raise V.fail("base", f"one of {list(_backbones.APPLICATIONS)} or a function returning a keras.Model", base)
     weights = kw["weights"]
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise V.fail("weights", "'imagenet', None or a path to a weights file", weights)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._applications import APPLICATIONS
+from .._backbones import APPLICATIONS
 from .._transfer_defaults import METHODS, RECIPE_DEFAULTS
 from ._common import (
     image_size,
