@@ -56,8 +56,9 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
                               translate=parts.translation, flip="alternating" if parts.alternating_flip else "random")
     total = steps * options.epochs
     own: list[Any] = [counter, WhiteningBiasFreeze()]
-    if parts.ema:
-        own.append(Lookahead(steps_per_epoch=steps, total_steps=total))
+    lookahead = Lookahead(steps_per_epoch=steps, total_steps=total) if parts.ema else None
+    if lookahead is not None:
+        own.append(lookahead)
     changes: dict[str, Any] = {"callbacks": (*own, *options.callbacks)}
     paper_optimizer = isinstance(options.optimizer, str) and options.optimizer.lower() == "sgd"
     if paper_optimizer:
@@ -69,7 +70,10 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
 
     def build() -> keras.Model:
         images = train[0][:HYPER["whiten_samples"]] if parts.whitening else None
-        return build_model(whitening_images=images, whitening=parts.whitening, seed=options.seed)
+        model = build_model(whitening_images=images, whitening=parts.whitening, seed=options.seed)
+        if lookahead is not None:
+            lookahead.track(model)  # before the checkpoint is restored: it holds the EMA too
+        return model
 
     def onehot(data: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return data[0], np.eye(10, dtype=np.float32)[np.asarray(data[1]).reshape(-1)]
