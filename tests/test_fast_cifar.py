@@ -277,3 +277,25 @@ def test_cli_fast_is_the_default_and_writes_tta_accuracy(tmp_path, capsys):
     assert written["settings"]["recipe"] == "cifar10_fast" and written["settings"]["batch_size"] == 128
     assert main(["cifar10", "--sample", "--rotation", "25", "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "--recipe classic" in capsys.readouterr().err
+
+
+def test_variant_95_builds_the_wider_network_and_trains(tmp_path):
+    result = convnets.train_cifar10_fast(sample=True, variant="95", epochs=1, limit=128, batch_size=64, seed=0,
+                                         progress=False, tta=False)
+    model = result.model
+    assert [model.get_layer(f"block{i}_conv2").filters for i in (1, 2, 3)] == [128, 384, 384]
+    assert result.settings["variant"] == "95" and result.settings["learning_rate"] == 10.0
+    assert result.settings["epochs"] == 1 and np.isfinite(result.history.history["loss"]).all()
+    assert convnets.fast_cifar10_convnet(widths=(128, 384, 384)).count_params() == model.count_params()
+    with pytest.raises(InvalidArgumentError, match="variant"):
+        convnets.train_cifar10_fast(sample=True, variant="96")
+
+
+def test_cli_variant_is_an_option_of_the_fast_recipe(tmp_path, capsys):
+    from visionkit.cli import main
+
+    assert main(["cifar10", "--recipe", "classic", "--variant", "95", "--sample", "-o", str(tmp_path / "c"),
+                 "-q"]) == 2
+    assert "--recipe fast only" in capsys.readouterr().err
+    defaults = dict(convnets.RECIPE_DEFAULTS["train_cifar10_fast"])
+    assert defaults["epochs"] == 10  # the 95 budget's 15 epochs come with the variant, not the table

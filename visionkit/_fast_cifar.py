@@ -36,7 +36,7 @@ import numpy as np
 from keras import layers, ops
 
 __all__ = [
-    "HYPER", "DiracUniform", "EmaWeights", "EpochVariable", "FastSGD", "Lookahead", "PatchWhitening", "TriangleSchedule",
+    "HYPER", "VARIANTS", "DiracUniform", "EmaWeights", "EpochVariable", "FastSGD", "Lookahead", "PatchWhitening", "TriangleSchedule",
     "WhiteningBiasFreeze", "build_model", "make_optimizer", "predict_tta", "train_dataset",
 ]
 
@@ -65,6 +65,12 @@ HYPER: Any = MappingProxyType({
     "batchnorm_epsilon": 1e-12,
     "widths": (64, 256, 256),
     "logit_scale": 1 / 9,
+})
+
+#: The budgets: airbench94 (the 10-epoch recipe) and airbench95 (wider, a lower rate, 15 epochs).
+VARIANTS: Any = MappingProxyType({
+    "94": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 10}),
+    "95": MappingProxyType({"widths": (128, 384, 384), "lr": 10.0, "epochs": 15}),
 })
 
 # ----------------------------------------------------------------------------- layers
