@@ -56,13 +56,15 @@ def run_reference(args: Any, npz: Path, precision: str) -> dict[str, Any]:
 def run_visionkit(args: Any, sample: bool, timer_cls: Any) -> tuple[list[float], list[float], str]:
     timer = timer_cls()
     result = convnets.train_cifar10_fast(epochs=args.reference_epochs, precision=args.precision, seed=0,
-                                         sample=sample, progress=False, callbacks=[timer], tta=False)
+                                         sample=sample, limit=args.limit, progress=False, callbacks=[timer], tta=False)
     return timer.times, timer.cpu, result.settings["precision"]
 
 
 def reference_run(args: Any, sample: bool, timer_cls: Any) -> None:
     """Print visionkit's and the reference's images/s side by side, with their ratio."""
     (x, y), (xt, yt) = data.load_cifar10(sample=sample)
+    if args.limit:  # throughput probes: the same number of images on both sides (the reference's first ones)
+        x, y = x[:args.limit], y[:args.limit]
     ours_precision = resolve_precision(args.precision)
     theirs = "bfloat16" if ours_precision == "mixed_bfloat16" else "float32"
     if len(x) < 1024:
