@@ -199,7 +199,7 @@ class _EmaRecorder(keras.callbacks.Callback):
         self.restored = getattr(self.model, F.Lookahead.ATTRIBUTE).restored
 
     def on_epoch_end(self, epoch, logs=None):
-        self.live[epoch] = [np.asarray(w).copy() for w in F.Lookahead._weights(self.model)]
+        self.live[epoch] = [np.asarray(w).copy() for w in F.Lookahead.float_weights(self.model)]
         self.ema[epoch] = [np.asarray(e).copy() for e in getattr(self.model, F.Lookahead.ATTRIBUTE).copies]
 
 
@@ -210,7 +210,7 @@ def test_lookahead_loses_no_steps_at_epoch_ends_and_resumes_exactly(tmp_path):
     for epoch in (1, 2):  # the live weights train on past the EMA (the old callback reset them to it)
         assert any(not np.array_equal(w, e) for w, e in zip(once.live[epoch], once.ema[epoch]))
     assert not hasattr(model, F.Lookahead.ATTRIBUTE)  # detached: the trained model carries no copies
-    final = F.Lookahead._weights(model)  # the EMA of step 10 is copied in once, at the end
+    final = F.Lookahead.float_weights(model)  # the EMA of step 10 is copied in once, at the end
     for w, e in zip(final, once.ema[2]):
         np.testing.assert_array_equal(np.asarray(w), e)
     _tiny_run(tmp_path / "twice", 2, every=5)

@@ -384,12 +384,13 @@ class Lookahead(keras.callbacks.Callback):
         holder = getattr(model, cls.ATTRIBUTE, None)
         if holder is None:
             with model.distribute_strategy.scope():
-                holder = EmaWeights(cls._weights(model), name="lookahead_ema")
+                holder = EmaWeights(cls.float_weights(model), name="lookahead_ema")
             object.__setattr__(model, cls.ATTRIBUTE, holder)  # past Keras' tracking: not a layer of the model
         return holder
 
     @staticmethod
-    def _weights(model: keras.Model) -> list[Any]:
+    def float_weights(model: keras.Model) -> list[Any]:
+        """The weights the EMA follows: every float weight (BatchNorm statistics included), in order."""
         return [w for w in model.weights if "float" in str(w.dtype)]
 
     def _first_step(self) -> int:
@@ -401,7 +402,7 @@ class Lookahead(keras.callbacks.Callback):
         import tensorflow as tf
 
         holder = self.track(self.model)
-        weights, ema = self._weights(self.model), holder.copies
+        weights, ema = self.float_weights(self.model), holder.copies
 
         @tf.function
         def update(rho: Any, start: Any) -> None:
@@ -433,7 +434,7 @@ class Lookahead(keras.callbacks.Callback):
         if holder is None:
             return
         if self.started:
-            for e, w in zip(holder.copies, self._weights(self.model)):
+            for e, w in zip(holder.copies, self.float_weights(self.model)):
                 w.assign(e.value)
         object.__delattr__(self.model, self.ATTRIBUTE)  # the trained model carries no EMA copies
 
