@@ -24,14 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Expected time of the fast recipe's 10 epochs on the full data, as measured: about 14 min on a "
         "2-core CPU with AVX512-BF16 (where --precision auto picks mixed_bfloat16), about 21 min in float32 on "
         "the same CPU, about 84 min in float32 on an AVX2-only CPU (a Zen 3; no bfloat16 units, so auto is "
-        "float32); AMX and ARM CPUs were not measured. --variant 95 takes about 4x as long. See the Fast CIFAR-10 docs page.",
+        "float32); AMX and ARM CPUs were not measured. --variant 95 takes about 3.3x as long. "
+        "See the Fast CIFAR-10 docs page.",
     )
     p.add_argument("--recipe", choices=tuple(RECIPES), default="fast", help="which recipe (default: fast)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
     p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
     p.add_argument("--variant", choices=("94", "95"), default=None,
                    help="fast: the budget, 94 (widths 64/256/256, 10 epochs) or 95 (airbench95: widths "
-                   "128/384/384, 15 epochs, about 4x the time; default: 94)")
+                   "128/384/384, 15 epochs, about 3.3x the time; default: 94)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                    help="fast: report the accuracy after test-time augmentation (flips and shifts; default: on)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
