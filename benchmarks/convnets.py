@@ -29,6 +29,16 @@ Tasks (``--only``, comma-separated; default all):
   arrays of the same model, batch size and optimizer, side by side, alternating, in
   this run: samples/s from the median epoch time (first epoch, with tracing, left out).
 * ``jit``: the same ``fit`` with ``jit_compile=False`` and ``True``.
+* ``reference``: the fast recipe against the airbench94 PyTorch reference on the CPU, on
+  the same data, ``--reference-epochs`` (default 2) each, epochs timed alike (the
+  training loop only), alternating for ``--rounds``: images/s of each epoch (wall and
+  per CPU-second) side by side, their ratio, the CPU's features and the precision
+  (``--precision float32``: both float32; ``auto``: visionkit's choice, and the
+  reference under ``torch.autocast`` bfloat16 when that is ``mixed_bfloat16``). Needs
+  ``--reference PATH/TO/airbench94.py`` (your copy of KellerJordan/cifar10-airbench's
+  ``legacy/airbench94.py``; none of it is in this repository) and a Python with
+  PyTorch and torchvision (``--torch-python``, default this one); the adaptations it
+  makes at run time are listed in ``_airbench_cpu.py`` and docs/fast-cifar10.md.
 
 Data come from VISIONKIT_DATA (see ``docs/offline-data.md``); without it the bundled
 samples are used and the accuracies are not comparable with the targets.
@@ -57,19 +67,23 @@ CIFAR10_VARIANTS = {
     "cifar10-rotate": ({"rotation": 25.0}, "cosine, flips+shifts+rotations"),
     "cifar10-classic": ({"rotation": 25.0, "translation": 0.0, "lr_schedule": "constant"}, "constant, flips+rotations"),
 }
-TASKS = ("chollet", "cookbook", *CIFAR10_VARIANTS, "cifar10-fast", "pipeline", "throughput", "jit")
+TASKS = ("chollet", "cookbook", *CIFAR10_VARIANTS, "cifar10-fast", "pipeline", "throughput", "jit", "reference")
 
 
 class EpochTimer(keras.callbacks.Callback):
+    """Wall and process CPU seconds of each epoch (CPU time: less at the mercy of a shared machine's load)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.times: list[float] = []
+        self.cpu: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
+        self._t, self._c = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._t)
+        self.cpu.append(time.process_time() - self._c)
 
 
 def shuffled(x, y, limit=None):
@@ -250,6 +264,28 @@ def dataset_fit(x, y, epochs: int, jit: bool) -> float:
     return len(x) / statistics.median(timer.times[1:])
 
 
+def check_reference_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors of the ``reference`` task, before anything runs."""
+    if args.reference is None:
+        parser.error("the reference task needs --reference PATH/TO/airbench94.py (your copy of "
+                     "KellerJordan/cifar10-airbench's legacy/airbench94.py)")
+    if not Path(args.reference).is_file():
+        parser.error(f"--reference {args.reference}: no such file")
+    if args.reference_epochs < 1 or args.rounds < 1:
+        parser.error("--reference-epochs and --rounds must be at least 1")
+    import shutil
+    import subprocess
+
+    python = shutil.which(args.torch_python) or args.torch_python
+    try:
+        probe = subprocess.run([python, "-c", "import torch, torchvision"], capture_output=True, text=True)
+        problem = None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["failed"])[-1]
+    except OSError as exc:
+        problem = str(exc)
+    if problem is not None:
+        parser.error(f"--torch-python {args.torch_python}: cannot import torch and torchvision ({problem})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small subsets, 1 epoch")
@@ -262,11 +298,19 @@ def main() -> None:
     fast.add_argument("--precision", choices=("float32", "auto"), default="auto", help="(default: auto)")
     for part in ("whitening", "ema", "tta", "alt-flip", "label-smoothing"):
         fast.add_argument(f"--no-{part}", action="store_true", help=f"ablation: no {part}")
+    ref = parser.add_argument_group("reference")
+    ref.add_argument("--reference", default=None, metavar="PATH", help="your copy of airbench94.py")
+    ref.add_argument("--torch-python", default=sys.executable, metavar="PATH",
+                     help="a Python with torch and torchvision (default: this one)")
+    ref.add_argument("--reference-epochs", type=int, default=2, help="epochs of each side (default: 2)")
+    ref.add_argument("--rounds", type=int, default=1, help="alternating rounds (default: 1)")
     args = parser.parse_args()
     tasks = [t.strip() for t in args.only.split(",") if t.strip()]
     for t in tasks:
         if t not in TASKS:
             parser.error(f"unknown task {t!r}; choose from {TASKS}")
+    if "reference" in tasks:
+        check_reference_args(parser, args)
     sample = data.data_dir() is None
     import tensorflow as tf
 
@@ -281,6 +325,10 @@ def main() -> None:
         pipeline_probe(args, sample)
     if "cifar10-fast" in tasks:
         fast_run(args, sample)
+    if "reference" in tasks:
+        from _reference import reference_run
+
+        reference_run(args, sample, EpochTimer)
 
     if "throughput" in tasks or "jit" in tasks:
         (x, y), _ = mnist(sample)

@@ -155,7 +155,7 @@ def _tiny_whitening_model():
     return keras.Model(inputs, keras.layers.Dense(10)(x))
 
 
-def _tiny_run(folder, epochs):
+def _tiny_run(folder, epochs, *, every=2, record=None):
     import tensorflow as tf
 
     x = np.random.default_rng(0).integers(0, 256, (64, 6, 6, 3), dtype=np.uint8)
@@ -164,10 +164,11 @@ def _tiny_run(folder, epochs):
     counter = F.EpochVariable()
     ds, steps = F.train_dataset(x, y, batch_size=16, seed=0, epoch=counter.variable, translate=1)
     biases = []
-    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: biases.append(
+    bias_record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: biases.append(
         np.asarray(model.get_layer("whiten").bias).copy()))
-    callbacks = [counter, F.WhiteningBiasFreeze(1), F.Lookahead(steps_per_epoch=steps, total_steps=3 * steps,
-                                                                  start_epoch=1, every=2), record]
+    lookahead = F.Lookahead(steps_per_epoch=steps, total_steps=3 * steps, start_epoch=1, every=every)
+    lookahead.track(model)  # before the checkpoint is restored, as the recipe does
+    callbacks = [counter, F.WhiteningBiasFreeze(1), lookahead, bias_record, *([record] if record else [])]
     opt = F.make_optimizer(learning_rate=None, schedule=None, total_steps=3 * steps, global_batch=16)
     training.train(model, ds, epochs=epochs, optimizer=opt, callbacks=callbacks, checkpoint_dir=folder,
                    loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2), progress=False)
@@ -184,7 +185,52 @@ def test_whitening_bias_trains_first_then_freezes_and_resume_is_exact(tmp_path):
     _tiny_run(tmp_path / "twice", 2)
     resumed, _ = _tiny_run(tmp_path / "twice", 3)  # resumes epoch 3: EMA and whitening come back
     for a, b in zip(model.get_weights(), resumed.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)
+
+
+class _EmaRecorder(keras.callbacks.Callback):
+    """The live weights and the EMA at each epoch's end, and whether the EMA came from a checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.ema, self.restored = {}, {}, None
+
+    def on_train_begin(self, logs=None):
+        self.restored = getattr(self.model, F.Lookahead.ATTRIBUTE).restored
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.live[epoch] = [np.asarray(w).copy() for w in F.Lookahead.float_weights(self.model)]
+        self.ema[epoch] = [np.asarray(e).copy() for e in getattr(self.model, F.Lookahead.ATTRIBUTE).copies]
+
+
+def test_lookahead_loses_no_steps_at_epoch_ends_and_resumes_exactly(tmp_path):
+    # 4 steps an epoch, EMA steps 5 (its start) and 10: epochs 1 and 2 end between EMA steps
+    once = _EmaRecorder()
+    model, _ = _tiny_run(tmp_path / "once", 3, every=5, record=once)
+    for epoch in (1, 2):  # the live weights train on past the EMA (the old callback reset them to it)
+        assert any(not np.array_equal(w, e) for w, e in zip(once.live[epoch], once.ema[epoch]))
+    assert not hasattr(model, F.Lookahead.ATTRIBUTE)  # detached: the trained model carries no copies
+    final = F.Lookahead.float_weights(model)  # the EMA of step 10 is copied in once, at the end
+    for w, e in zip(final, once.ema[2]):
+        np.testing.assert_array_equal(np.asarray(w), e)
+    _tiny_run(tmp_path / "twice", 2, every=5)
+    again = _EmaRecorder()
+    resumed, _ = _tiny_run(tmp_path / "twice", 3, every=5, record=again)  # killed after epoch 2, resumed
+    assert again.restored  # the EMA came back from the checkpoint, beside the live weights
+    for a, b in zip(once.live[2] + once.ema[2], again.live[2] + again.ema[2]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lookahead_state_loads_from_a_checkpoint_without_it(tmp_path):
+    model = _tiny_whitening_model()
+    model.save_weights(str(tmp_path / "old.weights.h5"))  # as checkpoints were written before the EMA was
+    fresh = _tiny_whitening_model()
+    holder = F.Lookahead.track(fresh)
+    assert F.Lookahead.track(fresh) is holder and fresh.count_params() == model.count_params()
+    fresh.load_weights(str(tmp_path / "old.weights.h5"))
+    assert not holder.restored
 
 
 def test_recipe_learns_and_reports_tta(trained):
@@ -194,6 +240,7 @@ def test_recipe_learns_and_reports_tta(trained):
     assert trained.settings["recipe"] == "cifar10_fast" and trained.settings["lr_schedule"] == "triangle"
     assert trained.settings["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
     assert trained.class_names == data.CIFAR10_CLASSES
+    assert not hasattr(trained.model, F.Lookahead.ATTRIBUTE)  # the EMA copies are not part of the result
 
 
 def test_save_load_round_trip_keeps_predictions_and_class_names(trained, tmp_path, cifar_sample):
@@ -230,3 +277,25 @@ def test_cli_fast_is_the_default_and_writes_tta_accuracy(tmp_path, capsys):
     assert written["settings"]["recipe"] == "cifar10_fast" and written["settings"]["batch_size"] == 128
     assert main(["cifar10", "--sample", "--rotation", "25", "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "--recipe classic" in capsys.readouterr().err
+
+
+def test_variant_95_builds_the_wider_network_and_trains(tmp_path):
+    result = convnets.train_cifar10_fast(sample=True, variant="95", epochs=1, limit=128, batch_size=64, seed=0,
+                                         progress=False, tta=False)
+    model = result.model
+    assert [model.get_layer(f"block{i}_conv2").filters for i in (1, 2, 3)] == [128, 384, 384]
+    assert result.settings["variant"] == "95" and result.settings["learning_rate"] == 10.0
+    assert result.settings["epochs"] == 1 and np.isfinite(result.history.history["loss"]).all()
+    assert convnets.fast_cifar10_convnet(widths=(128, 384, 384)).count_params() == model.count_params()
+    with pytest.raises(InvalidArgumentError, match="variant"):
+        convnets.train_cifar10_fast(sample=True, variant="96")
+
+
+def test_cli_variant_is_an_option_of_the_fast_recipe(tmp_path, capsys):
+    from visionkit.cli import main
+
+    assert main(["cifar10", "--recipe", "classic", "--variant", "95", "--sample", "-o", str(tmp_path / "c"),
+                 "-q"]) == 2
+    assert "--recipe fast only" in capsys.readouterr().err
+    defaults = dict(convnets.RECIPE_DEFAULTS["train_cifar10_fast"])
+    assert defaults["epochs"] == 10  # the 95 budget's 15 epochs come with the variant, not the table

@@ -36,7 +36,7 @@ import numpy as np
 from keras import layers, ops
 
 __all__ = [
-    "HYPER", "DiracUniform", "EpochVariable", "FastSGD", "Lookahead", "PatchWhitening", "TriangleSchedule",
+    "HYPER", "VARIANTS", "DiracUniform", "EmaWeights", "EpochVariable", "FastSGD", "Lookahead", "PatchWhitening", "TriangleSchedule",
     "WhiteningBiasFreeze", "build_model", "make_optimizer", "predict_tta", "train_dataset",
 ]
 
@@ -65,6 +65,12 @@ HYPER: Any = MappingProxyType({
     "batchnorm_epsilon": 1e-12,
     "widths": (64, 256, 256),
     "logit_scale": 1 / 9,
+})
+
+#: The budgets: airbench94 (the 10-epoch recipe) and airbench95 (wider, a lower rate, 15 epochs).
+VARIANTS: Any = MappingProxyType({
+    "94": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 10}),
+    "95": MappingProxyType({"widths": (128, 384, 384), "lr": 10.0, "epochs": 15}),
 })
 
 # ----------------------------------------------------------------------------- layers
@@ -322,15 +328,45 @@ class WhiteningBiasFreeze(keras.callbacks.Callback):
             bias.trainable = True
 
 
+class EmaWeights(layers.Layer):
+    """Non-trainable copies of a model's float weights: the EMA that ``Lookahead`` keeps.
+
+    Attached to the model (``Lookahead.track``) outside Keras' tracking, so the model's
+    weights, parameter count and architecture stay as they are, while
+    ``model.save_weights`` (the training checkpoints) saves these copies with the
+    weights and ``model.load_weights`` restores them. A checkpoint written without them
+    loads too (``restored`` stays ``False``).
+    """
+
+    def __init__(self, weights: Sequence[Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.copies = [self.add_weight(name=f"ema_{i}", shape=tuple(w.shape), dtype=w.dtype, initializer="zeros",
+                                       trainable=False) for i, w in enumerate(weights)]
+        self.restored = False
+        self.built = True
+
+    def load_own_variables(self, store: Any) -> None:
+        if len(store.keys()) == 0:  # a checkpoint from before the EMA was saved apart
+            return
+        super().load_own_variables(store)
+        self.restored = True
+
+
 class Lookahead(keras.callbacks.Callback):
     """airbench94's lookahead: an EMA of the weights, copied back into the model.
 
     From epoch ``start_epoch`` on, every ``every`` optimizer steps the EMA moves
     towards the weights with decay ``base**every · (step / total_steps)**power`` and
-    the weights are set to it; after the last step of each epoch the weights are set
-    to the EMA again, so a checkpoint taken at an epoch's end holds the EMA itself and
-    a resumed run picks it up from the weights.
+    the weights are set to it (the first such step starts the EMA at the weights).
+    Between those steps the weights train on, across epoch ends too; the EMA is copied
+    into them once, when training ends (as airbench does). The EMA lives in
+    ``EmaWeights`` attached to the model, so checkpoints hold both the live weights and
+    the EMA and a resumed run continues exactly; call ``track(model)`` before the
+    checkpoint is restored (the recipe does it when it builds the model), else the
+    EMA of a resumed run restarts from the restored weights.
     """
+
+    ATTRIBUTE = "lookahead_ema"
 
     def __init__(self, *, steps_per_epoch: int, total_steps: int, start_epoch: int = HYPER["ema_start_epochs"],
                  every: int = HYPER["ema_every"], base: float = HYPER["ema_decay_base"],
@@ -338,34 +374,49 @@ class Lookahead(keras.callbacks.Callback):
         super().__init__()
         self.steps_per_epoch, self.total_steps = int(steps_per_epoch), int(total_steps)
         self.start_epoch, self.every, self.base, self.power = int(start_epoch), int(every), float(base), float(power)
-        self.ema: list[Any] | None = None
+        self.started = False
         self._epoch = 0
         self._update: Any = None
+
+    @classmethod
+    def track(cls, model: keras.Model) -> EmaWeights:
+        """Attach ``EmaWeights`` for ``model``'s float weights (once) and return them."""
+        holder = getattr(model, cls.ATTRIBUTE, None)
+        if holder is None:
+            with model.distribute_strategy.scope():
+                holder = EmaWeights(cls.float_weights(model), name="lookahead_ema")
+            object.__setattr__(model, cls.ATTRIBUTE, holder)  # past Keras' tracking: not a layer of the model
+        return holder
+
+    @staticmethod
+    def float_weights(model: keras.Model) -> list[Any]:
+        """The weights the EMA follows: every float weight (BatchNorm statistics included), in order."""
+        return [w for w in model.weights if "float" in str(w.dtype)]
 
     def _first_step(self) -> int:
         """The first step that starts the EMA."""
         first = self.start_epoch * self.steps_per_epoch + 1
         return first + (-first) % self.every
 
-    def _start(self) -> None:
+    def on_train_begin(self, logs: Any = None) -> None:
         import tensorflow as tf
 
-        weights = [w for w in self.model.weights if "float" in str(w.dtype)]
-        with self.model.distribute_strategy.scope():
-            self.ema = [tf.Variable(w.value, trainable=False) for w in weights]
+        holder = self.track(self.model)
+        weights, ema = self.float_weights(self.model), holder.copies
 
         @tf.function
-        def update(rho: Any) -> None:
-            for e, w in zip(self.ema, weights):  # type: ignore[arg-type]
-                e.assign(rho * e + (1.0 - rho) * w.value)
-                w.assign(e)
+        def update(rho: Any, start: Any) -> None:
+            for e, w in zip(ema, weights):
+                if start:
+                    e.assign(w.value)
+                else:
+                    e.assign(rho * e.value + (1.0 - rho) * w.value)
+                    w.assign(e.value)
 
         self._update = update
-
-    def on_train_begin(self, logs: Any = None) -> None:
-        self.ema = None
-        if int(self.model.optimizer.iterations.numpy()) >= self._first_step():
-            self._start()  # resumed after the EMA started: the weights hold it
+        self.started = int(self.model.optimizer.iterations.numpy()) >= self._first_step()
+        if self.started and not holder.restored:  # resumed from weights only: the EMA restarts from them
+            self._update(np.float32(0.0), True)
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self._epoch = epoch
@@ -373,13 +424,19 @@ class Lookahead(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         step = int(self.model.optimizer.iterations.numpy())
         if self._epoch >= self.start_epoch and step % self.every == 0:
-            if self.ema is None:
-                self._start()
-            else:
-                rho = self.base ** self.every * min(step / self.total_steps, 1.0) ** self.power
-                self._update(np.float32(rho))
-        if self.ema is not None and batch == self.steps_per_epoch - 1:
-            self._update(np.float32(1.0))  # the epoch ends on the EMA
+            rho = self.base ** self.every * min(step / self.total_steps, 1.0) ** self.power
+            self._update(np.float32(rho), not self.started)
+            self.started = True
+
+    def on_train_end(self, logs: Any = None) -> None:
+        """Copy the EMA into the weights (the last steps since the EMA's are dropped) and detach it."""
+        holder = getattr(self.model, self.ATTRIBUTE, None)
+        if holder is None:
+            return
+        if self.started:
+            for e, w in zip(holder.copies, self.float_weights(self.model)):
+                w.assign(e.value)
+        object.__delattr__(self.model, self.ATTRIBUTE)  # the trained model carries no EMA copies
 
 
 # ----------------------------------------------------------------------------- data

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._fast_cifar import (
     HYPER,
+    VARIANTS,
     EpochVariable,
     Lookahead,
     WhiteningBiasFreeze,
@@ -38,6 +39,7 @@ class Parts:
     label_smoothing: float = HYPER["label_smoothing"]
     translation: int = HYPER["translate"]
     tta: bool = True
+    variant: str = "94"
 
 
 def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray] | None,
@@ -48,6 +50,7 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
     from .device import strategy_scope
     from .training import run_recipe
 
+    variant = VARIANTS[parts.variant]
     resolved = options.resolve()  # strategy, precision and global batch, once; run_recipe keeps them
     strat, batch = resolved.strategy, resolved.global_batch
     seed = options.seed if options.seed is not None else int(np.random.default_rng().integers(2**31))
@@ -56,26 +59,32 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
                               translate=parts.translation, flip="alternating" if parts.alternating_flip else "random")
     total = steps * options.epochs
     own: list[Any] = [counter, WhiteningBiasFreeze()]
-    if parts.ema:
-        own.append(Lookahead(steps_per_epoch=steps, total_steps=total))
+    lookahead = Lookahead(steps_per_epoch=steps, total_steps=total) if parts.ema else None
+    if lookahead is not None:
+        own.append(lookahead)
     changes: dict[str, Any] = {"callbacks": (*own, *options.callbacks)}
     paper_optimizer = isinstance(options.optimizer, str) and options.optimizer.lower() == "sgd"
     if paper_optimizer:
         with strategy_scope(strat):
-            opt = make_optimizer(learning_rate=options.learning_rate, total_steps=total, global_batch=min(batch, len(train[0])),
+            opt = make_optimizer(learning_rate=options.learning_rate if options.learning_rate is not None
+                                 else variant["lr"], total_steps=total, global_batch=min(batch, len(train[0])),
                                  schedule=None if paper_schedule else options.lr_schedule)
         changes.update(optimizer=opt, learning_rate=None, lr_schedule="constant")
     opts = resolved.options.replace(**changes)
 
     def build() -> keras.Model:
         images = train[0][:HYPER["whiten_samples"]] if parts.whitening else None
-        return build_model(whitening_images=images, whitening=parts.whitening, seed=options.seed)
+        model = build_model(whitening_images=images, widths=variant["widths"], whitening=parts.whitening,
+                            seed=options.seed)
+        if lookahead is not None:
+            lookahead.track(model)  # before the checkpoint is restored: it holds the EMA too
+        return model
 
     def onehot(data: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return data[0], np.eye(10, dtype=np.float32)[np.asarray(data[1]).reshape(-1)]
 
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=parts.label_smoothing)
-    lr = options.learning_rate if options.learning_rate is not None else (HYPER["lr"] if paper_optimizer else None)
+    lr = options.learning_rate if options.learning_rate is not None else (variant["lr"] if paper_optimizer else None)
     recorded = {**settings, **dataclasses.asdict(parts), "optimizer": options.to_dict()["optimizer"],
                 "learning_rate": lr, "seed": options.seed,
                 "lr_schedule": "triangle" if paper_optimizer and paper_schedule else options.lr_schedule}
