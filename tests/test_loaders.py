@@ -235,24 +235,15 @@ def offline_home(tmp_path, monkeypatch):
     return tmp_path / "keras" / "datasets"
 
 
-class _Server:
-    """An HTTP server on 127.0.0.1 that serves ``payload`` in ``chunks`` pieces, ``delay`` s apart."""
+class _LocalServer:
+    """An HTTP server on 127.0.0.1 for the download tests; ``respond(handler)`` writes each response."""
 
-    def __init__(self, payload: bytes, *, chunks: int = 1, delay: float = 0.0) -> None:
+    def __init__(self) -> None:
         outer = self
-        self.requests = 0
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # http.server calls it by this name
-                outer.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                step = -(-len(payload) // chunks)
-                for i in range(0, len(payload), step):
-                    time.sleep(delay)
-                    self.wfile.write(payload[i : i + step])
-                    self.wfile.flush()
+                outer.respond(self)
 
             def log_message(self, *args):
                 pass
@@ -260,6 +251,9 @@ class _Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def respond(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
 
     def __enter__(self):
         self.thread.start()
@@ -269,6 +263,26 @@ class _Server:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
+
+
+class _Server(_LocalServer):
+    """Serves ``payload`` in ``chunks`` pieces, ``delay`` s apart."""
+
+    def __init__(self, payload: bytes, *, chunks: int = 1, delay: float = 0.0) -> None:
+        super().__init__()
+        self.payload, self.chunks, self.delay = payload, chunks, delay
+        self.requests = 0
+
+    def respond(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        self.requests += 1
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(self.payload)))
+        handler.end_headers()
+        step = -(-len(self.payload) // self.chunks)
+        for i in range(0, len(self.payload), step):
+            time.sleep(self.delay)
+            handler.wfile.write(self.payload[i : i + step])
+            handler.wfile.flush()
 
 
 def _in_thread(fn, *, guard: float = 60.0):
@@ -447,41 +461,25 @@ def test_cifar_archive_member_larger_than_an_image_is_refused_unread(tmp_path, m
     assert max(read_sizes) <= data.MAX_ARCHIVE_MEMBER_BYTES  # never opened
 
 
-class _EndlessServer:
-    """An HTTP server on 127.0.0.1 whose body never ends (no Content-Length), or announces ``announce`` bytes."""
+class _EndlessServer(_LocalServer):
+    """A body that never ends (no Content-Length), or announces ``announce`` bytes."""
 
     def __init__(self, *, announce: int | None = None) -> None:
-        outer = self
+        super().__init__()
+        self.announce = announce
         self.sent = 0
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # http.server calls it by this name
-                self.send_response(200)
-                if announce is not None:
-                    self.send_header("Content-Length", str(announce))
-                self.end_headers()
-                try:
-                    while outer.sent < 64 << 20:  # a guard for the old code: 64 MiB, then stop
-                        self.wfile.write(bytes(1 << 16))
-                        outer.sent += 1 << 16
-                except OSError:
-                    pass  # the client hung up
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
+    def respond(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        if self.announce is not None:
+            handler.send_header("Content-Length", str(self.announce))
+        handler.end_headers()
+        try:
+            while self.sent < 64 << 20:  # a guard for the old code: 64 MiB, then stop
+                handler.wfile.write(bytes(1 << 16))
+                self.sent += 1 << 16
+        except OSError:
+            pass  # the client hung up
 
 
 def test_download_stops_at_the_known_size_and_keeps_nothing(offline_home, monkeypatch):

@@ -15,6 +15,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from callbacks import Crash, RateRecorder
 
 from visionkit import training
 from visionkit.errors import (
@@ -53,16 +54,6 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append(epoch)
-
-
-class Crash(keras.callbacks.Callback):
-    def __init__(self, at_epoch: int) -> None:
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise RuntimeError("simulated crash")
 
 
 def test_train_arrays_and_evaluate(arrays):
@@ -275,15 +266,6 @@ def test_refuses_other_optimizer_and_corrupt_settings(arrays, tmp_path):
     (ckpt / "settings.json").write_text("{not json")
     with pytest.raises(ResumeMismatchError, match="Cannot read"):
         training.train(tiny_model(), arrays, epochs=2, batch_size=BATCH, checkpoint_dir=ckpt, progress=False)
-
-
-class RateRecorder(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rates: list[float] = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
 def test_cosine_schedule_spans_the_run_and_survives_resume(arrays, tmp_path):

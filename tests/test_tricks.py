@@ -8,6 +8,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from callbacks import Crash, RateRecorder
 
 from visionkit import training
 from visionkit.errors import InvalidArgumentError, ResumeMismatchError
@@ -30,25 +31,6 @@ def images() -> tuple[np.ndarray, np.ndarray]:
     x = rng.integers(0, 256, size=(N, SIDE, SIDE, 3)).astype("float32")
     y = (x[..., 0].mean(axis=(1, 2)) > 127).astype("int32") + (x[..., 1].mean(axis=(1, 2)) > 140).astype("int32")
     return x, y
-
-
-class Crash(keras.callbacks.Callback):
-    def __init__(self, at_epoch: int) -> None:
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise RuntimeError("simulated crash")
-
-
-class RateRecorder(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rates: list[float] = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
 # ----------------------------------------------------------------------------- validation
