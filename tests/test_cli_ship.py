@@ -59,6 +59,32 @@ def test_cli_report_writes_json_markdown_and_figures(saved, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("limit", "expected"), [(None, 24), ("10", 10), ("all", 24)])
+def test_cli_report_robustness_limit(saved, tmp_path, limit, expected, monkeypatch):
+    from visionkit import report as R
+
+    # the library's default, made small enough to see the command leave it in place
+    monkeypatch.setattr(R.model_report, "__kwdefaults__", {**R.model_report.__kwdefaults__, "robustness_examples": 16})
+    folder = image_folder(tmp_path / "test", 24)
+    args = ["report", str(saved), str(folder), "-o", str(tmp_path / "rep"), "-q", "--corruptions", "contrast",
+            "--severities", "5"]
+    if limit is not None:
+        args += ["--robustness-limit", limit]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["robustness"]["examples"] == (16 if limit is None else expected)
+    assert report["data"]["examples"] == 24
+
+
+def test_model_report_default_robustness_examples_is_documented():
+    import inspect
+
+    from visionkit import report as R
+
+    default = inspect.signature(R.model_report).parameters["robustness_examples"].default
+    assert default == R.ROBUSTNESS_EXAMPLES == 2000
+
+
 def test_cli_report_fits_a_temperature_on_half_when_the_model_has_none(tmp_path):
     path = tmp_path / "m.keras"
     tiny_model("logits", steps=20).save(path)

@@ -33,7 +33,7 @@ from . import _ship_core as core
 from . import _validate as V
 from ._io import save_figure, write_json
 
-__all__ = ["model_report", "training_record"]
+__all__ = ["ROBUSTNESS_EXAMPLES", "model_report", "training_record"]
 
 
 def training_record(model_path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -97,6 +97,10 @@ def _calibration(model: Any, x: np.ndarray, y: np.ndarray, calibration_data: Any
                                                       f"reported on the other half"}
 
 
+#: Images the robustness part of [`model_report`][visionkit.report.model_report] runs on by default.
+ROBUSTNESS_EXAMPLES = 2000
+
+
 def model_report(
     model: Any,
     data: Any,
@@ -105,7 +109,7 @@ def model_report(
     calibration_data: Any = None,
     corruptions: Sequence[str] | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
-    robustness_examples: int | None = None,
+    robustness_examples: int | None = ROBUSTNESS_EXAMPLES,
     bins: int = 15,
     batch_size: int = 256,
     seed: int = 0,
@@ -129,10 +133,12 @@ def model_report(
         Default: all of [`robustness.CORRUPTIONS`][visionkit.robustness.CORRUPTIONS];
         an empty sequence skips the robustness part.
     severities : sequence of int, default 1-5
-    robustness_examples : int, optional
-        Run the robustness part on the first ``robustness_examples`` images only
-        (it costs one pass per corruption and severity: 55 passes for all); default
-        all of them. The report records the number.
+    robustness_examples : int or None, default 2000
+        Run the robustness part on the first ``robustness_examples`` images only; None:
+        all of them. It costs one pass per corruption and severity (55 passes for all),
+        so on the 10,000 CIFAR-10 test images all of them take 5x the default's time;
+        an accuracy on 2,000 images has a standard error of about 0.011. The report
+        records the number.
     bins : int, default 15
         Bins of the ECE.
     batch_size : int, default 256

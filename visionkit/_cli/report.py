@@ -17,6 +17,10 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _limit(text: str) -> int | str:
+    return "all" if text.strip().lower() == "all" else positive_int(text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
@@ -33,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated corruptions (default: all); 'none' skips robustness")
     p.add_argument("--severities", type=_ints, default=[1, 2, 3, 4, 5], help="comma-separated, 1-5 (default: all)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of DATA")
-    p.add_argument("--robustness-limit", type=positive_int, default=None,
-                   help="run the corruptions on the first N images only (55 passes over them for all)")
+    p.add_argument("--robustness-limit", type=_limit, default=None,
+                   help="run the corruptions on the first N images only (55 passes over them), 'all' for "
+                        "every image (default: 2000, visionkit.report.ROBUSTNESS_EXAMPLES)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="(default: %(default)s)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="(default: %(default)s)")
     p.add_argument("--unsafe-load", action="store_true",
@@ -82,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     kinds = None if args.corruptions is None else (
         [] if args.corruptions == "none" else [k.strip() for k in args.corruptions.split(",") if k.strip()])
     record = training_record(args.model)
+    limit = {} if args.robustness_limit is None else {
+        "robustness_examples": None if args.robustness_limit == "all" else args.robustness_limit}
     card = model_report(model, data, args.output, calibration_data=calibration, corruptions=kinds,
-                        severities=args.severities, robustness_examples=args.robustness_limit, batch_size=args.batch_size, seed=args.seed,
+                        severities=args.severities, batch_size=args.batch_size, seed=args.seed, **limit,
                         metadata={"source_model": str(args.model), **({"training": record} if record else {})},
                         progress=not args.quiet)
     cal = card["calibration"]
