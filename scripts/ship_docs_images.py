@@ -29,8 +29,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--limit", type=int, default=20000, help="training images")
-    p.add_argument("--robustness-images", type=int, default=1000)
-    p.add_argument("--parity-images", type=int, default=2000)
+    p.add_argument("--robustness-images", type=int, default=None, help="default: model_report's (2,000)")
+    p.add_argument("--parity-images", type=int, default=10000)
+    p.add_argument("--representative-images", type=int, default=200, help="int8 calibration images")
     p.add_argument("--predict-images", type=int, default=10000)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--model", type=Path, default=None,
@@ -49,7 +50,8 @@ def main() -> None:
         from visionkit.training import load_model
 
         model = load_model(args.model)
-        settings, metrics = "loaded", {}
+        record = report.training_record(args.model) or {}
+        settings, metrics = record.get("settings", {}), record.get("test", {})
     else:
         trained = convnets.train_cifar10_fast(epochs=args.epochs, limit=args.limit, tta=False, precision="float32",
                                               seed=0, progress=False)
@@ -61,7 +63,8 @@ def main() -> None:
     print(f"trained in {results['train_seconds']:.0f}s: {metrics}", flush=True)
 
     t = time.perf_counter()
-    card = report.model_report(model, (x_test, y_test), out / "report", robustness_examples=args.robustness_images,
+    limit = {} if args.robustness_images is None else {"robustness_examples": args.robustness_images}
+    card = report.model_report(model, (x_test, y_test), out / "report", **limit,
                                seed=0, progress=False, metadata={"training": {"settings": settings,
                                                                               "test": metrics}})
     results["report_seconds"] = time.perf_counter() - t
@@ -85,7 +88,7 @@ def main() -> None:
             t = time.perf_counter()
             try:
                 r = export.export(calibrated, Path(tmp) / f"{fmt}{quant or ''}", format=fmt, quantize=quant,
-                                  representative_data=x_train[:200] if quant else None, parity_data=parity_x)
+                                  representative_data=x_train[:args.representative_images] if quant else None, parity_data=parity_x)
                 entry = {**r.parity, "seconds": time.perf_counter() - t, "bytes": _size(r.file)}
             except Exception as exc:  # record, keep measuring the others
                 entry = {"error": f"{type(exc).__name__}: {exc}"}

@@ -99,3 +99,16 @@ def test_cli_missing_inputs_exit_1(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nope.keras"), str(tmp_path)]) == 1
     assert "MODEL" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope.keras")]) == 1
+
+
+@pytest.mark.parametrize("training", ["loaded", {"settings": "loaded"}, {"settings": {1: "x"}, "test": None}, [1, 2]])
+def test_model_report_takes_any_training_metadata(saved, tmp_path, training):
+    from ship_models import colour_images
+
+    from visionkit.report import model_report
+    from visionkit.training import load_model
+
+    card = model_report(load_model(saved), colour_images(8, size=16), tmp_path / "rep", corruptions=[],
+                        progress=False, metadata={"training": training})
+    assert card["training"] == training
+    assert "## Model card" in (tmp_path / "rep" / "report.md").read_text()

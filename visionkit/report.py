@@ -204,9 +204,12 @@ def _write_markdown(path: Path, card: dict[str, Any], result: Any, cal: Any, rob
              f"- input: {m['input_shape']} (pixels in [0, 255]); {m['parameters']:,} parameters",
              f"- test data: {card['data']['examples']} images", f"- accuracy: {card['accuracy']:.4f}"]
     training = card.get("training")
-    if training:
-        settings = training.get("settings", {})
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()) if not isinstance(v, (dict, list)))
+    if training:  # caller's metadata: shown as far as it is the usual mapping, never trusted to be one
+        training = training if isinstance(training, Mapping) else {"settings": training}
+        settings = training.get("settings")
+        shown = (", ".join(f"{k}={v}" for k, v in sorted(settings.items(), key=lambda kv: str(kv[0]))
+                           if not isinstance(v, (dict, list)))
+                 if isinstance(settings, Mapping) else str(settings or ""))
         lines += [f"- training settings: {shown or 'not recorded'}",
                   f"- training-time test metrics: {training.get('test', 'not recorded')}"]
     c = card["calibration"]
