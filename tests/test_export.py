@@ -182,3 +182,30 @@ def test_normalization_model_exports_to_onnx(images, tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
     result = E.export(model, tmp_path / "n", format="onnx", parity_data=images, verbose=False)
     assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_mixed_precision_normalization_exports_to_onnx_as_the_other_formats(images, tmp_path, given):
+    """A mixed_bfloat16 Normalization keeps its mean in bfloat16 (125.307 reads 125.5); every format uses float32."""
+    from visionkit import _export_serving as S
+
+    _onnx()
+    mean, variance = [125.307, 122.961, 113.8575], [3967.110225, 3855.47855625, 4449.957264]  # CIFAR-10's
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        inputs = keras.Input((16, 16, 3))
+        norm = keras.layers.Normalization(**({"mean": mean, "variance": variance} if given else {}))
+        if not given:
+            norm.adapt(np.random.default_rng(0).normal(mean, np.sqrt(variance), (64, 16, 16, 3)).astype("float32"))
+        x = keras.layers.Conv2D(8, 3, kernel_initializer=keras.initializers.RandomNormal(0, 3.0, seed=1))(norm(inputs))
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", dtype="float32")(x))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    frozen, cast = S.float32_model(model, onnx=True), S.float32_model(model)
+    x = images.astype("float32")
+    np.testing.assert_allclose(frozen.predict(x, verbose=0), cast.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    # and both compute the mixed model's function (an adapted mean once came out as zeros)
+    np.testing.assert_allclose(cast.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
+    result = E.export(model, tmp_path / "n", format="onnx", parity_data=images, verbose=False)
+    assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-4

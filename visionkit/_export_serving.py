@@ -127,6 +127,28 @@ class FrozenNormalization(keras.layers.Layer):
         return input_shape
 
 
+def _normalization_values(layer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A ``Normalization`` layer's mean and variance in float32, as its float32 copy computes them.
+
+    Not ``layer.mean``: under a mixed policy Keras keeps it in the compute dtype, so a
+    ``mixed_bfloat16`` model's mean 125.307 reads 125.5; the float32 copy (and the other
+    formats) rebuild the layer from its config (``mean=`` given) or its float32 adapted
+    state, and so does this (an ONNX file 4e-3 off the other formats, found on the fast
+    CIFAR-10 recipe's model).
+    """
+    shape = tuple(keras.ops.shape(layer.mean))
+    config = layer.get_config()
+    if config.get("mean") is not None:
+        mean, var = config["mean"], config["variance"]
+    else:
+        mean, var = layer.adapt_mean, layer.adapt_variance
+    def as_array(value: Any) -> np.ndarray:
+        v = np.asarray(keras.ops.convert_to_numpy(value), np.float32)
+        return v.reshape(shape) if v.size == int(np.prod(shape)) else np.broadcast_to(v, shape).copy()
+
+    return as_array(mean), as_array(var)
+
+
 def float32_model(model: Any, *, onnx: bool = False) -> Any:
     """``model`` itself when it computes in float32 (and, for ONNX, needs no rewrite), else a copy.
 
@@ -143,9 +165,7 @@ def float32_model(model: Any, *, onnx: bool = False) -> Any:
 
     def clone(layer: Any) -> Any:
         if swap and isinstance(layer, keras.layers.Normalization):
-            return FrozenNormalization(keras.ops.convert_to_numpy(layer.mean),
-                                       keras.ops.convert_to_numpy(layer.variance), invert=layer.invert,
-                                       name=layer.name)
+            return FrozenNormalization(*_normalization_values(layer), invert=layer.invert, name=layer.name)
         config = layer.get_config()
         if cast:
             config["dtype"] = "float32"
@@ -161,6 +181,8 @@ def float32_model(model: Any, *, onnx: bool = False) -> Any:
     for old, new in zip(layers, new_layers):
         if not isinstance(new, (FrozenNormalization, keras.Model)) and old.weights:
             new.set_weights(old.get_weights())
+            if hasattr(new, "finalize_state"):  # an adapted Normalization computes its mean from these weights
+                new.finalize_state()
     return copy
 
 
