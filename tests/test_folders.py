@@ -210,3 +210,37 @@ def test_training_split_is_reshuffled_each_epoch(tmp_path):
     epochs = [np.concatenate([x.numpy().reshape(len(x), -1)[:, 0] for x, _ in splits.train]) for _ in range(3)]
     assert not (np.array_equal(epochs[0], epochs[1]) and np.array_equal(epochs[1], epochs[2]))
     assert sorted(epochs[0].tolist()) == sorted(epochs[1].tolist())
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_reaches_every_split(tmp_path, monkeypatch, progress):
+    from visionkit.data import _splits
+
+    seen = []
+    real = _splits.image_folder
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("progress"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_splits, "image_folder", recording)
+    root = _tree(tmp_path / "ds", {"cat": 4, "dog": 4})
+    _tree(root.parent / "test", {"cat": 2, "dog": 2})
+    data.folder_splits(root, image_size=4, batch_size=2, test_directory=root.parent / "test", progress=progress)
+    assert seen == [progress, progress]  # train with validation, then test
+
+
+def test_folder_recipes_pass_progress_to_the_reader(monkeypatch):
+    from visionkit import convnets
+    from visionkit import data as D
+
+    seen = []
+    real = D.folder_splits
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("progress"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(D, "folder_splits", recording)
+    convnets.train_image_folder(sample=True, image_size=48, epochs=1, progress=False)
+    assert seen == [False]

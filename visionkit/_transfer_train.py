@@ -431,7 +431,8 @@ def train_transfer(
     resolved = opts.resolve()  # strategy, precision and global batch, once for the whole recipe
     opts = resolved.options
     splits = folder_splits(directory, image_size=recipe.image_size, batch_size=resolved.global_batch,
-                           validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
+                           validation_split=validation_split, test_directory=test_directory, seed=opts.seed,
+                           progress=opts.progress)
     run: Callable[[_Recipe, FolderSplits, TrainOptions], TrainResult] = _METHODS[recipe.method]
     result = run(recipe, splits, opts)
     # the recipe's options over the phases' (which train the head with its own rate), but the

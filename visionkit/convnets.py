@@ -772,7 +772,8 @@ def train_image_folder(
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(sample_cats_dogs()) if sample else Path(directory)  # type: ignore[arg-type]
         splits = folder_splits(root, image_size=image_size, batch_size=resolved.global_batch,
-                               validation_split=validation_split, test_directory=test_directory, seed=opts.seed)
+                               validation_split=validation_split, test_directory=test_directory, seed=opts.seed,
+                               progress=opts.progress)
         n = len(splits.class_names)
         return run_recipe(
             lambda: small_convnet((*image_size, 3), num_classes=n, dropout=dropout, augment=in_model, seed=opts.seed),

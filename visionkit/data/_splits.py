@@ -63,6 +63,7 @@ def folder_splits(
     seed: int | None = None,
     follow_links: bool = False,
     on_error: str = "raise",
+    progress: bool = True,
 ) -> FolderSplits:
     """Build the train / validation / test datasets of an image folder, one rule for all.
 
@@ -109,6 +110,9 @@ def folder_splits(
         [`image_folder`][visionkit.data.image_folder]: every file's header is checked
         before training, and what only a decode finds is named (or skipped) when it is
         read, so no file fails an epoch half-way without its name.
+    progress : bool, default True
+        Show the listing and header-check bars of a large folder, as in
+        [`image_folder`][visionkit.data.image_folder]; ``False`` silences them.
 
     Returns
     -------
@@ -159,6 +163,7 @@ def folder_splits(
         "seed": V.integer("seed", seed, minimum=0, allow_none=True),
         "follow_links": V.boolean("follow_links", follow_links),
         "on_error": on_error,
+        "progress": V.boolean("progress", progress),
     }
     split = V.number("validation_split", validation_split, minimum=0.0, maximum=1.0, exclusive_maximum=True, allow_none=True)
     directories = _split_directories(directory, test_directory)
