@@ -112,3 +112,23 @@ def test_model_report_takes_any_training_metadata(saved, tmp_path, training):
                         progress=False, metadata={"training": training})
     assert card["training"] == training
     assert "## Model card" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_model_report_robustness_sample_is_not_the_first_images(tmp_path):
+    """A folder's images come sorted by class: the robustness sample must not be its first class."""
+    import keras
+    import numpy as np
+
+    from visionkit.report import model_report
+
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    head = keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros",
+                              bias_initializer=keras.initializers.Constant([5.0, 0.0]))
+    always_first = keras.Model(inputs, head(pooled))  # says class 0 for every image
+    x = np.random.default_rng(0).uniform(0, 255, (40, 16, 16, 3)).astype("float32")
+    y = np.repeat([0, 1], 20)  # sorted by class
+    card = model_report(always_first, (x, y), tmp_path / "rep", corruptions=["contrast"], severities=[1],
+                        robustness_examples=10, progress=False)
+    assert card["robustness"]["examples"] == 10
+    assert 0.0 < card["robustness"]["clean_accuracy"] < 1.0  # both classes drawn (the first 10 would give 1.0)

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--severities", type=_ints, default=[1, 2, 3, 4, 5], help="comma-separated, 1-5 (default: all)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of DATA")
     p.add_argument("--robustness-limit", type=_limit, default=None,
-                   help="run the corruptions on the first N images only (55 passes over them), 'all' for "
+                   help="run the corruptions on N images only (a seeded sample; 55 passes over them), 'all' for "
                         "every image (default: 2000, visionkit.report.ROBUSTNESS_EXAMPLES)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="(default: %(default)s)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="(default: %(default)s)")
