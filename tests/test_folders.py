@@ -212,18 +212,24 @@ def test_training_split_is_reshuffled_each_epoch(tmp_path):
     assert sorted(epochs[0].tolist()) == sorted(epochs[1].tolist())
 
 
-@pytest.mark.parametrize("progress", [True, False])
-def test_progress_reaches_every_split(tmp_path, monkeypatch, progress):
-    from visionkit.data import _splits
-
+def _record_progress(monkeypatch, module, name):
+    """Wrap ``module.name`` so that each call's ``progress`` argument is recorded; return the record."""
     seen = []
-    real = _splits.image_folder
+    real = getattr(module, name)
 
     def recording(*args, **kwargs):
         seen.append(kwargs.get("progress"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_splits, "image_folder", recording)
+    monkeypatch.setattr(module, name, recording)
+    return seen
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_reaches_every_split(tmp_path, monkeypatch, progress):
+    from visionkit.data import _splits
+
+    seen = _record_progress(monkeypatch, _splits, "image_folder")
     root = _tree(tmp_path / "ds", {"cat": 4, "dog": 4})
     _tree(root.parent / "test", {"cat": 2, "dog": 2})
     data.folder_splits(root, image_size=4, batch_size=2, test_directory=root.parent / "test", progress=progress)
@@ -232,15 +238,7 @@ def test_progress_reaches_every_split(tmp_path, monkeypatch, progress):
 
 def test_folder_recipes_pass_progress_to_the_reader(monkeypatch):
     from visionkit import convnets
-    from visionkit import data as D
 
-    seen = []
-    real = D.folder_splits
-
-    def recording(*args, **kwargs):
-        seen.append(kwargs.get("progress"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(D, "folder_splits", recording)
+    seen = _record_progress(monkeypatch, data, "folder_splits")
     convnets.train_image_folder(sample=True, image_size=48, epochs=1, progress=False)
     assert seen == [False]

@@ -170,7 +170,7 @@ def model_report(
     n_robust = len(y) if robustness_examples is None else V.integer("robustness_examples", robustness_examples,
                                                                      minimum=1)
     # a seeded sample, not the first images: a folder's data come sorted by class
-    pick = np.sort(np.random.default_rng(seed).choice(len(y), n_robust, replace=False)) if n_robust < len(y) else ...
+    pick = np.sort(np.random.default_rng(seed).choice(len(y), n_robust, replace=False)) if n_robust < len(y) else slice(None)
     robust = robustness_report(model, (x[pick], y[pick]), corruptions=kinds, severities=severities, batch_size=batch_size,
                                seed=seed, progress=progress) if kinds else None
     figures = {"confusion": save_figure(result.plot_confusion_matrix(), out / "confusion.png"),
