@@ -209,3 +209,18 @@ def test_mixed_precision_normalization_exports_to_onnx_as_the_other_formats(imag
     np.testing.assert_allclose(cast.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
     result = E.export(model, tmp_path / "n", format="onnx", parity_data=images, verbose=False)
     assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_fast_recipe_network_exports_with_its_cpu_layers(images, tmp_path, fmt):
+    """The fast recipe's FusedBatchNorm and Gelu layers export as the Keras layers they compute (inference path)."""
+    from visionkit import convnets
+
+    if fmt == "onnx":
+        _onnx()
+    x = np.asarray(keras.ops.image.resize(np.asarray(images, np.float32), (32, 32)))
+    model = convnets.fast_cifar10_convnet(whitening_images=x, widths=(8, 8, 8), seed=0)
+    model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.eye(10, dtype="float32")[np.arange(len(x)) % 10], epochs=1, batch_size=8, verbose=0)  # moving stats
+    result = E.export(model, tmp_path / fmt, format=fmt, parity_data=images, verbose=False)
+    assert result.parity["passed"] and result.parity["max_abs_diff"] <= 1e-4

@@ -86,6 +86,8 @@ def test_pipeline_is_seeded_and_translates_within_range():
         return [np.asarray(b[0]) for b in ds]
 
     a, b, c = batches(5), batches(5), batches(6)
+    ds, _ = F.train_dataset(x, np.zeros(32, int), batch_size=8, seed=5, epoch=epoch)
+    assert ds.options().autotune.enabled is False  # the autotuner stalled whole epochs on 2 cores
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
     epoch.assign(1)
@@ -132,6 +134,99 @@ def test_model_architecture_and_checks(cifar_sample):
             convnets.fast_cifar10_convnet(widths=bad)
     with pytest.raises(InvalidArgumentError, match="whitening_images"):
         convnets.fast_cifar10_convnet(whitening_images=np.zeros((4, 28, 28, 3)))
+
+
+# bfloat16 keeps 8 significant bits; float32 differs only in the reduction order
+_CPU_PATH_TOLERANCE = {"float32": 1e-5, "mixed_bfloat16": 2e-2}
+
+
+@pytest.mark.parametrize("policy", sorted(_CPU_PATH_TOLERANCE))
+def test_fused_batchnorm_trains_as_the_keras_layer(policy):
+    import tensorflow as tf
+
+    tol = _CPU_PATH_TOLERANCE[policy]
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 3.0, (8, 6, 6, 5)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(8, 6, 6, 5)).astype("float32"))  # a loss whose input gradient is not ~0
+    ours = F.FusedBatchNorm(momentum=0.6, epsilon=1e-12, scale=False, dtype=policy)
+    theirs = keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False, dtype=policy)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.beta.assign(np.linspace(-1, 1, 5).astype("float32"))
+    outputs, grads = [], []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        outputs.append(np.asarray(tf.cast(y, tf.float32)))
+        grads.append([np.asarray(g) for g in tape.gradient(loss, [x, layer.beta])])
+    assert outputs[0].dtype == np.float32 and ours.compute_dtype == theirs.compute_dtype
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=tol, atol=tol)
+    for a, b in zip(grads[0], grads[1]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+    for name in ("moving_mean", "moving_variance"):  # Keras' momentum and biased variance
+        np.testing.assert_allclose(np.asarray(getattr(ours, name)), np.asarray(getattr(theirs, name)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(tf.cast(ours(x), tf.float32)), np.asarray(tf.cast(theirs(x), tf.float32)),
+                               rtol=tol, atol=tol)  # inference: the Keras path, on statistics equal to rounding
+
+
+def test_cpu_training_graph_holds_the_fused_kernels():
+    import tensorflow as tf
+
+    model = convnets.fast_cifar10_convnet(widths=(8, 8, 8), seed=0)
+    assert isinstance(model.get_layer("block1_bn1"), keras.layers.BatchNormalization)
+    assert isinstance(model.get_layer("block1_gelu1"), keras.layers.Activation)
+
+    def ops(training):
+        fn = tf.function(lambda v: model(v, training=training))
+        graph = fn.get_concrete_function(tf.TensorSpec((2, 32, 32, 3), tf.float32)).graph
+        return [op for op in graph.get_operations()]
+
+    def compiled(op):
+        try:
+            return bool(op.get_attr("_XlaMustCompile"))
+        except ValueError:
+            return False
+
+    train, infer = ops(True), ops(False)
+    assert "FusedBatchNormV3" in {op.type for op in train} and "FusedBatchNormV3" not in {op.type for op in infer}
+    assert sum(map(compiled, train)) == 7 and not any(map(compiled, infer))  # one XLA GELU per activation
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_fused_batchnorm_runs_bfloat16_only_where_the_cpu_has_the_units(monkeypatch, units):
+    """oneDNN refuses a bfloat16 FusedBatchNormV3 without bfloat16 units: the kernel then runs in float32."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(F, "_bfloat16_units", lambda: units)
+    layer = F.FusedBatchNorm(epsilon=1e-12, scale=False, dtype="mixed_bfloat16")
+    fn = tf.function(lambda v: layer(v, training=True))
+    graph = fn.get_concrete_function(tf.TensorSpec((2, 4, 4, 3), tf.bfloat16)).graph
+    kernels = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+    assert [op.get_attr("T") for op in kernels] == [tf.bfloat16 if units else tf.float32]
+    assert fn(tf.ones((2, 4, 4, 3), tf.bfloat16)).dtype == tf.bfloat16
+
+
+@pytest.mark.parametrize("policy", sorted(_CPU_PATH_TOLERANCE))
+def test_gelu_layer_is_the_exact_gelu_with_its_gradient(policy):
+    import tensorflow as tf
+
+    tol = _CPU_PATH_TOLERANCE[policy]
+    layer = F.Gelu(dtype=policy)
+    x = tf.cast(tf.constant(np.linspace(-6, 6, 241, dtype="float32").reshape(1, 1, -1, 1)), layer.compute_dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = layer(x, training=True)
+        theirs = keras.activations.gelu(tf.cast(x, tf.float32), approximate=False)
+    assert ours.dtype == x.dtype
+    np.testing.assert_allclose(np.asarray(tf.cast(ours, tf.float32)), np.asarray(theirs), rtol=tol, atol=tol)
+    grad, expected = (np.asarray(tf.cast(tape.gradient(v, x), tf.float32)) for v in (ours, theirs))
+    np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.asarray(tf.cast(layer(x), tf.float32)), np.asarray(theirs), rtol=tol, atol=tol)
+    relu = F.Gelu.from_config({**layer.get_config(), "activation": "relu"})
+    np.testing.assert_array_equal(np.asarray(relu(x, training=True)), np.asarray(tf.nn.relu(x)))
+    assert layer.get_config()["activation"] == "gelu"  # what the ONNX export rewrites with erf
 
 
 def test_optimizer_scaling_and_schedule():

@@ -325,10 +325,10 @@ def fast_cifar10_convnet(
     the training patches' covariance and their negatives, plus a trainable bias) →
     GELU → three blocks of [Conv2D(3×3, no bias) → MaxPool 2 → BatchNorm → GELU →
     Conv2D(3×3) → BatchNorm → GELU] of ``widths`` channels → MaxPool 3 → Flatten →
-    Dense(10, no bias) → ×``logit_scale``. The BatchNorms have no scale (γ = 1), the
-    reference's momentum and ε = 1e-12; the convolutions start as identities on their
-    first channels. 1,973,944 parameters at the default widths (2,592 of them the
-    frozen whitening kernel).
+    Dense(10, no bias) → ×``logit_scale``. BatchNorms without scale (γ = 1), the reference's
+    momentum, ε = 1e-12, fused when training on a CPU; GELUs compiled (both Keras layers at
+    inference); convolutions that start as identities on their first channels. 1,973,944
+    parameters at the default widths (2,592 of them the frozen whitening kernel).
 
     Parameters
     ----------

@@ -22,10 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "alternating flips, test-time augmentation; about 94% in 10 epochs on a GPU); --recipe classic: "
         "the small convnet with augmentation and standardisation inside the model. Data: --data, else "
         "VISIONKIT_DATA, the Keras cache or a download; --sample uses the bundled sample. "
-        "Expected time of the fast recipe's 10 epochs on the full data, as measured: about 14 min on a "
-        "2-core CPU with AVX512-BF16 (where --precision auto picks mixed_bfloat16), about 21 min in float32 on "
-        "the same CPU, about 84 min in float32 on an AVX2-only CPU (a Zen 3; no bfloat16 units, so auto is "
-        "float32); AMX and ARM CPUs were not measured. --variant 95 takes about 3.3x as long. "
+        "Expected time of the fast recipe's 10 epochs on the full data, as measured: 14 to 20 min on a "
+        "2-core CPU with AVX512-BF16 (where --precision auto picks mixed_bfloat16; hosts of that kind differ), "
+        "about 21 min in float32 on the same CPU, and on an AVX2-only CPU (no bfloat16 units, so auto is "
+        "float32) about 84 min on a Zen 3 before the recipe's CPU layers, which take 15% less CPU per float32 "
+        "step (on emulated AVX2 kernels: 1.33x the PyTorch reference's speed); AMX and ARM CPUs were not "
+        "measured. --variant 95 takes about 3.3x as long. "
         "See the Fast CIFAR-10 docs page.",
     )
     p.add_argument("--recipe", choices=tuple(RECIPES), default="fast", help="which recipe (default: fast)")
