@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "2-core CPU with AVX512-BF16 (where --precision auto picks mixed_bfloat16; hosts of that kind differ), "
         "about 21 min in float32 on the same CPU, and on an AVX2-only CPU (no bfloat16 units, so auto is "
         "float32) about 84 min on a Zen 3 before the recipe's CPU layers, which take 15% less CPU per float32 "
-        "step (on emulated AVX2 kernels: 1.33x the PyTorch reference's speed); AMX and ARM CPUs were not "
+        "step (on emulated AVX2 kernels: 1.3x to 1.5x the PyTorch reference's speed); AMX and ARM CPUs were not "
         "measured. --variant 95 takes about 3.3x as long. "
         "See the Fast CIFAR-10 docs page.",
     )
