@@ -181,7 +181,7 @@ def test_cpu_training_graph_holds_the_fused_kernels():
     def ops(training):
         fn = tf.function(lambda v: model(v, training=training))
         graph = fn.get_concrete_function(tf.TensorSpec((2, 32, 32, 3), tf.float32)).graph
-        return [op for op in graph.get_operations()]
+        return list(graph.get_operations())
 
     def compiled(op):
         try:
@@ -199,13 +199,15 @@ def test_fused_batchnorm_runs_bfloat16_only_where_the_cpu_has_the_units(monkeypa
     """oneDNN refuses a bfloat16 FusedBatchNormV3 without bfloat16 units: the kernel then runs in float32."""
     import tensorflow as tf
 
-    monkeypatch.setattr(F, "_bfloat16_units", lambda: units)
     layer = F.FusedBatchNorm(epsilon=1e-12, scale=False, dtype="mixed_bfloat16")
-    fn = tf.function(lambda v: layer(v, training=True))
-    graph = fn.get_concrete_function(tf.TensorSpec((2, 4, 4, 3), tf.bfloat16)).graph
+    with monkeypatch.context() as patch:  # the graph as built for a CPU with (or without) the units
+        patch.setattr(F, "_bfloat16_units", lambda: units)
+        graph = tf.function(lambda v: layer(v, training=True)).get_concrete_function(
+            tf.TensorSpec((2, 4, 4, 3), tf.bfloat16)).graph
     kernels = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
     assert [op.get_attr("T") for op in kernels] == [tf.bfloat16 if units else tf.float32]
-    assert fn(tf.ones((2, 4, 4, 3), tf.bfloat16)).dtype == tf.bfloat16
+    # run as built for this CPU: a forced bfloat16 kernel is what oneDNN refuses without the units
+    assert tf.function(lambda v: layer(v, training=True))(tf.ones((2, 4, 4, 3), tf.bfloat16)).dtype == tf.bfloat16
 
 
 @pytest.mark.parametrize("policy", sorted(_CPU_PATH_TOLERANCE))
