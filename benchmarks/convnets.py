@@ -73,10 +73,11 @@ TASKS = ("chollet", "cookbook", *CIFAR10_VARIANTS, "cifar10-fast", "pipeline", "
 class EpochTimer(keras.callbacks.Callback):
     """Wall and process CPU seconds of each epoch (CPU time: less at the mercy of a shared machine's load)."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: bool = False) -> None:
         super().__init__()
         self.times: list[float] = []
         self.cpu: list[float] = []
+        self.report = report  # a line per epoch: long runs show how far they got
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t, self._c = time.perf_counter(), time.process_time()
@@ -84,6 +85,10 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._t)
         self.cpu.append(time.process_time() - self._c)
+        if self.report:
+            accuracy = (logs or {}).get("accuracy", float("nan"))
+            print(f"    epoch {epoch + 1}: {self.times[-1]:.1f} s ({self.cpu[-1]:.1f} CPU-s), "
+                  f"training accuracy {accuracy:.4f}, load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def shuffled(x, y, limit=None):
@@ -156,20 +161,21 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
     parts = {"whitening": not args.no_whitening, "ema": not args.no_ema, "tta": not args.no_tta,
              "alternating_flip": not args.no_alt_flip, "label_smoothing": 0.0 if args.no_label_smoothing else 0.2}
     off = [k for k, v in parts.items() if v in (False, 0.0)]
-    print(f"cifar10-fast: epochs={args.epochs} precision={args.precision} limit={args.limit} "
+    epochs = args.epochs or (15 if args.variant == "95" else 10)
+    print(f"cifar10-fast: variant={args.variant} epochs={epochs} precision={args.precision} limit={args.limit} "
           f"off={off or 'none'} seeds={args.seeds}", flush=True)
     accs, plain, walls, rates = [], [], [], []
     for seed in args.seeds:
         keras.utils.set_random_seed(seed)
-        timer = EpochTimer()
+        timer = EpochTimer(report=True)
         start = time.perf_counter()
-        result = convnets.train_cifar10_fast(epochs=args.epochs, precision=args.precision, seed=seed, limit=args.limit,
-                                             sample=sample, progress=False, callbacks=[timer], **parts)
+        result = convnets.train_cifar10_fast(variant=args.variant, epochs=epochs, precision=args.precision,
+                                             seed=seed, limit=args.limit, sample=sample, progress=False, callbacks=[timer], **parts)
         wall = time.perf_counter() - start
         n_train = min(args.limit or 50000, 1000 if sample else 50000)
         steps_images = (n_train // min(1024, n_train)) * min(1024, n_train)
-        rate = steps_images * args.epochs / sum(timer.times)
-        later = steps_images * (args.epochs - 1) / sum(timer.times[1:]) if args.epochs > 1 else float("nan")
+        rate = steps_images * epochs / sum(timer.times)
+        later = steps_images * (epochs - 1) / sum(timer.times[1:]) if epochs > 1 else float("nan")
         m = result.metrics
         accs.append(m["accuracy"])
         plain.append(m["accuracy_no_tta"])
@@ -179,7 +185,7 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
               f"train {rate:6.0f} images/s ({later:6.0f} after the first epoch) {tag(result.settings['precision'])}",
               flush=True)
         if args.curves:
-            save_fast_curves(result, Path(args.curves), f"cifar10-fast-ep{args.epochs}-{args.precision}"
+            save_fast_curves(result, Path(args.curves), f"cifar10-fast{'-95' if args.variant == '95' else ''}-ep{epochs}-{args.precision}"
                              f"{''.join('-no-' + k for k in off)}-seed{seed}", timer.times, wall)
 
     def stats(v):
@@ -293,7 +299,9 @@ def main() -> None:
     parser.add_argument("--curves", default=None, metavar="DIR", help="save the CIFAR-10 runs' training curves here")
     fast = parser.add_argument_group("cifar10-fast and pipeline")
     fast.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
-    fast.add_argument("--epochs", type=int, default=10, help="epochs of the fast recipe (default: 10)")
+    fast.add_argument("--variant", choices=("94", "95"), default="94", help="the fast recipe's budget (default: 94)")
+    fast.add_argument("--epochs", type=int, default=None,
+                      help="epochs of the fast recipe (default: the variant's, 10 for 94 and 15 for 95)")
     fast.add_argument("--limit", type=int, default=None, help="train on N images only (subset probes)")
     fast.add_argument("--precision", choices=("float32", "auto"), default="auto", help="(default: auto)")
     for part in ("whitening", "ema", "tta", "alt-flip", "label-smoothing"):
