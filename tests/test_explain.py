@@ -227,13 +227,14 @@ def test_compare_methods_takes_callables_mappings_and_attribution_names(square_m
     assert {r["method"] for r in table.rows} == {"corner", "cam"}
     np.testing.assert_array_equal(calls[0], [1, 1])  # the top class, resolved once, given to every method
     assert table.maps["corner"].shape == (2, 24, 24)
-    # an attribution function added to visionkit.gradcam is found by name at call time
+    # the attribution functions by name; a function of one's own by callable, never by a name set elsewhere
+    table = explain.compare_methods(model, x[:2], methods=["saliency"], metric="increase_in_confidence")
+    assert {r["method"] for r in table.rows} == {"saliency", "random"}
     monkeypatch.setattr(gradcam, "saliency_test", corner, raising=False)
     monkeypatch.setattr(gradcam, "__all__", [*gradcam.__all__, "saliency_test"])
-    maps = explain.heatmaps(model, x[:2], method="saliency_test")
-    assert maps.shape == (2, 24, 24) and maps[:, 0, 0].min() > 0
-    table = explain.compare_methods(model, x[:2], methods=["saliency_test"], metric="increase_in_confidence")
-    assert {r["method"] for r in table.rows} == {"saliency_test", "random"}
+    with pytest.raises(InvalidArgumentError, match="saliency_test"):
+        explain.heatmaps(model, x[:2], method="saliency_test")
+    assert explain.heatmaps(model, x[:2], method=corner)[:, 0, 0].min() > 0
 
 
 def test_every_metric_runs_through_compare_methods(square_model):

@@ -138,6 +138,10 @@ def test_output_names_are_unique():
     names = output_names(["a/cat.png", "b/cat.png", "a/cat.jpg", "dog.png", "dog.png", "x/Dog.PNG"], "_g.png")
     assert len({n.lower() for n in names}) == 6, names
     assert output_names(["x/cat.png", "y/dog.jpg"], "_g.png") == ["cat_g.png", "dog_g.png"]  # unchanged when unique
+    # a number added to one input's name never lands on another input's own name
+    names = output_names(["cat.png", "cat_png_2.png", "b/cat_png.jpg", "cat.jpg"], "_g.png")
+    assert len({n.lower() for n in names}) == 4, names
+    assert names[1] == "cat_png_2_g.png", names
 
 
 # ----------------------------------------------------------------------------- names drawn literally

@@ -141,12 +141,16 @@ def output_names(inputs: list[str], suffix: str) -> list[str]:
             if lowered.count(n.lower()) > 1:
                 parent, ext = clean(paths[i].parent.name) if paths[i].parent.name else "", clean(paths[i].suffix)
                 names[i] = (f"{parent}_{n}" if parent else n) if widen == "folder" else f"{n}_{ext}"
-    seen: dict[str, int] = {}
+    reserved = {n.lower() for n in names}  # a number never takes another input's own name
+    used: set[str] = set()
     out = []
     for n in names:
-        key = n.lower()
-        seen[key] = seen.get(key, 0) + 1
-        out.append(n if seen[key] == 1 else f"{n}_{seen[key]}")
+        name, k = n, 1
+        while name.lower() in used or (k > 1 and name.lower() in reserved):
+            k += 1
+            name = f"{n}_{k}"
+        used.add(name.lower())
+        out.append(name)
     return [n + suffix for n in out]
 
 

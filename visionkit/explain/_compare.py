@@ -2,15 +2,13 @@
 (private; public through [`visionkit.explain`][visionkit.explain]).
 
 ``heatmaps`` computes one method's maps: a CAM variant of ``_cams.TABLE``, an
-attribution function (``_attribution``, or one added to ``visionkit.gradcam``'s
-``__all__``) or any callable; ``compare_methods`` scores several methods and a random
+attribution function of ``_attribution`` by name, or any callable; ``compare_methods`` scores several methods and a random
 map with one metric of ``_metrics``.
 """
 
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,22 +51,16 @@ def _takes_images(fn: Any) -> bool:
 
 
 def _attributions() -> dict[str, Callable[..., Any]]:
-    """The attribution functions by name, looked up now.
+    """The attribution functions of ``_attribution`` by name (those taking ``(model, images, *, class_index=...)``).
 
-    Those of ``_attribution``, and any function taking ``(model, images, *,
-    class_index=...)`` that ``visionkit.gradcam`` lists in ``__all__`` (read from the
-    loaded module, never imported from here: that module is a front of this package).
+    A function of the caller's own is passed as a callable (or in a mapping of names to
+    callables), never found by name in another module.
     """
-    sources = [_attribution]
-    front = sys.modules.get("visionkit.gradcam")
-    if front is not None:
-        sources.append(front)
     out = {}
-    for source in sources:
-        for name in getattr(source, "__all__", ()):
-            fn = getattr(source, name, None)
-            if name != "grad_cam" and callable(fn) and not isinstance(fn, type) and _takes_images(fn):
-                out[name] = fn
+    for name in _attribution.__all__:
+        fn = getattr(_attribution, name)
+        if callable(fn) and not isinstance(fn, type) and _takes_images(fn):
+            out[name] = fn
     return out
 
 
@@ -98,7 +90,7 @@ def heatmaps(
         [`METHODS`][visionkit.gradcam.METHODS]), the name of an attribution function of
         [`visionkit.gradcam`][visionkit.gradcam] (one taking ``(model, images, *,
         class_index=...)``), or any callable ``f(model, images, class_index=...)``
-        returning ``(N, H, W)`` maps. Names are looked up when called.
+        returning ``(N, H, W)`` maps.
     class_index : int, sequence of int or None, default None
         The class to explain: each image's top class, one for all, or one per image.
     layer : str, optional
