@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-__all__ = ["as_dataset", "is_arrays", "shape_fits", "shape_text"]
+__all__ = ["as_dataset", "is_arrays", "replay_epochs", "shape_fits", "shape_text"]
 
 
 def is_arrays(data: Any) -> bool:
@@ -71,6 +71,27 @@ def as_dataset(
     ds = from_arrays(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
     return ds, {"label_shape": tuple(y.shape[1:]), "source": "arrays", "input_shape": tuple(x.shape[1:])}
 
+
+
+def replay_epochs(ds: tf.data.Dataset, epochs: int) -> None:
+    """Draw ``epochs`` epochs of ``ds`` as ``model.fit`` does, and drop them: what a resumed run does for the epochs it skips.
+
+    The random state of the shuffle (drawn each time an iterator is made) and of the
+    seeded augmentation layers (drawn as batches are made) lives in the pipeline, not in
+    the checkpoint. Drawing the skipped epochs (the pipeline only, no training step) moves
+    it to where the interrupted run left it, so the resumed run sees the same batches as a
+    run never interrupted. Keras' epoch iterator makes its next iterator at the end of each
+    full epoch when the number of batches is known, and then a fresh one as the next epoch
+    begins: one unused iterator an epoch, made here too (an iterator that is never read
+    draws its shuffle seed and nothing else). ``tests/test_tricks.py`` checks the
+    equality, so a Keras that iterates otherwise fails there.
+    """
+    known = int(ds.cardinality()) >= 0
+    for _ in range(epochs):
+        for _ in ds:
+            pass
+        if known:
+            iter(ds)
 
 
 def shape_fits(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:

@@ -73,7 +73,7 @@ from . import _registered  # noqa: F401  (registers visionkit's layers for keras
 from . import _validate as V
 from ._best import BestModel
 from ._checkpoint import BEST_FILE, Checkpoint, EpochCheckpoint
-from ._datasets import as_dataset, is_arrays
+from ._datasets import as_dataset, is_arrays, replay_epochs
 from ._fingerprint import fingerprint
 from ._heads import is_logits
 from ._io import atomic_save, save_figure, write_json
@@ -375,6 +375,8 @@ def _train(model: Any, train_data: Any, *, validation_data: Any, loss: Any, metr
 
         verbose = (1 if sys.stdout.isatty() else 2) if options.progress and chief else 0
         start = min(initial_epoch, options.epochs)
+        if start and is_arrays(train_data) and not custom:  # the pipeline is ours: continue its random state
+            replay_epochs(train_ds, start)
         callbacks = own + list(options.callbacks)
         with reraise_label_errors():
             if custom:
