@@ -2,6 +2,7 @@
 
     python benchmarks/convnets.py --only cifar10-fast --epochs 5 --curves runs/
     python benchmarks/convnets.py --only cifar10-fast --epochs 15 --curves runs/
+    python benchmarks/convnets.py --only cifar10-fast --variant 95 --curves runs/
     python benchmarks/fast_cifar_figure.py runs/ docs/img/fast-cifar10-budget.png
 
 Left: training accuracy per epoch of each recorded run. Right: test accuracy (with and
@@ -22,12 +23,13 @@ import matplotlib.pyplot as plt
 
 
 def label(stem: str) -> str:
-    """``cifar10-fast-ep15-auto-seed0`` -> ``15 epochs, auto, seed 0``."""
+    """``cifar10-fast-ep15-auto-seed0`` -> ``15 epochs, auto, seed 0``; ``cifar10-fast-95-ep15-...`` -> ``95: 15 epochs, ...``."""
     parts = stem.removeprefix("cifar10-fast-").split("-")
+    variant = "" if parts[0].startswith("ep") else f"{parts.pop(0)}: "
     epochs, precision, rest = parts[0].removeprefix("ep"), parts[1], parts[2:]
     off = "-".join(p for p in rest if not p.startswith("seed"))
     seed = next((p.removeprefix("seed") for p in rest if p.startswith("seed")), "?")
-    return f"{epochs} epochs, {precision}{', ' + off.replace('no-', 'no ') if off else ''}, seed {seed}"
+    return f"{variant}{epochs} epochs, {precision}{', ' + off.replace('no-', 'no ') if off else ''}, seed {seed}"
 
 
 def main() -> int:
