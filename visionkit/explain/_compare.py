@@ -2,8 +2,8 @@
 (private; public through [`visionkit.explain`][visionkit.explain]).
 
 ``heatmaps`` computes one method's maps: a CAM variant of ``_cams.TABLE``, an
-attribution function of ``_attribution`` by name, or any callable; ``compare_methods`` scores several methods and a random
-map with one metric of ``_metrics``.
+attribution function of ``_attribution`` by name, or any callable;
+``compare_methods`` scores several methods and a random map with one metric of ``_metrics``.
 """
 
 from __future__ import annotations
@@ -40,32 +40,13 @@ METRICS: dict[str, str] = {
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "layercam", "hirescam")
 
 
-def _takes_images(fn: Any) -> bool:
-    """True for ``f(model, images, ..., class_index=...)``: an attribution function."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    names = list(params)
-    return len(names) >= 2 and names[0] == "model" and "class_index" in params
-
-
-def _attributions() -> dict[str, Callable[..., Any]]:
-    """The attribution functions of ``_attribution`` by name (those taking ``(model, images, *, class_index=...)``).
-
-    A function of the caller's own is passed as a callable (or in a mapping of names to
-    callables), never found by name in another module.
-    """
-    out = {}
-    for name in _attribution.__all__:
-        fn = getattr(_attribution, name)
-        if callable(fn) and not isinstance(fn, type) and _takes_images(fn):
-            out[name] = fn
-    return out
+#: The attribution functions by name (each takes ``(model, images, *, class_index=...)``). A
+#: function of the caller's own is passed as a callable or in a mapping, never found by name.
+_ATTRIBUTIONS: dict[str, Callable[..., Any]] = {name: getattr(_attribution, name) for name in _attribution.__all__}
 
 
 def _method_names() -> list[str]:
-    return [*METHODS, *_attributions()]
+    return [*METHODS, *_ATTRIBUTIONS]
 
 
 def heatmaps(
@@ -155,7 +136,7 @@ def _method(method: Any) -> tuple[str, Callable[..., Any] | None]:
     if isinstance(method, str):
         if method in METHODS:
             return method, None
-        found = _attributions().get(method)
+        found = _ATTRIBUTIONS.get(method)
         if found is not None:
             return method, found
     raise V.fail("method", f"a callable or one of {_method_names()}", method)
