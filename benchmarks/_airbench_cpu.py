@@ -16,12 +16,14 @@ these run-time adaptations (the same ones, done by hand, are listed in docs/fast
   ``y_test``, written by the parent from visionkit's loader) saved in the reference's
   own ``cifar10/{train,test}.pt`` format in a temporary folder, so nothing is downloaded;
 * the budget: ``hyp["opt"]["train_epochs"] = --epochs``; the per-epoch and final
-  evaluations are skipped (only the training loop is timed, as for visionkit);
+  evaluations are skipped (only the training loop is timed, as for visionkit), unless
+  ``--evaluate`` (accuracy runs: the reference's own budget unless ``--epochs`` is given,
+  its evaluations kept, ``torch.manual_seed(--seed)`` first, the final TTA accuracy written);
 * timing: the cumulative ``total_time_seconds`` the reference logs after each epoch,
   differenced, less the whitening initialisation it also counts.
 
 Writes ``{"epoch_seconds": [...], "epoch_cpu_seconds": [...], "steps_per_epoch": int, "batch_size": int, "torch": version}``
-to ``--out``.
+to ``--out`` (with ``"tta_val_acc"`` and ``"seed"`` under ``--evaluate``).
 """
 
 from __future__ import annotations
@@ -78,10 +80,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", required=True, help="the user's airbench94.py")
     parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test (uint8)")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="default: 2, or the reference's own under --evaluate")
+    parser.add_argument("--evaluate", action="store_true", help="keep the evaluations; write the final TTA accuracy")
+    parser.add_argument("--seed", type=int, default=0, help="torch.manual_seed before the run (with --evaluate)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    args.data, args.out = os.path.abspath(args.data), os.path.abspath(args.out)  # the run changes directory
 
     import torch
 
@@ -90,8 +95,12 @@ def main() -> None:
     ns: dict[str, object] = {"__name__": "airbench_reference", "__file__": args.reference}
     exec(compile(source, args.reference, "exec"), ns)  # defines hyp, make_net, main...; runs nothing
     hyp = ns["hyp"]
-    hyp["opt"]["train_epochs"] = args.epochs  # type: ignore[index]
-    ns["evaluate"] = lambda *a, **k: float("nan")
+    if args.epochs is not None or not args.evaluate:
+        hyp["opt"]["train_epochs"] = 2 if args.epochs is None else args.epochs  # type: ignore[index]
+    if args.evaluate:
+        torch.manual_seed(args.seed)
+    else:
+        ns["evaluate"] = lambda *a, **k: float("nan")
     marks: list[tuple[object, float, float]] = []
     ns["print_training_details"] = lambda variables, is_final_entry: marks.append(
         (variables.get("epoch"), float(variables.get("total_time_seconds", 0.0)), _Event.cpu))
@@ -123,7 +132,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         _write_data(torch, args.data, folder)
         os.chdir(folder)
-        ns["main"](0)  # type: ignore[operator]
+        accuracy = ns["main"](args.seed)  # type: ignore[operator]
+    if args.evaluate:
+        print(f"seed {args.seed}: tta_val_acc {float(accuracy):.4f}", flush=True)
     walls = [w for epoch, w, _ in marks if epoch != "eval"]
     cpus = [c for epoch, _, c in marks if epoch != "eval"]
     seconds = [b - a for a, b in zip([sum(w for w, _ in whitening), *walls[:-1]], walls)]
@@ -134,7 +145,8 @@ def main() -> None:
     n = len(np.load(args.data)["y_train"])
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump({"epoch_seconds": seconds, "epoch_cpu_seconds": cpu_seconds, "steps_per_epoch": n // batch, "batch_size": batch,
-                   "torch": torch.__version__, "threads": torch.get_num_threads()}, fh)
+                   "torch": torch.__version__, "threads": torch.get_num_threads(),
+                   **({"tta_val_acc": float(accuracy), "seed": args.seed} if args.evaluate else {})}, fh)
 
 
 if __name__ == "__main__":

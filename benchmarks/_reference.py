@@ -8,6 +8,10 @@ other and alternating for ``--rounds``; each epoch is timed around its training 
 process (``_airbench_cpu.py``) under ``--torch-python`` with the same environment, so
 an ``ONEDNN_MAX_CPU_ISA`` cap applies to both (and ``ATEN_CPU_CAPABILITY`` is set to
 match it for PyTorch's own kernels).
+
+With ``--reference-accuracy`` the reference instead runs its own full budget once per
+``--seeds`` (``torch.manual_seed``), evaluated as it evaluates itself (TTA level 2), so
+its mean on this copy of the data stands beside the fast recipe's.
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def run_reference(args: Any, npz: Path, precision: str) -> dict[str, Any]:
-    """One run of the user's airbench94.py through ``_airbench_cpu.py``; its timing record."""
+def run_reference(args: Any, npz: Path, precision: str, *, seed: int | None = None) -> dict[str, Any]:
+    """One run of the user's airbench94.py through ``_airbench_cpu.py``; its timing record.
+
+    ``seed`` given: a full run at the reference's own budget, evaluated (``--evaluate``).
+    """
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "times.json"
+        budget = ["--evaluate", "--seed", str(seed)] if seed is not None else ["--epochs", str(args.reference_epochs)]
         cmd = [args.torch_python, str(HERE / "_airbench_cpu.py"), "--reference", str(Path(args.reference).resolve()),
-               "--data", str(npz), "--epochs", str(args.reference_epochs), "--precision", precision, "--out", str(out)]
+               "--data", str(npz), *budget, "--precision", precision, "--out", str(out)]
         done = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"the reference failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -94,3 +102,22 @@ def reference_run(args: Any, sample: bool, timer_cls: Any) -> None:
                   f"CPU {rec['epoch_cpu_seconds'][-1] / cpus[-1]:.2f}", flush=True)
     print(f"  best of rounds (last epoch): visionkit {best_ours:.0f} img/s, reference {best_theirs:.0f} img/s, "
           f"ratio {best_ours / best_theirs:.2f} {tag(policy)} at {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+
+
+def reference_accuracy(args: Any, sample: bool) -> None:
+    """The reference's own full runs on visionkit's CIFAR-10 arrays: TTA accuracy per seed, mean and spread."""
+    (x, y), (xt, yt) = data.load_cifar10(sample=sample)
+    theirs = "bfloat16" if resolve_precision(args.precision) == "mixed_bfloat16" else "float32"
+    print(f"reference accuracy: airbench94 ({args.reference}) in PyTorch, its own budget, {len(x)} training images, "
+          f"{theirs}, seeds {args.seeds} (torch.manual_seed)", flush=True)
+    accuracies = []
+    with tempfile.TemporaryDirectory() as folder:
+        npz = Path(folder) / "cifar10.npz"
+        np.savez(npz, x_train=x, y_train=y, x_test=xt, y_test=yt)
+        for seed in args.seeds:
+            rec = run_reference(args, npz, theirs, seed=seed)
+            accuracies.append(rec["tta_val_acc"])
+            print(f"  seed {seed}: TTA accuracy {rec['tta_val_acc']:.4f}, training {sum(rec['epoch_seconds']):.0f} s "
+                  f"| load {os.getloadavg()[0]:.1f} [torch {rec['torch']}, {rec['threads']} threads, {theirs}]", flush=True)
+    spread = f" +- {np.std(accuracies, ddof=1):.4f}" if len(accuracies) > 1 else ""
+    print(f"  mean of {len(accuracies)}: {np.mean(accuracies):.4f}{spread} {tag(theirs)}", flush=True)

@@ -312,6 +312,8 @@ def main() -> None:
                      help="a Python with torch and torchvision (default: this one)")
     ref.add_argument("--reference-epochs", type=int, default=2, help="epochs of each side (default: 2)")
     ref.add_argument("--rounds", type=int, default=1, help="alternating rounds (default: 1)")
+    ref.add_argument("--reference-accuracy", action="store_true",
+                     help="instead of timing: the reference's own full runs, one per --seeds, TTA accuracy")
     args = parser.parse_args()
     tasks = [t.strip() for t in args.only.split(",") if t.strip()]
     for t in tasks:
@@ -334,9 +336,12 @@ def main() -> None:
     if "cifar10-fast" in tasks:
         fast_run(args, sample)
     if "reference" in tasks:
-        from _reference import reference_run
+        from _reference import reference_accuracy, reference_run
 
-        reference_run(args, sample, EpochTimer)
+        if args.reference_accuracy:
+            reference_accuracy(args, sample)
+        else:
+            reference_run(args, sample, EpochTimer)
 
     if "throughput" in tasks or "jit" in tasks:
         (x, y), _ = mnist(sample)

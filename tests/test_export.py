@@ -213,7 +213,7 @@ def test_mixed_precision_normalization_exports_to_onnx_as_the_other_formats(imag
 
 @pytest.mark.parametrize("fmt", ["onnx", "litert"])
 def test_fast_recipe_network_exports_with_its_cpu_layers(images, tmp_path, fmt):
-    """The fast recipe's FusedBatchNorm and Gelu layers export as the Keras layers they compute (inference path)."""
+    """The fast recipe's FusedBatchNorm, Gelu and SmallMapConv2D layers export as the Keras layers they compute."""
     from visionkit import convnets
 
     if fmt == "onnx":

@@ -177,6 +177,7 @@ def test_cpu_training_graph_holds_the_fused_kernels():
     model = convnets.fast_cifar10_convnet(widths=(8, 8, 8), seed=0)
     assert isinstance(model.get_layer("block1_bn1"), keras.layers.BatchNormalization)
     assert isinstance(model.get_layer("block1_gelu1"), keras.layers.Activation)
+    assert isinstance(model.get_layer("block3_conv2"), keras.layers.Conv2D)
 
     def ops(training):
         fn = tf.function(lambda v: model(v, training=training))
@@ -208,6 +209,65 @@ def test_fused_batchnorm_runs_bfloat16_only_where_the_cpu_has_the_units(monkeypa
     assert [op.get_attr("T") for op in kernels] == [tf.bfloat16 if units else tf.float32]
     # run as built for this CPU: a forced bfloat16 kernel is what oneDNN refuses without the units
     assert tf.function(lambda v: layer(v, training=True))(tf.ones((2, 4, 4, 3), tf.bfloat16)).dtype == tf.bfloat16
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (3, 3), (5, 7), (7, 7)])
+def test_small_map_conv_gradients_are_the_convolutions(dtype, hw):
+    """Both kernel-gradient forms (transposed convolution, nine matmuls) give conv2d's gradients."""
+    import tensorflow as tf
+
+    tol = {"float32": 1e-5, "bfloat16": 2e-2}[dtype]  # float32: reduction order; bfloat16: 8 significant bits
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(4, *hw, 6)).astype("float32"))
+    kernel = tf.constant(rng.normal(size=(3, 3, 6, 5)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(4, *hw, 5)).astype("float32"))
+    results = []
+    for conv in (F._conv3x3_small_map, lambda a, k: tf.nn.conv2d(a, k, 1, "SAME")):
+        xs, ks = tf.cast(x, dtype), tf.cast(kernel, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch([xs, ks])
+            y = conv(xs, ks)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        assert y.dtype == dtype
+        results.append([np.asarray(tf.cast(t, tf.float32)) for t in (y, *tape.gradient(loss, [xs, ks]))])
+    for ours, theirs in zip(*results):  # output, input gradient, kernel gradient
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize(("hw", "policy", "units", "training", "kernel_grad"), [
+    (7, "mixed_bfloat16", True, True, "MatMul"),
+    (3, "mixed_bfloat16", True, True, "Conv2D"),
+    (15, "mixed_bfloat16", True, True, "Conv2DBackpropFilter"),  # oneDNN's kernel is ahead there
+    (7, "mixed_bfloat16", False, True, "Conv2DBackpropFilter"),  # no bfloat16 units
+    (7, "float32", True, True, "Conv2DBackpropFilter"),
+    (7, "mixed_bfloat16", True, False, "Conv2DBackpropFilter"),  # inference: Keras' layer
+])
+def test_small_map_conv_takes_its_kernel_gradient_only_where_it_applies(monkeypatch, hw, policy, units, training,
+                                                                        kernel_grad):
+    import tensorflow as tf
+
+    layer = F.SmallMapConv2D(4, 3, padding="same", use_bias=False, dtype=policy)
+    layer.build((2, hw, hw, 3))
+
+    def step(v):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(layer(v, training=training), tf.float32))
+        return tape.gradient(loss, layer.kernel)
+
+    with monkeypatch.context() as patch:  # the graph as built for a CPU with (or without) bfloat16 units
+        patch.setattr(F, "_bfloat16_units", lambda: units)
+        graph = tf.function(step).get_concrete_function(tf.TensorSpec((2, hw, hw, 3), tf.float32)).graph
+    types = [op.type for op in graph.get_operations()]
+    assert kernel_grad in types and types.count("Conv2D") == (2 if kernel_grad == "Conv2D" else 1)
+    assert ("Conv2DBackpropFilter" in types) == (kernel_grad == "Conv2DBackpropFilter")
+    plain = keras.layers.Conv2D.from_config(layer.get_config())  # the same layer to Keras
+    plain.build((2, hw, hw, 3))
+    plain.set_weights(layer.get_weights())
+    x = tf.constant(np.random.default_rng(2).normal(size=(2, hw, hw, 3)).astype("float32"))
+    tol = _CPU_PATH_TOLERANCE[policy]
+    np.testing.assert_allclose(np.asarray(tf.cast(layer(x, training=True), tf.float32)),
+                               np.asarray(tf.cast(plain(x), tf.float32)), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("policy", sorted(_CPU_PATH_TOLERANCE))
