@@ -95,8 +95,10 @@ def main() -> None:
     ns: dict[str, object] = {"__name__": "airbench_reference", "__file__": args.reference}
     exec(compile(source, args.reference, "exec"), ns)  # defines hyp, make_net, main...; runs nothing
     hyp = ns["hyp"]
-    if args.epochs is not None or not args.evaluate:
-        hyp["opt"]["train_epochs"] = 2 if args.epochs is None else args.epochs  # type: ignore[index]
+    if args.epochs is None and not args.evaluate:
+        args.epochs = 2
+    if args.epochs is not None:  # else the reference's own budget
+        hyp["opt"]["train_epochs"] = args.epochs  # type: ignore[index]
     if args.evaluate:
         torch.manual_seed(args.seed)
     else:
