@@ -303,6 +303,43 @@ def test_optimizer_scaling_and_schedule():
     assert float(half.learning_rate) == pytest.approx(0.75)
 
 
+
+@pytest.mark.parametrize("rate_in_momentum", [False, True])
+def test_optimizer_steps_are_pytorch_sgd_on_a_changing_rate(rate_in_momentum):
+    # the reference's torch.optim.SGD(nesterov=True): b = m*b + g; w -= rate*(g + m*b), the rate of this
+    # step; Keras' form folds each rate into its buffer (v = m*v - rate*g; w += m*v - rate*g)
+    import tensorflow as tf
+
+    rates = [0.3, 0.9, 1.5, 1.0, 0.2]
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(len(rates), 2, 3)).astype(np.float32)
+    w0 = rng.normal(size=(2, 3)).astype(np.float32)
+    beta0 = rng.normal(size=(3,)).astype(np.float32)
+    w, beta = keras.Variable(w0, name="kernel"), keras.Variable(beta0, name="beta")
+    step = keras.Variable(0.0)
+    opt = F.FastSGD(learning_rate=lambda: step.value, momentum=0.85, bias_scaler=64.0, coupled_decay=0.01,
+                    rate_in_momentum=rate_in_momentum)
+    for i, rate in enumerate(rates):
+        step.assign(rate)
+        opt.apply([tf.constant(grads[i]), tf.constant(grads[i][0])], [w, beta])
+
+    def expected(x, gs, scale):
+        x, b, v = x.astype(np.float64), 0.0, 0.0
+        for g, rate in zip(gs, rates):
+            g = scale * g + 0.01 * x
+            if rate_in_momentum:
+                v = 0.85 * v - rate * g
+                x = x + 0.85 * v - rate * g
+            else:
+                b = 0.85 * b + g
+                x = x - rate * (g + 0.85 * b)
+        return x
+
+    np.testing.assert_allclose(np.asarray(w), expected(w0, grads, 1.0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(beta), expected(beta0, grads[:, 0], 64.0), rtol=1e-5, atol=1e-4)
+    config = F.FastSGD(0.1, rate_in_momentum=rate_in_momentum).get_config()  # in the checkpoints' fingerprint
+    assert F.FastSGD.from_config(config).rate_in_momentum == config["rate_in_momentum"] == rate_in_momentum
+
 def _tiny_whitening_model():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 6, 3))
