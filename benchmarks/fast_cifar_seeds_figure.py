@@ -73,15 +73,15 @@ def main() -> int:
         for seed, value in runs.items():
             ax.annotate(str(seed), (x, value), textcoords="offset points", xytext=(6, -3), fontsize=7)
         ax.hlines(mean, x - 0.25, x + 0.25, color="black")
-        ax.annotate(f"{mean:.4f} ± {spread:.4f}\n({len(values)} seeds)", (x + 0.27, mean), fontsize=8,
-                    va="center")
+        text = f"{mean:.4f} ± {spread:.4f}\n({len(values)} seeds)" if len(values) > 1 else f"{mean:.4f}\n(1 seed)"
+        ax.annotate(text, (x + 0.27, mean), fontsize=8, va="center")
     if args.target is not None:
         ax.axhline(args.target, color="gray", linestyle="--", linewidth=1)
         ax.annotate(f"target {args.target}", (len(columns) - 0.5, args.target), fontsize=8, va="bottom",
                     ha="right", color="gray")
     ax.set_xticks(range(len(columns)), [label for label, _ in columns], fontsize=8)
     ax.set_xlim(-0.5, len(columns) - 0.2)
-    ax.set(ylabel="test accuracy with TTA", title="CIFAR-10 (JPEG copy), 10 epochs: one dot a seed, bar at the mean")
+    ax.set(ylabel="test accuracy with TTA", title="CIFAR-10 (JPEG copy), the 94 budget: one dot a seed, bar at the mean")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
