@@ -269,8 +269,8 @@ def train_cifar10_fast(
     variant : {"94", "95"}, default "94"
         The budget. ``"94"``: airbench94 as above (widths 64/256/256, 10 epochs).
         ``"95"``: airbench95's longer budget, widths 128/384/384, rate 10.0 per 1024
-        examples and 15 epochs by default (95.0 % on a GPU in the paper; about 2.2× the
-        time of ``"94"`` per epoch as measured on a CPU, 3.3× in all), everything else alike.
+        examples and 15 epochs by default (95.0 % on a GPU in the paper; about 2.3× the
+        time of ``"94"`` per epoch as measured on a CPU, 3.4× in all), everything else alike.
     tta : bool, default True
         Report the accuracy with test-time augmentation
         ([`predict_tta`][visionkit.convnets.predict_tta], level 2) as ``metrics["accuracy"]``.
