@@ -417,18 +417,18 @@ def test_lookahead_loses_no_steps_at_epoch_ends_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-
 def test_lookahead_starts_at_step_5_by_default_as_the_reference():
     # airbench94.py updates its lookahead at every 5th step from the start (hlb-cifar10 began at epoch 3)
     model = _tiny_whitening_model()
     model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     lookahead = F.Lookahead(steps_per_epoch=6, total_steps=12)
-    started = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(lookahead.started))
-    seen = []
+    seen: list[bool] = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(lookahead.started))
     x = np.random.default_rng(0).random((96, 6, 6, 3)).astype("float32")
     y = np.eye(10, dtype="float32")[np.arange(96) % 10]
-    model.fit(x, y, batch_size=16, epochs=1, callbacks=[lookahead, started], verbose=0, shuffle=False)
+    model.fit(x, y, batch_size=16, epochs=1, callbacks=[lookahead, record], verbose=0, shuffle=False)
     assert seen == [False] * 4 + [True] * 2
+
 
 def test_lookahead_state_loads_from_a_checkpoint_without_it(tmp_path):
     model = _tiny_whitening_model()
