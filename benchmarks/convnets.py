@@ -158,10 +158,11 @@ def accuracy_run(name: str, args: argparse.Namespace, sample: bool) -> None:
 
 def fast_run(args: argparse.Namespace, sample: bool) -> None:
     """``train_cifar10_fast`` once per seed, as a user runs it; then mean/std/min over the seeds."""
-    parts = {"whitening": not args.no_whitening, "ema": not args.no_ema, "tta": not args.no_tta,
+    parts = {"whitening": not args.no_whitening, "ema": False if args.no_ema else None, "tta": not args.no_tta,
              "alternating_flip": not args.no_alt_flip, "label_smoothing": 0.0 if args.no_label_smoothing else 0.2}
-    off = [k for k, v in parts.items() if v in (False, 0.0)]
-    epochs = args.epochs or (15 if args.variant == "95" else 10)
+    off = [k for k, v in parts.items() if v is not None and v in (False, 0.0)]
+    epochs = args.epochs or {"95": 15, "94-muon": 8}.get(args.variant, 10)
+    batch = 2000 if args.variant == "94-muon" else 1024
     print(f"cifar10-fast: variant={args.variant} epochs={epochs} precision={args.precision} limit={args.limit} "
           f"off={off or 'none'} seeds={args.seeds}", flush=True)
     accs, plain, walls, rates = [], [], [], []
@@ -173,7 +174,7 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
                                              seed=seed, limit=args.limit, sample=sample, progress=False, callbacks=[timer], **parts)
         wall = time.perf_counter() - start
         n_train = min(args.limit or 50000, 1000 if sample else 50000)
-        steps_images = (n_train // min(1024, n_train)) * min(1024, n_train)
+        steps_images = (n_train // min(batch, n_train)) * min(batch, n_train)
         rate = steps_images * epochs / sum(timer.times)
         later = steps_images * (epochs - 1) / sum(timer.times[1:]) if epochs > 1 else float("nan")
         m = result.metrics
@@ -185,7 +186,7 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
               f"train {rate:6.0f} images/s ({later:6.0f} after the first epoch) {tag(result.settings['precision'])}",
               flush=True)
         if args.curves:
-            save_fast_curves(result, Path(args.curves), f"cifar10-fast{'-95' if args.variant == '95' else ''}-ep{epochs}-{args.precision}"
+            save_fast_curves(result, Path(args.curves), f"cifar10-fast{'' if args.variant == '94' else '-' + args.variant}-ep{epochs}-{args.precision}"
                              f"{''.join('-no-' + k for k in off)}-seed{seed}", timer.times, wall)
 
     def stats(v):
@@ -299,9 +300,9 @@ def main() -> None:
     parser.add_argument("--curves", default=None, metavar="DIR", help="save the CIFAR-10 runs' training curves here")
     fast = parser.add_argument_group("cifar10-fast and pipeline")
     fast.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
-    fast.add_argument("--variant", choices=("94", "95"), default="94", help="the fast recipe's budget (default: 94)")
+    fast.add_argument("--variant", choices=convnets.FAST_VARIANTS, default="94", help="the fast recipe's budget (default: 94)")
     fast.add_argument("--epochs", type=int, default=None,
-                      help="epochs of the fast recipe (default: the variant's, 10 for 94 and 15 for 95)")
+                      help="epochs of the fast recipe (default: the variant's, 10 for 94, 15 for 95, 8 for 94-muon)")
     fast.add_argument("--limit", type=int, default=None, help="train on N images only (subset probes)")
     fast.add_argument("--precision", choices=("float32", "auto"), default="auto", help="(default: auto)")
     for part in ("whitening", "ema", "tta", "alt-flip", "label-smoothing"):

@@ -4,6 +4,7 @@
     python benchmarks/convnets.py --only cifar10-fast --epochs 15 --curves runs/
     python benchmarks/convnets.py --only cifar10-fast --variant 95 --curves runs/
     python benchmarks/fast_cifar_figure.py runs/ docs/img/fast-cifar10-budget.png
+    python benchmarks/fast_cifar_figure.py muon/ docs/img/fast-cifar10-muon.png --more runs/ --exclude -95-
 
 Left: training accuracy per epoch of each recorded run. Right: test accuracy (with and
 without test-time augmentation) against training time (the sum of the epoch times),
@@ -23,9 +24,15 @@ import matplotlib.pyplot as plt
 
 
 def label(stem: str) -> str:
-    """``cifar10-fast-ep15-auto-seed0`` -> ``15 epochs, auto, seed 0``; ``cifar10-fast-95-ep15-...`` -> ``95: 15 epochs, ...``."""
+    """``cifar10-fast-ep15-auto-seed0`` -> ``15 epochs, auto, seed 0``; ``cifar10-fast-95-ep15-...`` -> ``95: 15 epochs, ...``.
+
+    A variant may hold hyphens (``cifar10-fast-94-muon-ep8-...`` -> ``94-muon: 8 epochs, ...``).
+    """
     parts = stem.removeprefix("cifar10-fast-").split("-")
-    variant = "" if parts[0].startswith("ep") else f"{parts.pop(0)}: "
+    head = []
+    while parts and not (parts[0].startswith("ep") and parts[0][2:].isdigit()):
+        head.append(parts.pop(0))
+    variant = f"{'-'.join(head)}: " if head else ""
     epochs, precision, rest = parts[0].removeprefix("ep"), parts[1], parts[2:]
     off = "-".join(p for p in rest if not p.startswith("seed"))
     seed = next((p.removeprefix("seed") for p in rest if p.startswith("seed")), "?")
@@ -37,8 +44,12 @@ def main() -> int:
     parser.add_argument("runs", type=Path, help="the --curves folder")
     parser.add_argument("output", type=Path, help="PNG to write")
     parser.add_argument("--include", default="", help="only runs whose file name contains this")
+    parser.add_argument("--exclude", action="append", default=[], help="leave out runs whose file name contains this")
+    parser.add_argument("--more", type=Path, action="append", default=[], metavar="DIR",
+                        help="another --curves folder to draw beside the first")
     args = parser.parse_args()
-    files = sorted(p for p in args.runs.glob("cifar10-fast-*.json") if args.include in p.name)
+    files = sorted(p for folder in (args.runs, *args.more) for p in folder.glob("cifar10-fast-*.json")
+                   if args.include in p.name and not any(x in p.name for x in args.exclude))
     if not files:
         parser.error(f"no cifar10-fast-*.json files in {args.runs}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -5,7 +5,8 @@
         --reference "airbench94 (PyTorch)=benchmarks/records/airbench94-reference" --target 0.908
 
 Each ``LABEL=DIR`` is a folder of the JSON records ``convnets.py --curves DIR`` writes
-(``cifar10-fast-ep10-*-seedN.json``, the 94 budget's 10 epochs: ``metrics.accuracy`` is the
+(``cifar10-fast-ep10-*-seedN.json``, the 94 budget's 10 epochs, or ``cifar10-fast-94-muon-ep8-*``,
+the Muon budget's 8: ``metrics.accuracy`` is the
 accuracy with test-time augmentation); each ``--reference LABEL=DIR`` a folder of the JSON files
 ``_airbench_cpu.py --evaluate`` writes (``tta_val_acc``, ``seed``). One column per label:
 a dot per seed (numbered), a bar at the mean, the standard deviation beside it. Only
@@ -32,10 +33,14 @@ def _pair(text: str) -> tuple[str, Path]:
     return label, Path(folder)
 
 
+#: The records drawn: the default budgets of the 94 network (10 epochs; 94-muon's 8).
+BUDGETS = ("cifar10-fast-ep10-", "cifar10-fast-94-muon-ep8-")
+
+
 def recipe_runs(folder: Path) -> dict[int, float]:
-    """``{seed: accuracy with TTA}`` of the recipe's 10-epoch (94 budget) records in ``folder``."""
+    """``{seed: accuracy with TTA}`` of the 94 network's default-budget records in ``folder``."""
     runs = {}
-    for path in sorted(folder.glob("cifar10-fast-ep10-*seed*.json")):
+    for path in sorted(p for p in folder.glob("cifar10-fast-*seed*.json") if p.name.startswith(BUDGETS)):
         record = json.loads(path.read_text())
         runs[int(record["settings"]["seed"])] = float(record["metrics"]["accuracy"])
     return runs
@@ -81,7 +86,7 @@ def main() -> int:
                     ha="right", color="gray")
     ax.set_xticks(range(len(columns)), [label for label, _ in columns], fontsize=8)
     ax.set_xlim(-0.5, len(columns) - 0.2)
-    ax.set(ylabel="test accuracy with TTA", title="CIFAR-10 (JPEG copy), the 94 budget: one dot a seed, bar at the mean")
+    ax.set(ylabel="test accuracy with TTA", title="CIFAR-10 (JPEG copy), the 94 network: one dot a seed, bar at the mean")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -74,10 +74,16 @@ HYPER: Any = MappingProxyType({
     "logit_scale": 1 / 9,
 })
 
-#: The budgets: airbench94 (the 10-epoch recipe) and airbench95 (wider, a lower rate, 15 epochs).
+#: The budgets: airbench94 (the 10-epoch recipe), airbench95 (wider, a lower rate, 15 epochs)
+#: and airbench94_muon (Muon on the filters, batch 2000, 8 epochs, no lookahead, a unit-scale head).
+#: ``lr`` is the SGD rate (per 1024 examples); ``head_std`` ``None`` is PyTorch's default head.
 VARIANTS: Any = MappingProxyType({
-    "94": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 10}),
-    "95": MappingProxyType({"widths": (128, 384, 384), "lr": 10.0, "epochs": 15}),
+    "94": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 10, "batch_size": 1024,
+                            "optimizer": "sgd", "ema": True, "head_std": None, "logit_scale": 1 / 9}),
+    "95": MappingProxyType({"widths": (128, 384, 384), "lr": 10.0, "epochs": 15, "batch_size": 1024,
+                            "optimizer": "sgd", "ema": True, "head_std": None, "logit_scale": 1 / 9}),
+    "94-muon": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 8, "batch_size": 2000,
+                                 "optimizer": "muon", "ema": False, "head_std": 1.0, "logit_scale": 1 / 256}),
 })
 
 # ----------------------------------------------------------------------------- layers
@@ -378,6 +384,7 @@ def build_model(
     whitening: bool = True,
     batchnorm_momentum: float = HYPER["batchnorm_momentum"],
     logit_scale: float = HYPER["logit_scale"],
+    head_std: float | None = None,
     seed: int | None = None,
 ) -> keras.Model:
     """airbench94's network (see ``convnets.fast_cifar10_convnet``); arguments already checked."""
@@ -412,7 +419,11 @@ def build_model(
             x = Gelu(name=f"block{i}_gelu{j}")(x)
     x = layers.MaxPooling2D(3, name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    init = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=next_seed())
+    if head_std is None:  # PyTorch's Linear default
+        init: Any = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=next_seed())
+    else:  # airbench94_muon: rescaled to unit std (uniform)
+        limit = 3 ** 0.5 * float(head_std)
+        init = keras.initializers.RandomUniform(-limit, limit, seed=next_seed())
     x = layers.Dense(10, use_bias=False, kernel_initializer=init, name="dense")(x)
     outputs = layers.Rescaling(logit_scale, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="fast_cifar10_convnet")

@@ -25,6 +25,7 @@ from ._fast_cifar import (
     predict_tta,
     train_dataset,
 )
+from ._fast_cifar_muon import MUON_HYPER, make_muon_optimizer
 
 __all__ = ["Parts", "run"]
 
@@ -63,19 +64,25 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
     if lookahead is not None:
         own.append(lookahead)
     changes: dict[str, Any] = {"callbacks": (*own, *options.callbacks)}
-    paper_optimizer = isinstance(options.optimizer, str) and options.optimizer.lower() == "sgd"
+    name = options.optimizer.lower() if isinstance(options.optimizer, str) else None
+    paper_optimizer = name in ("sgd", "muon")
+    lr = options.learning_rate
     if paper_optimizer:
+        lr = lr if lr is not None else (variant["lr"] if name == "sgd" else MUON_HYPER["filter_lr"])
+        schedule = None if paper_schedule else options.lr_schedule
+        global_batch = min(batch, len(train[0]))
         with strategy_scope(strat):
-            opt = make_optimizer(learning_rate=options.learning_rate if options.learning_rate is not None
-                                 else variant["lr"], total_steps=total, global_batch=min(batch, len(train[0])),
-                                 schedule=None if paper_schedule else options.lr_schedule)
+            opt: Any = (make_optimizer(learning_rate=lr, total_steps=total, global_batch=global_batch,
+                                       schedule=schedule) if name == "sgd" else
+                        make_muon_optimizer(learning_rate=lr, total_steps=total, steps_per_epoch=steps,
+                                            global_batch=global_batch, schedule=schedule))
         changes.update(optimizer=opt, learning_rate=None, lr_schedule="constant")
     opts = resolved.options.replace(**changes)
 
     def build() -> keras.Model:
         images = train[0][:HYPER["whiten_samples"]] if parts.whitening else None
         model = build_model(whitening_images=images, widths=variant["widths"], whitening=parts.whitening,
-                            seed=options.seed)
+                            head_std=variant["head_std"], logit_scale=variant["logit_scale"], seed=options.seed)
         if lookahead is not None:
             lookahead.track(model)  # before the checkpoint is restored: it holds the EMA too
         return model
@@ -84,10 +91,10 @@ def run(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.n
         return data[0], np.eye(10, dtype=np.float32)[np.asarray(data[1]).reshape(-1)]
 
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=parts.label_smoothing)
-    lr = options.learning_rate if options.learning_rate is not None else (variant["lr"] if paper_optimizer else None)
     recorded = {**settings, **dataclasses.asdict(parts), "optimizer": options.to_dict()["optimizer"],
                 "learning_rate": lr, "seed": options.seed,
-                "lr_schedule": "triangle" if paper_optimizer and paper_schedule else options.lr_schedule}
+                "lr_schedule": ("triangle" if name == "sgd" else "linear") if paper_optimizer and paper_schedule
+                else options.lr_schedule}
     result = run_recipe(build, ds, options=opts, validation_data=onehot(validation) if validation else None,
                         test_data=onehot(test), class_names=CIFAR10_CLASSES, settings=recorded, loss=loss)
     metrics = {**result.metrics, "accuracy_no_tta": result.metrics["accuracy"]}

@@ -36,7 +36,7 @@ __all__ = [
 #: Optimizer names [`train`][visionkit.training.train] accepts as strings (or pass a Keras optimizer).
 OPTIMIZERS: tuple[str, ...] = (
     "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl", "lion",
-    "nadam", "rmsprop", "sgd",
+    "muon", "nadam", "rmsprop", "sgd",
 )
 
 #: Learning-rate schedules [`train`][visionkit.training.train] can build for a named optimizer.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..convnets import RECIPE_DEFAULTS
+from ..convnets import FAST_VARIANTS, RECIPE_DEFAULTS
 from ._common import number_in, positive_int
 from ._recipe import add_training_options
 
@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", choices=tuple(RECIPES), default="fast", help="which recipe (default: fast)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample (offline)")
     p.add_argument("--data", default=None, metavar="PATH", help="where CIFAR-10 is (pickles, JPEG tree or archive)")
-    p.add_argument("--variant", choices=("94", "95"), default=None,
-                   help="fast: the budget, 94 (widths 64/256/256, 10 epochs) or 95 (airbench95: widths "
-                   "128/384/384, 15 epochs, about 3.3x the time; default: 94)")
+    p.add_argument("--variant", choices=FAST_VARIANTS, default=None,
+                   help="fast: the budget, 94 (widths 64/256/256, 10 epochs), 95 (airbench95: widths "
+                   "128/384/384, 15 epochs, about 3.3x the time) or 94-muon (airbench94_muon: Muon on the "
+                   "convolution filters, batch 2000, 8 epochs, no lookahead; default: 94)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="classic: no random flips/rotations/shifts")
     p.add_argument("--translation", type=number_in(0, 1), default=None,
@@ -53,9 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _per_recipe_defaults() -> dict[str, str]:
     """The help text of each ``_PER_RECIPE`` option's default: the fast recipe's, then the classic one's."""
     fast, classic = RECIPE_DEFAULTS["train_cifar10_fast"], RECIPE_DEFAULTS["train_cifar10"]
-    special = {("fast", "learning_rate"): "11.5 per 1024 examples with sgd (10.0 with --variant 95)",
-               ("fast", "epochs"): f"{fast['epochs']} (15 with --variant 95)",
-               ("fast", "lr_schedule"): "the paper's triangle with sgd",
+    special = {("fast", "learning_rate"): "11.5 per 1024 examples with sgd (10.0 with --variant 95), "
+               "0.24 for the filters with muon",
+               ("fast", "epochs"): f"{fast['epochs']} (15 with --variant 95, 8 with 94-muon)",
+               ("fast", "batch_size"): f"{fast['batch_size']} (2000 with --variant 94-muon)",
+               ("fast", "optimizer"): f"{fast['optimizer']} (muon with --variant 94-muon)",
+               ("fast", "lr_schedule"): "the paper's triangle with sgd, a linear decay with muon",
                ("classic", "precision"): "the global policy",
                ("fast", "tta"): "on (flips and shifts)", ("classic", "tta"): "off",
                ("fast", "label_smoothing"): "0.2", ("classic", "label_smoothing"): "0"}
