@@ -117,6 +117,9 @@ def reference_accuracy(args: Any, sample: bool) -> None:
         for seed in args.seeds:
             rec = run_reference(args, npz, theirs, seed=seed)
             accuracies.append(rec["tta_val_acc"])
+            if args.curves:  # the record, for benchmarks/fast_cifar_seeds_figure.py --reference
+                Path(args.curves).mkdir(parents=True, exist_ok=True)
+                (Path(args.curves) / f"airbench94-{theirs}-seed{seed}.json").write_text(json.dumps(rec))
             print(f"  seed {seed}: TTA accuracy {rec['tta_val_acc']:.4f}, training {sum(rec['epoch_seconds']):.0f} s "
                   f"| load {os.getloadavg()[0]:.1f} [torch {rec['torch']}, {rec['threads']} threads, {theirs}]", flush=True)
     spread = f" +- {np.std(accuracies, ddof=1):.4f}" if len(accuracies) > 1 else ""

@@ -297,7 +297,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small subsets, 1 epoch")
     parser.add_argument("--only", default=",".join(TASKS), help=f"comma-separated tasks from {TASKS}")
-    parser.add_argument("--curves", default=None, metavar="DIR", help="save the CIFAR-10 runs' training curves here")
+    parser.add_argument("--curves", default=None, metavar="DIR", help="save the CIFAR-10 runs' training curves here (and --reference-accuracy's records)")
     fast = parser.add_argument_group("cifar10-fast and pipeline")
     fast.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     fast.add_argument("--variant", choices=convnets.FAST_VARIANTS, default="94", help="the fast recipe's budget (default: 94)")

@@ -4,7 +4,7 @@
     python benchmarks/convnets.py --only cifar10-fast --epochs 15 --curves runs/
     python benchmarks/convnets.py --only cifar10-fast --variant 95 --curves runs/
     python benchmarks/fast_cifar_figure.py runs/ docs/img/fast-cifar10-budget.png
-    python benchmarks/fast_cifar_figure.py muon/ docs/img/fast-cifar10-muon.png --more runs/ --exclude -95-
+    python benchmarks/fast_cifar_figure.py muon/ docs/img/fast-cifar10-muon.png --more runs/ --exclude=-95-
 
 Left: training accuracy per epoch of each recorded run. Right: test accuracy (with and
 without test-time augmentation) against training time (the sum of the epoch times),
