@@ -161,18 +161,18 @@ def fast_run(args: argparse.Namespace, sample: bool) -> None:
     parts = {"whitening": not args.no_whitening, "ema": False if args.no_ema else None, "tta": not args.no_tta,
              "alternating_flip": not args.no_alt_flip, "label_smoothing": 0.0 if args.no_label_smoothing else 0.2}
     off = [k for k, v in parts.items() if v is not None and v in (False, 0.0)]
-    epochs = args.epochs or {"95": 15, "94-muon": 8}.get(args.variant, 10)
-    batch = 2000 if args.variant == "94-muon" else 1024
-    print(f"cifar10-fast: variant={args.variant} epochs={epochs} precision={args.precision} limit={args.limit} "
+    given = {"epochs": args.epochs} if args.epochs else {}  # else the variant's (its batch is too)
+    print(f"cifar10-fast: variant={args.variant} epochs={args.epochs or 'default'} precision={args.precision} limit={args.limit} "
           f"off={off or 'none'} seeds={args.seeds}", flush=True)
     accs, plain, walls, rates = [], [], [], []
     for seed in args.seeds:
         keras.utils.set_random_seed(seed)
         timer = EpochTimer(report=True)
         start = time.perf_counter()
-        result = convnets.train_cifar10_fast(variant=args.variant, epochs=epochs, precision=args.precision,
+        result = convnets.train_cifar10_fast(variant=args.variant, **given, precision=args.precision,
                                              seed=seed, limit=args.limit, sample=sample, progress=False, callbacks=[timer], **parts)
         wall = time.perf_counter() - start
+        epochs, batch = result.settings["epochs"], result.settings["batch_size"]
         n_train = min(args.limit or 50000, 1000 if sample else 50000)
         steps_images = (n_train // min(batch, n_train)) * min(batch, n_train)
         rate = steps_images * epochs / sum(timer.times)

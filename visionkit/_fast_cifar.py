@@ -76,14 +76,15 @@ HYPER: Any = MappingProxyType({
 
 #: The budgets: airbench94 (the 10-epoch recipe), airbench95 (wider, a lower rate, 15 epochs)
 #: and airbench94_muon (Muon on the filters, batch 2000, 8 epochs, no lookahead, a unit-scale head).
-#: ``lr`` is the SGD rate (per 1024 examples); ``head_std`` ``None`` is PyTorch's default head.
+#: ``lr`` is the SGD rate (per 1024 examples); ``head_std`` ``None`` is PyTorch's default head;
+#: ``ema``: the lookahead's default. The training-option defaults are ``convnets``' (no Keras there).
 VARIANTS: Any = MappingProxyType({
-    "94": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 10, "batch_size": 1024,
-                            "optimizer": "sgd", "ema": True, "head_std": None, "logit_scale": 1 / 9}),
-    "95": MappingProxyType({"widths": (128, 384, 384), "lr": 10.0, "epochs": 15, "batch_size": 1024,
-                            "optimizer": "sgd", "ema": True, "head_std": None, "logit_scale": 1 / 9}),
-    "94-muon": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "epochs": 8, "batch_size": 2000,
-                                 "optimizer": "muon", "ema": False, "head_std": 1.0, "logit_scale": 1 / 256}),
+    "94": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "ema": True, "head_std": None,
+                            "logit_scale": 1 / 9}),
+    "95": MappingProxyType({"widths": (128, 384, 384), "lr": 10.0, "ema": True, "head_std": None,
+                            "logit_scale": 1 / 9}),
+    "94-muon": MappingProxyType({"widths": (64, 256, 256), "lr": 11.5, "ema": False, "head_std": 1.0,
+                                 "logit_scale": 1 / 256}),
 })
 
 # ----------------------------------------------------------------------------- layers

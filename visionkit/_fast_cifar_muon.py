@@ -31,8 +31,6 @@ __all__ = ["MUON_HYPER", "FastMuon", "make_muon_optimizer", "newton_schulz"]
 
 #: airbench94_muon's hyperparameters, in its units (rates for a loss summed over the batch).
 MUON_HYPER: Any = MappingProxyType({
-    "batch_size": 2000,
-    "epochs": 8,
     "filter_lr": 0.24,
     "filter_momentum": 0.6,
     "bias_lr": 0.053,

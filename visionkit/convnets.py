@@ -346,7 +346,7 @@ def train_cifar10_fast(
                        else variant, FAST_VARIANTS)
     parts = {name: V.boolean(name, value) for name, value in
              (("tta", tta), ("whitening", whitening), ("alternating_flip", alternating_flip))}
-    parts["ema"] = variant != "94-muon" if ema is None else V.boolean("ema", ema)
+    ema = None if ema is None else V.boolean("ema", ema)
     label_smoothing = float(V.number("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0, exclusive_maximum=True))
     translation = V.integer("translation", translation, minimum=0, maximum=8)
     validation_split = _split("validation_split", validation_split)
@@ -358,6 +358,7 @@ def train_cifar10_fast(
     if opts.lr_schedule == "one_cycle":
         raise V.fail("lr_schedule", "'constant', 'cosine' or unset (the recipe's triangle) in the fast recipe",
                      opts.lr_schedule)
+    from ._fast_cifar import VARIANTS
     from ._fast_cifar_recipe import Parts, run
     from .data import load_cifar10
 
@@ -365,7 +366,8 @@ def train_cifar10_fast(
     x_train, y_train = subset(x_train, y_train, limit, opts.seed)
     train_part, val_part = holdout(x_train, y_train, validation_split)
     return run(train_part, val_part, test, options=opts, paper_schedule="lr_schedule" not in options,
-               parts=Parts(label_smoothing=label_smoothing, translation=translation, variant=variant, **parts),
+               parts=Parts(label_smoothing=label_smoothing, translation=translation, variant=variant,
+                           ema=VARIANTS[variant]["ema"] if ema is None else ema, **parts),
                settings={"recipe": "cifar10_fast", "validation_split": validation_split, "limit": limit,
                          "sample": sample, "path": str(path) if path is not None else None},
                started=started)
