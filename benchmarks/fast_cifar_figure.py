@@ -8,7 +8,7 @@
 
 Left: training accuracy per epoch of each recorded run. Right: test accuracy (with and
 without test-time augmentation) against training time (the sum of the epoch times),
-one point per run. Only what the JSON files hold is drawn; nothing is estimated.
+one point per run. One colour a budget (the runs' seeds share it). Only what the JSON files hold is drawn; nothing is estimated.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 
 
 def label(stem: str) -> str:
-    """``cifar10-fast-ep15-auto-seed0`` -> ``15 epochs, auto, seed 0``; ``cifar10-fast-95-ep15-...`` -> ``95: 15 epochs, ...``.
+    """``cifar10-fast-ep15-auto-seed0`` -> ``94: 15 epochs, auto, seed 0``; ``cifar10-fast-95-ep15-...`` -> ``95: 15 epochs, ...``.
 
     A variant may hold hyphens (``cifar10-fast-94-muon-ep8-...`` -> ``94-muon: 8 epochs, ...``).
     """
@@ -32,11 +32,16 @@ def label(stem: str) -> str:
     head = []
     while parts and not (parts[0].startswith("ep") and parts[0][2:].isdigit()):
         head.append(parts.pop(0))
-    variant = f"{'-'.join(head)}: " if head else ""
+    variant = f"{'-'.join(head) or '94'}: "  # the records of the default budget name none
     epochs, precision, rest = parts[0].removeprefix("ep"), parts[1], parts[2:]
     off = "-".join(p for p in rest if not p.startswith("seed"))
     seed = next((p.removeprefix("seed") for p in rest if p.startswith("seed")), "?")
     return f"{variant}{epochs} epochs, {precision}{', ' + off.replace('no-', 'no ') if off else ''}, seed {seed}"
+
+
+def budget(name: str) -> str:
+    """A run's label without its seed: ``94-muon: 10 epochs, auto, seed 3`` -> ``94-muon: 10 epochs, auto``."""
+    return name.rsplit(", seed ", 1)[0]
 
 
 def main() -> int:
@@ -54,16 +59,22 @@ def main() -> int:
         parser.error(f"no cifar10-fast-*.json files in {args.runs}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     machines = set()  # benchmarks/_machine.describe() of each run: CPU flags and precision
+    budgets = list(dict.fromkeys(budget(label(p.stem)) for p in files))  # one colour a budget
+    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(budgets)}
+    runs = {b: sum(budget(label(p.stem)) == b for p in files) for b in budgets}
     for path in files:
         record = json.loads(path.read_text())
         machines.add(record.get("machine", "machine not recorded").split("; precision")[0])
         accuracy = record["history"]["accuracy"]
         minutes = sum(record["epoch_seconds"]) / 60
         name = label(path.stem)
-        left.plot(range(1, len(accuracy) + 1), accuracy, marker=".", label=name)
+        key, colour = budget(name), colours[budget(name)]
+        legend = f"{key} ({runs[key]} runs)" if runs[key] > 1 else name
+        left.plot(range(1, len(accuracy) + 1), accuracy, marker=".", color=colour, alpha=0.8,
+                  label=legend if path == next(p for p in files if budget(label(p.stem)) == key) else None)
         tta, plain = record["metrics"]["accuracy"], record["metrics"]["accuracy_no_tta"]
-        (point,) = right.plot([minutes], [tta], marker="o", linestyle="none", label=name)
-        right.plot([minutes], [plain], marker="x", linestyle="none", color=point.get_color())
+        right.plot([minutes], [tta], marker="o", linestyle="none", color=colour)
+        right.plot([minutes], [plain], marker="x", linestyle="none", color=colour)
         right.annotate(f"{tta:.4f}", (minutes, tta), textcoords="offset points", xytext=(5, 5), fontsize=8)
     left.set(title="training accuracy (augmented batches)", xlabel="epoch", ylabel="accuracy")
     right.set(title="test accuracy (o with TTA, x without)", xlabel="training time, minutes (sum of epoch times)",

@@ -5,8 +5,8 @@
         --reference "airbench94 (PyTorch)=benchmarks/records/airbench94-reference" --target 0.908
 
 Each ``LABEL=DIR`` is a folder of the JSON records ``convnets.py --curves DIR`` writes
-(``cifar10-fast-ep10-*-seedN.json``, the 94 budget's 10 epochs, or ``cifar10-fast-94-muon-ep8-*``,
-the Muon budget's 8: ``metrics.accuracy`` is the
+(``cifar10-fast-ep10-*-seedN.json``, the 94 budget's 10 epochs, or ``cifar10-fast-94-muon-ep*``,
+the Muon budget's, one budget a folder: ``metrics.accuracy`` is the
 accuracy with test-time augmentation); each ``--reference LABEL=DIR`` a folder of the JSON files
 ``_airbench_cpu.py --evaluate`` writes (``tta_val_acc``, ``seed``). One column per label:
 a dot per seed (numbered), a bar at the mean, the standard deviation beside it. Only
@@ -33,8 +33,8 @@ def _pair(text: str) -> tuple[str, Path]:
     return label, Path(folder)
 
 
-#: The records drawn: the default budgets of the 94 network (10 epochs; 94-muon's 8).
-BUDGETS = ("cifar10-fast-ep10-", "cifar10-fast-94-muon-ep8-")
+#: The records drawn: the 94 budget's 10 epochs and the Muon budget's runs (8 or 10 epochs).
+BUDGETS = ("cifar10-fast-ep10-", "cifar10-fast-94-muon-ep")
 
 
 def recipe_runs(folder: Path) -> dict[int, float]:
@@ -42,7 +42,10 @@ def recipe_runs(folder: Path) -> dict[int, float]:
     runs = {}
     for path in sorted(p for p in folder.glob("cifar10-fast-*seed*.json") if p.name.startswith(BUDGETS)):
         record = json.loads(path.read_text())
-        runs[int(record["settings"]["seed"])] = float(record["metrics"]["accuracy"])
+        seed = int(record["settings"]["seed"])
+        if seed in runs:
+            raise SystemExit(f"{folder}: two records of seed {seed} (one budget a folder): {path.name}")
+        runs[seed] = float(record["metrics"]["accuracy"])
     return runs
 
 

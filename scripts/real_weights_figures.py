@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import matplotlib  # noqa: E402
@@ -109,7 +109,7 @@ def activations(data: Path, weights: Path) -> None:
 
 def cat_dog_classifier(data: Path, weights: Path):
     """VGG16 base + a ridge head fitted on 400 CIFAR-10 cats and dogs at 96 px: logits (cat, dog)."""
-    import test_real_weights as T
+    import _cats_dogs as T
 
     x_tr, y_tr = T.cifar_cats_dogs(data, "train", 200)
     return T.cat_dog_classifier(preset("vgg16").build(weights=weights, input_shape=(None, None, 3)), x_tr, y_tr)
