@@ -59,19 +59,19 @@ def main() -> int:
         parser.error(f"no cifar10-fast-*.json files in {args.runs}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     machines = set()  # benchmarks/_machine.describe() of each run: CPU flags and precision
-    budgets = list(dict.fromkeys(budget(label(p.stem)) for p in files))  # one colour a budget
-    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(budgets)}
-    runs = {b: sum(budget(label(p.stem)) == b for p in files) for b in budgets}
+    keys = {p: budget(label(p.stem)) for p in files}
+    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(dict.fromkeys(keys.values()))}  # one a budget
+    runs = {b: list(keys.values()).count(b) for b in colours}
+    labelled: set[str] = set()  # one legend entry a budget
     for path in files:
         record = json.loads(path.read_text())
         machines.add(record.get("machine", "machine not recorded").split("; precision")[0])
         accuracy = record["history"]["accuracy"]
         minutes = sum(record["epoch_seconds"]) / 60
-        name = label(path.stem)
-        key, colour = budget(name), colours[budget(name)]
-        legend = f"{key} ({runs[key]} runs)" if runs[key] > 1 else name
-        left.plot(range(1, len(accuracy) + 1), accuracy, marker=".", color=colour, alpha=0.8,
-                  label=legend if path == next(p for p in files if budget(label(p.stem)) == key) else None)
+        key, colour = keys[path], colours[keys[path]]
+        legend = None if key in labelled else f"{key} ({runs[key]} runs)" if runs[key] > 1 else label(path.stem)
+        labelled.add(key)
+        left.plot(range(1, len(accuracy) + 1), accuracy, marker=".", color=colour, alpha=0.8, label=legend)
         tta, plain = record["metrics"]["accuracy"], record["metrics"]["accuracy_no_tta"]
         right.plot([minutes], [tta], marker="o", linestyle="none", color=colour)
         right.plot([minutes], [plain], marker="x", linestyle="none", color=colour)

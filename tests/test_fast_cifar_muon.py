@@ -182,6 +182,10 @@ def test_variant_94_muon_defaults_and_ema_switch(monkeypatch):
     assert seen["parts"].ema is True and seen["options"].batch_size == 1024
 
 
+def test_every_public_budget_has_a_network():
+    assert convnets.FAST_VARIANTS == tuple(F.VARIANTS) == ("94", "95", "94-muon")
+
+
 def test_training_accepts_keras_muon_by_name():
     x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
