@@ -185,7 +185,8 @@ def test_normalization_model_exports_to_onnx(images, tmp_path):
 
 
 @pytest.mark.parametrize("given", [True, False])
-def test_mixed_precision_normalization_exports_to_onnx_as_the_other_formats(images, tmp_path, given):
+def test_mixed_precision_normalization_exports_to_onnx_as_the_other_formats(images, tmp_path, given,
+                                                                            bfloat16_kernels):
     """A mixed_bfloat16 Normalization keeps its mean in bfloat16 (125.307 reads 125.5); every format uses float32."""
     from visionkit import _export_serving as S
 

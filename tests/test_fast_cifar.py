@@ -213,9 +213,12 @@ def test_fused_batchnorm_runs_bfloat16_only_where_the_cpu_has_the_units(monkeypa
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("hw", [(1, 1), (2, 3), (3, 3), (5, 7), (7, 7)])
-def test_small_map_conv_gradients_are_the_convolutions(dtype, hw):
+def test_small_map_conv_gradients_are_the_convolutions(request, dtype, hw):
     """Both kernel-gradient forms (transposed convolution, nine matmuls) give conv2d's gradients."""
     import tensorflow as tf
+
+    if dtype == "bfloat16":
+        request.getfixturevalue("bfloat16_kernels")  # skips under an emulated AVX2 cap only
 
     tol = {"float32": 1e-5, "bfloat16": 2e-2}[dtype]  # float32: reduction order; bfloat16: 8 significant bits
     rng = np.random.default_rng(1)
@@ -243,9 +246,12 @@ def test_small_map_conv_gradients_are_the_convolutions(dtype, hw):
     (7, "float32", True, True, "Conv2DBackpropFilter"),
     (7, "mixed_bfloat16", True, False, "Conv2DBackpropFilter"),  # inference: Keras' layer
 ])
-def test_small_map_conv_takes_its_kernel_gradient_only_where_it_applies(monkeypatch, hw, policy, units, training,
-                                                                        kernel_grad):
+def test_small_map_conv_takes_its_kernel_gradient_only_where_it_applies(request, monkeypatch, hw, policy, units,
+                                                                        training, kernel_grad):
     import tensorflow as tf
+
+    if policy == "mixed_bfloat16":
+        request.getfixturevalue("bfloat16_kernels")  # skips under an emulated AVX2 cap only
 
     layer = F.SmallMapConv2D(4, 3, padding="same", use_bias=False, dtype=policy)
     layer.build((2, hw, hw, 3))
